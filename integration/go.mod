@@ -1,0 +1,3 @@
+module github.com/airgap-byok/airgap-byok/integration
+
+go 1.26.0
