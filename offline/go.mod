@@ -4,6 +4,8 @@ go 1.26.0
 
 require (
 	github.com/ThalesGroup/crypto11 v1.6.2 // indirect
+	github.com/airgap-byok/airgap-byok/shared v0.0.0
+	github.com/airgap-byok/airgap-byok/transfer-format v0.0.0
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
 	github.com/miekg/pkcs11 v1.1.2 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
@@ -16,3 +18,7 @@ require (
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/term v0.48.0 // indirect
 )
+
+replace github.com/airgap-byok/airgap-byok/shared => ../shared
+
+replace github.com/airgap-byok/airgap-byok/transfer-format => ../transfer-format
