@@ -1,0 +1,86 @@
+package bundle
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// One encoder and one decoder serve the whole process: both are safe for concurrent use
+// through EncodeAll and DecodeAll.
+var (
+	encOnce sync.Once
+	enc     *zstd.Encoder
+	decOnce sync.Once
+	dec     *zstd.Decoder
+)
+
+func encoder() *zstd.Encoder {
+	encOnce.Do(func() {
+		var err error
+		// Fixed settings make the output a function of the input alone (§4.5): one
+		// segment, default level, checksum on, no concurrency inside a frame.
+		enc, err = zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(zstd.SpeedDefault),
+			zstd.WithEncoderConcurrency(1),
+			zstd.WithSingleSegment(true),
+			zstd.WithEncoderCRC(true),
+			zstd.WithZeroFrames(false),
+		)
+		if err != nil {
+			panic(fmt.Sprintf("zstd encoder: %v", err))
+		}
+	})
+	return enc
+}
+
+func decoder() *zstd.Decoder {
+	decOnce.Do(func() {
+		var err error
+		// Stored payloads come from removable media and are untrusted: the decoder never
+		// produces more than MaxPayload bytes, never uses a window larger than that, and
+		// DecodeAll is further capped at the capacity of the destination, which callers set
+		// to the declared length (§6).
+		dec, err = zstd.NewReader(nil,
+			zstd.WithDecoderMaxMemory(MaxPayload),
+			zstd.WithDecoderMaxWindow(MaxPayload),
+			zstd.WithDecodeAllCapLimit(true),
+			zstd.WithDecoderConcurrency(0),
+			zstd.WithDecoderLowmem(true),
+		)
+		if err != nil {
+			panic(fmt.Sprintf("zstd decoder: %v", err))
+		}
+	})
+	return dec
+}
+
+// compress returns the stored form of a payload.
+func compress(payload []byte) []byte {
+	return encoder().EncodeAll(payload, make([]byte, 0, len(payload)/2+64))
+}
+
+// decompress decodes a stored payload that must decode to exactly n bytes. It checks the
+// zstd frame header before decoding anything: one frame, single segment, declared content
+// size equal to n.
+func decompress(stored []byte, n uint32) ([]byte, error) {
+	var fh zstd.Header
+	if err := fh.Decode(stored); err != nil {
+		return nil, errorf("stored payload", "zstd frame header: %v", err)
+	}
+	if fh.Skippable || !fh.SingleSegment || !fh.HasFCS || fh.DictionaryID != 0 {
+		return nil, errorf("stored payload", "zstd frame is not a single segment with a declared size")
+	}
+	if fh.FrameContentSize != uint64(n) {
+		return nil, &ParseError{What: "stored payload", Err: fmt.Errorf("%w: zstd frame declares %d bytes, header %d", ErrTooLarge, fh.FrameContentSize, n)}
+	}
+	out, err := decoder().DecodeAll(stored, make([]byte, 0, n))
+	if err != nil {
+		return nil, &ParseError{What: "stored payload", Err: fmt.Errorf("zstd: %w", err)}
+	}
+	if len(out) != int(n) {
+		return nil, errorf("stored payload", "decoded %d bytes, header declares %d", len(out), n)
+	}
+	return out, nil
+}

@@ -1,0 +1,554 @@
+// Package media reads and writes the transfer medium: one folder, typically on a USB stick,
+// holding both chains of bundles (SPEC.md §8).
+//
+// # Layout
+//
+//	<folder>/
+//	  AIRGAP-BYOK                           marker: "airgap-byok media v1\n"
+//	  offline/<shard>/<seq>-<id>.bundle     the offline chain
+//	  online/<shard>/<seq>-<id>.bundle      the online chain
+//	  byok/<key name>-<short id>.byok       plain copies of .byok files, for people using az
+//
+// <seq> is the sequence number in 16 decimal digits, <id> the bundle ID in 64 hex digits, and
+// <shard> the first 13 digits of <seq>, so a shard holds at most 1000 bundles: FAT file
+// systems slow down and then fail with many entries in one folder, and a reader lists one
+// shard at a time, in constant memory.
+//
+// # Guarantees
+//
+// Bundles are immutable: Write refuses to replace a file, and nothing here deletes one. A
+// write goes to a temporary file in the same folder, is synced, renamed into place, the
+// folder is synced, and the file is read back and compared. A crash at any point leaves
+// either no bundle or the whole bundle, plus perhaps a temporary file that readers report as
+// a leftover and otherwise ignore. Every path is opened through an os.Root, so names read from
+// the medium can never reach outside the folder; symbolic links and other non-regular files
+// are refused.
+//
+// The package does not lock the medium against a second writer; callers hold the lock (the
+// shared medialock package).
+package media
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"iter"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+)
+
+// Marker is the file that identifies a medium, and its content.
+const (
+	MarkerName    = "AIRGAP-BYOK"
+	MarkerContent = "airgap-byok media v1\n"
+	// ByokDir holds plain copies of .byok files.
+	ByokDir = "byok"
+	// tmpPrefix starts the name of every temporary file.
+	tmpPrefix = ".tmp-"
+	// seqDigits is the width of the sequence number in file names.
+	seqDigits = 16
+	// shardDigits is the width of a shard folder name: 1000 bundles per shard.
+	shardDigits = 13
+)
+
+var (
+	// ErrExists means the file to write is already on the medium.
+	ErrExists = errors.New("already on the medium")
+	// ErrNotMedia means the folder has no marker file.
+	ErrNotMedia = errors.New("not an airgap-byok medium")
+	// ErrNotFound means no bundle has the requested position.
+	ErrNotFound = errors.New("no such bundle on the medium")
+)
+
+// ReadBackError means a written file did not read back as written: the medium is faulty.
+type ReadBackError struct{ Path string }
+
+func (e *ReadBackError) Error() string {
+	return "read-back of " + e.Path + " differs from what was written: the medium may be faulty"
+}
+
+// Hook, when set, is called at named points of a write ("tmp-written", "renamed", "synced").
+// Crash tests use it to stop the process at exactly those points.
+var Hook func(point string)
+
+func hook(point string) {
+	if Hook != nil {
+		Hook(point)
+	}
+}
+
+// Media is an open medium.
+type Media struct {
+	dir  string
+	root *os.Root
+}
+
+// Open opens an existing medium for reading and writing. A folder without the marker is
+// refused with ErrNotMedia unless it is empty.
+func Open(dir string) (*Media, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open medium: %w", err)
+	}
+	m := &Media{dir: dir, root: root}
+	b, err := root.ReadFile(MarkerName)
+	switch {
+	case err == nil:
+		if string(b) != MarkerContent {
+			root.Close()
+			return nil, fmt.Errorf("%s: %w: unknown marker content %q", dir, ErrNotMedia, truncate(string(b), 40))
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		ents, rerr := root.FS().(fs.ReadDirFS).ReadDir(".")
+		if rerr != nil {
+			root.Close()
+			return nil, fmt.Errorf("open medium: %w", rerr)
+		}
+		if len(ents) > 0 {
+			root.Close()
+			return nil, fmt.Errorf("%s: %w: no %s file and the folder is not empty", dir, ErrNotMedia, MarkerName)
+		}
+	default:
+		root.Close()
+		return nil, fmt.Errorf("open medium: %w", err)
+	}
+	return m, nil
+}
+
+// Init prepares dir as a medium, creating it and the marker as needed, and opens it.
+func Init(dir string) (*Media, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create medium folder: %w", err)
+	}
+	m, err := Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.root.Lstat(MarkerName); errors.Is(err, fs.ErrNotExist) {
+		if err := m.writeAtomic(".", MarkerName, []byte(MarkerContent)); err != nil && !errors.Is(err, ErrExists) {
+			m.Close()
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Dir returns the folder of the medium.
+func (m *Media) Dir() string { return m.dir }
+
+// Close closes the medium.
+func (m *Media) Close() error { return m.root.Close() }
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// Name returns the file name of a bundle (§8.2).
+func Name(seq uint64, id bundle.ID) string {
+	return fmt.Sprintf("%0*d-%s.bundle", seqDigits, seq, id)
+}
+
+// Path returns the path of a bundle relative to the medium folder.
+func Path(c bundle.Chain, seq uint64, id bundle.ID) string {
+	return path.Join(chainDir(c), shardOf(seq), Name(seq, id))
+}
+
+func chainDir(c bundle.Chain) string { return c.String() }
+
+func shardOf(seq uint64) string { return fmt.Sprintf("%0*d", seqDigits, seq)[:shardDigits] }
+
+// ParseName parses a bundle file name strictly: 16 digits, a dash, 64 lowercase hex digits,
+// ".bundle".
+func ParseName(name string) (uint64, bundle.ID, error) {
+	const n = seqDigits + 1 + 64 + len(".bundle")
+	if len(name) != n || name[seqDigits] != '-' || !strings.HasSuffix(name, ".bundle") {
+		return 0, bundle.ID{}, &bundle.ParseError{What: "file name", Err: fmt.Errorf("%q is not <16 digits>-<64 hex>.bundle", truncate(name, 100))}
+	}
+	for _, c := range name[:seqDigits] {
+		if c < '0' || c > '9' {
+			return 0, bundle.ID{}, &bundle.ParseError{What: "file name", Err: fmt.Errorf("%q: sequence number is not 16 digits", name)}
+		}
+	}
+	seq, err := strconv.ParseUint(name[:seqDigits], 10, 64)
+	if err != nil || seq == 0 {
+		return 0, bundle.ID{}, &bundle.ParseError{What: "file name", Err: fmt.Errorf("%q: sequence number out of range", name)}
+	}
+	id, err := bundle.ParseID(name[seqDigits+1 : seqDigits+1+64])
+	if err != nil {
+		return 0, bundle.ID{}, &bundle.ParseError{What: "file name", Err: fmt.Errorf("%q: %v", name, err)}
+	}
+	return seq, id, nil
+}
+
+// Entry is a bundle file found on the medium. Its sequence number and ID come from the file
+// name and are only claims until the bundle is read and checked.
+type Entry struct {
+	Chain bundle.Chain
+	Seq   uint64
+	ID    bundle.ID
+	Path  string // relative to the medium folder
+}
+
+// Warning is something on the medium that readers ignore but people should know about.
+type Warning struct {
+	Path     string
+	Leftover bool // a temporary file left by an interrupted write
+	Reason   string
+}
+
+func (w Warning) String() string { return w.Path + ": " + w.Reason }
+
+// Entries yields the bundle files of a chain from sequence number from on, in sequence order,
+// one shard in memory at a time. Files that are not bundles are passed to warn (which may be
+// nil) and skipped. Two files with the same sequence number are both yielded; checking that
+// is the reader's job.
+func (m *Media) Entries(c bundle.Chain, from uint64, warn func(Warning)) iter.Seq2[Entry, error] {
+	return m.entriesFrom(c, from, warn)
+}
+
+func (m *Media) entriesFrom(c bundle.Chain, from uint64, warn func(Warning)) iter.Seq2[Entry, error] {
+	if warn == nil {
+		warn = func(Warning) {}
+	}
+	return func(yield func(Entry, error) bool) {
+		dir := chainDir(c)
+		shards, err := m.readDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+		if err != nil {
+			yield(Entry{}, err)
+			return
+		}
+		firstShard := shardOf(from)
+		for _, s := range shards {
+			p := path.Join(dir, s.Name())
+			if !s.IsDir() || !isShardName(s.Name()) {
+				warn(classify(p, s))
+				continue
+			}
+			if s.Name() < firstShard {
+				continue
+			}
+			files, err := m.readDir(p)
+			if err != nil {
+				yield(Entry{}, err)
+				return
+			}
+			for _, f := range files {
+				fp := path.Join(p, f.Name())
+				seq, id, err := ParseName(f.Name())
+				if err != nil || !f.Type().IsRegular() || shardOf(seq) != s.Name() {
+					warn(classify(fp, f))
+					continue
+				}
+				if seq < from {
+					continue
+				}
+				if !yield(Entry{Chain: c, Seq: seq, ID: id, Path: fp}, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+func classify(p string, d fs.DirEntry) Warning {
+	if strings.HasPrefix(d.Name(), tmpPrefix) {
+		return Warning{Path: p, Leftover: true, Reason: "left over from an interrupted write; ignored (safe to delete)"}
+	}
+	if !d.Type().IsRegular() && !d.IsDir() {
+		return Warning{Path: p, Reason: "not a regular file; ignored"}
+	}
+	return Warning{Path: p, Reason: "not part of the transfer format; ignored"}
+}
+
+func isShardName(s string) bool {
+	if len(s) != shardDigits {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// readDir lists a folder sorted by name.
+func (m *Media) readDir(p string) ([]fs.DirEntry, error) {
+	f, err := m.root.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ents, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", p, err)
+	}
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return ents, nil
+}
+
+// Read returns the bytes of a bundle file. It refuses non-regular files and files larger than
+// bundle.MaxFileSize before reading them.
+func (m *Media) Read(e Entry) ([]byte, error) {
+	return m.ReadFile(e.Path, bundle.MaxFileSize)
+}
+
+// ReadFile reads a regular file of at most limit bytes from the medium.
+func (m *Media) ReadFile(p string, limit int64) ([]byte, error) {
+	fi, err := m.root.Lstat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", p)
+	}
+	if fi.Size() > limit {
+		return nil, &bundle.ParseError{What: "bundle", Err: fmt.Errorf("%w: %s has %d bytes, at most %d", bundle.ErrTooLarge, p, fi.Size(), limit)}
+	}
+	f, err := m.root.OpenFile(p, os.O_RDONLY|noFollow, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, &bundle.ParseError{What: "bundle", Err: fmt.Errorf("%w: %s grew beyond %d bytes", bundle.ErrTooLarge, p, limit)}
+	}
+	return b, nil
+}
+
+// Find returns the entry of a chain at seq, or ErrNotFound. If several files claim seq, it
+// returns the first and a *ForkError.
+func (m *Media) Find(c bundle.Chain, seq uint64) (Entry, error) {
+	var found []Entry
+	for e, err := range m.entriesFrom(c, seq, nil) {
+		if err != nil {
+			return Entry{}, err
+		}
+		if e.Seq != seq {
+			break
+		}
+		found = append(found, e)
+	}
+	switch len(found) {
+	case 0:
+		return Entry{}, fmt.Errorf("%s chain seq %d: %w", c, seq, ErrNotFound)
+	case 1:
+		return found[0], nil
+	}
+	return found[0], &DuplicateError{Chain: c, Seq: seq, IDs: []bundle.ID{found[0].ID, found[1].ID}}
+}
+
+// DuplicateError reports two bundle files with the same chain and sequence number.
+type DuplicateError struct {
+	Chain bundle.Chain
+	Seq   uint64
+	IDs   []bundle.ID
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("%s chain has two bundles at seq %d: %s and %s", e.Chain, e.Seq, e.IDs[0].Short(), e.IDs[1].Short())
+}
+
+// Head returns the entry with the highest sequence number of a chain, or ok=false if the
+// chain is empty.
+func (m *Media) Head(c bundle.Chain) (Entry, bool, error) {
+	dir := chainDir(c)
+	shards, err := m.readDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Entry{}, false, nil
+	}
+	if err != nil {
+		return Entry{}, false, err
+	}
+	for i := len(shards) - 1; i >= 0; i-- {
+		s := shards[i]
+		if !s.IsDir() || !isShardName(s.Name()) {
+			continue
+		}
+		p := path.Join(dir, s.Name())
+		files, err := m.readDir(p)
+		if err != nil {
+			return Entry{}, false, err
+		}
+		for j := len(files) - 1; j >= 0; j-- {
+			seq, id, err := ParseName(files[j].Name())
+			if err != nil || !files[j].Type().IsRegular() || shardOf(seq) != s.Name() {
+				continue
+			}
+			return Entry{Chain: c, Seq: seq, ID: id, Path: path.Join(p, files[j].Name())}, true, nil
+		}
+	}
+	return Entry{}, false, nil
+}
+
+// Write puts a sealed bundle on the medium at its place in its chain (§8.3). It refuses
+// with ErrExists if the file is already there, and returns a *ReadBackError if the file does
+// not read back as written.
+func (m *Media) Write(b *bundle.Bundle) (Entry, error) {
+	h := b.Header
+	e := Entry{Chain: h.Chain, Seq: h.Seq, ID: b.ID(), Path: Path(h.Chain, h.Seq, b.ID())}
+	dir := path.Dir(e.Path)
+	if err := m.mkdirAll(dir); err != nil {
+		return Entry{}, err
+	}
+	if err := m.writeAtomic(dir, path.Base(e.Path), b.Marshal()); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+// WriteByok writes a plain copy of a .byok file as byok/<name>, refusing to replace one.
+func (m *Media) WriteByok(name string, data []byte) (string, error) {
+	if name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".byok") {
+		return "", fmt.Errorf("bad .byok file name %q", name)
+	}
+	if err := m.mkdirAll(ByokDir); err != nil {
+		return "", err
+	}
+	p := path.Join(ByokDir, name)
+	return p, m.writeAtomic(ByokDir, name, data)
+}
+
+func (m *Media) mkdirAll(dir string) error {
+	// Create each missing component and sync its parent, so a new folder survives a power cut.
+	parts := strings.Split(dir, "/")
+	for i := range parts {
+		p := path.Join(parts[:i+1]...)
+		if fi, err := m.root.Lstat(p); err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s on the medium is not a folder", p)
+			}
+			continue
+		}
+		if err := m.root.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s on the medium: %w", p, err)
+		}
+		if err := m.syncDir(path.Dir(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Media) syncDir(p string) error {
+	d, err := m.root.Open(p)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, errSyncUnsupported) {
+		return fmt.Errorf("sync folder %s: %w", p, err)
+	}
+	return nil
+}
+
+// writeAtomic writes data to dir/name through a synced temporary file and a rename, then
+// reads it back.
+func (m *Media) writeAtomic(dir, name string, data []byte) (err error) {
+	final := path.Join(dir, name)
+	if _, err := m.root.Lstat(final); err == nil {
+		return fmt.Errorf("%s: %w", final, ErrExists)
+	}
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return err
+	}
+	tmp := path.Join(dir, tmpPrefix+hex.EncodeToString(rnd[:])+"-"+name)
+	f, err := m.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	renamed := false
+	defer func() {
+		if !renamed {
+			_ = m.root.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	hook("tmp-written")
+	// The caller holds the medium lock, so nobody can create final between this check and
+	// the rename. (A no-replace rename would close that gap but FAT file systems lack it.)
+	if _, err := m.root.Lstat(final); err == nil {
+		return fmt.Errorf("%s: %w", final, ErrExists)
+	}
+	if err := m.root.Rename(tmp, final); err != nil {
+		return fmt.Errorf("rename into %s: %w", final, err)
+	}
+	renamed = true
+	hook("renamed")
+	if err := m.syncDir(dir); err != nil {
+		return err
+	}
+	hook("synced")
+	back, err := m.ReadFile(final, int64(len(data)))
+	if err != nil || !bytes.Equal(back, data) {
+		return &ReadBackError{Path: final}
+	}
+	return nil
+}
+
+// Scan walks the whole medium and returns everything readers ignore: leftovers of
+// interrupted writes and unknown files.
+func (m *Media) Scan() ([]Warning, error) {
+	var ws []Warning
+	warn := func(w Warning) { ws = append(ws, w) }
+	top, err := m.readDir(".")
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range top {
+		switch n := d.Name(); {
+		case n == MarkerName && d.Type().IsRegular():
+		case (n == "offline" || n == "online" || n == ByokDir) && d.IsDir():
+		case n == ".lock" && d.Type().IsRegular():
+		default:
+			warn(classify(n, d))
+		}
+	}
+	for _, c := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
+		for _, err := range m.Entries(c, 1, warn) {
+			if err != nil {
+				return ws, err
+			}
+		}
+	}
+	byok, err := m.readDir(ByokDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return ws, err
+	}
+	for _, d := range byok {
+		if strings.HasPrefix(d.Name(), tmpPrefix) || !d.Type().IsRegular() || !strings.HasSuffix(d.Name(), ".byok") {
+			warn(classify(path.Join(ByokDir, d.Name()), d))
+		}
+	}
+	return ws, nil
+}

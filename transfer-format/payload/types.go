@@ -1,0 +1,566 @@
+package payload
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
+)
+
+// Limits on list sizes (§6).
+const (
+	MaxCustodians = 16
+	MaxVaults     = 64
+	MaxTags       = 15 // Key Vault allows 15 tags per key
+)
+
+var (
+	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	regionRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+	keyNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
+	textRE    = regexp.MustCompile(`^[\x20-\x7e]{0,256}$`)
+)
+
+// Vault kinds (§7.2).
+const (
+	VaultPremium    = "premium"
+	VaultManagedHSM = "managed_hsm"
+)
+
+// CanonicalVaultURL returns the canonical spelling of a vault URL: "https://" + lowercase
+// host (+ ":port"), no path, query, fragment or user information.
+func CanonicalVaultURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("vault URL %q: %v", s, err)
+	}
+	if u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
+		return "", fmt.Errorf("vault URL %q: want https://<host>", s)
+	}
+	return "https://" + strings.ToLower(u.Host), nil
+}
+
+func checkVaultURL(s string) error {
+	c, err := CanonicalVaultURL(s)
+	if err != nil {
+		return err
+	}
+	if c != s {
+		return fmt.Errorf("vault URL %q is not canonical (want %q)", s, c)
+	}
+	return nil
+}
+
+// TokenInfo describes an HSM token and its PKCS#11 library (§7.1, §7.4).
+type TokenInfo struct {
+	Label          string `json:"label"`
+	Manufacturer   string `json:"manufacturer"`
+	Model          string `json:"model"`
+	Serial         string `json:"serial"`
+	Firmware       string `json:"firmware"`
+	Hardware       string `json:"hardware"`
+	Library        string `json:"library"`
+	LibraryVersion string `json:"library_version"`
+	Cryptoki       string `json:"cryptoki"`
+}
+
+// Validate checks that every field is printable ASCII of bounded length.
+func (t *TokenInfo) Validate() error {
+	for _, s := range []string{t.Label, t.Manufacturer, t.Model, t.Serial, t.Firmware, t.Hardware, t.Library, t.LibraryVersion, t.Cryptoki} {
+		if !textRE.MatchString(s) {
+			return errors.New("token info has a field that is not printable ASCII of at most 256 characters")
+		}
+	}
+	return nil
+}
+
+// Enrollment is the genesis of a chain: the station's signing key (§7.1). It is signed by
+// that key; it is trusted only once a policy names the key.
+type Enrollment struct {
+	Station  string     `json:"station"` // "offline" or "online", equal to the chain
+	Name     string     `json:"name"`
+	Key      PublicKey  `json:"key"`
+	Software string     `json:"software"`
+	HSM      *TokenInfo `json:"hsm,omitempty"` // where the key lives, offline only
+}
+
+// Validate implements the §7.1 rules that need no other bundle.
+func (e *Enrollment) Validate() error {
+	if e.Station != "offline" && e.Station != "online" {
+		return fmt.Errorf("station %q: want offline or online", e.Station)
+	}
+	if !nameRE.MatchString(e.Name) {
+		return fmt.Errorf("station name %q: want lowercase letters, digits, '.', '_', '-'", e.Name)
+	}
+	if !textRE.MatchString(e.Software) {
+		return errors.New("software is not printable ASCII")
+	}
+	if e.HSM != nil {
+		if e.Station != "offline" {
+			return errors.New("only the offline station has an HSM")
+		}
+		if err := e.HSM.Validate(); err != nil {
+			return err
+		}
+	}
+	return e.Key.Validate()
+}
+
+// Custodian is a person who approves, holding a key on their own token (§5.3).
+type Custodian struct {
+	Name string    `json:"name"`
+	Key  PublicKey `json:"key"`
+}
+
+// Vault is a Key Vault or Managed HSM a station may serve (§7.2).
+type Vault struct {
+	URL    string `json:"url"`    // canonical, see CanonicalVaultURL
+	Kind   string `json:"kind"`   // "premium" or "managed_hsm"
+	Region string `json:"region"` // a label, e.g. "westeurope"
+}
+
+// Policy is the root of trust (§7.2): station keys, custodians, approval threshold, vaults and
+// limits. Version 1 is approved by its own custodians; version n+1 by the threshold of version
+// n and of itself.
+type Policy struct {
+	Version               uint64      `json:"version"`
+	Previous              bundle.ID   `json:"previous"` // ID of version n-1; zero for version 1
+	OfflineStation        PublicKey   `json:"offline_station"`
+	OnlineStation         PublicKey   `json:"online_station"`
+	Custodians            []Custodian `json:"custodians"`
+	Threshold             int         `json:"threshold"`
+	Vaults                []Vault     `json:"vaults"`
+	MinKEKBits            int         `json:"min_kek_bits"`
+	KeyTypes              []KeyType   `json:"key_types"`
+	AllowWeakerKEK        bool        `json:"allow_weaker_kek"`
+	BundleLifetimeSeconds int64       `json:"bundle_lifetime_seconds"`
+	MaxClockSkewSeconds   int64       `json:"max_clock_skew_seconds"`
+}
+
+// Validate implements the §7.2 rules that need no other bundle.
+func (p *Policy) Validate() error {
+	if p.Version == 0 {
+		return errors.New("policy version must be at least 1")
+	}
+	if (p.Version == 1) != p.Previous.IsZero() {
+		return errors.New("previous policy must be zero exactly in version 1")
+	}
+	if err := p.OfflineStation.Validate(); err != nil {
+		return fmt.Errorf("offline_station: %w", err)
+	}
+	if err := p.OnlineStation.Validate(); err != nil {
+		return fmt.Errorf("online_station: %w", err)
+	}
+	seen := map[bundle.ID]bool{p.OfflineStation.ID(): true}
+	if seen[p.OnlineStation.ID()] {
+		return errors.New("the two stations have the same key")
+	}
+	seen[p.OnlineStation.ID()] = true
+	if len(p.Custodians) == 0 || len(p.Custodians) > MaxCustodians {
+		return fmt.Errorf("want 1 to %d custodians, got %d", MaxCustodians, len(p.Custodians))
+	}
+	names := map[string]bool{}
+	for i, c := range p.Custodians {
+		if !nameRE.MatchString(c.Name) {
+			return fmt.Errorf("custodians[%d].name %q: want lowercase letters, digits, '.', '_', '-'", i, c.Name)
+		}
+		if names[c.Name] {
+			return fmt.Errorf("custodian name %q appears twice", c.Name)
+		}
+		names[c.Name] = true
+		if err := c.Key.Validate(); err != nil {
+			return fmt.Errorf("custodians[%d].key: %w", i, err)
+		}
+		if seen[c.Key.ID()] {
+			return fmt.Errorf("custodian %q shares a key with a station or another custodian", c.Name)
+		}
+		seen[c.Key.ID()] = true
+	}
+	if p.Threshold < 1 || p.Threshold > len(p.Custodians) {
+		return fmt.Errorf("threshold %d out of range 1..%d", p.Threshold, len(p.Custodians))
+	}
+	if len(p.Vaults) == 0 || len(p.Vaults) > MaxVaults {
+		return fmt.Errorf("want 1 to %d vaults, got %d", MaxVaults, len(p.Vaults))
+	}
+	urls := map[string]bool{}
+	for i, v := range p.Vaults {
+		if err := checkVaultURL(v.URL); err != nil {
+			return fmt.Errorf("vaults[%d]: %w", i, err)
+		}
+		if urls[v.URL] {
+			return fmt.Errorf("vault %s appears twice", v.URL)
+		}
+		urls[v.URL] = true
+		if v.Kind != VaultPremium && v.Kind != VaultManagedHSM {
+			return fmt.Errorf("vaults[%d].kind %q: want premium or managed_hsm", i, v.Kind)
+		}
+		if !regionRE.MatchString(v.Region) {
+			return fmt.Errorf("vaults[%d].region %q: want lowercase letters, digits and dashes", i, v.Region)
+		}
+	}
+	if RSAStrength(p.MinKEKBits) == 0 {
+		return fmt.Errorf("min_kek_bits %d: want 2048, 3072 or 4096", p.MinKEKBits)
+	}
+	if len(p.KeyTypes) == 0 {
+		return errors.New("key_types is empty")
+	}
+	for _, t := range p.KeyTypes {
+		if _, err := ParseKeyType(string(t)); err != nil {
+			return err
+		}
+	}
+	if !slices.IsSortedFunc(p.KeyTypes, cmpKeyType) || len(slices.Compact(slices.Clone(p.KeyTypes))) != len(p.KeyTypes) {
+		return errors.New("key_types must be in canonical order without duplicates")
+	}
+	if p.BundleLifetimeSeconds < 60 || p.BundleLifetimeSeconds > 366*86400 {
+		return fmt.Errorf("bundle_lifetime_seconds %d out of range 60..%d", p.BundleLifetimeSeconds, 366*86400)
+	}
+	if p.MaxClockSkewSeconds < 0 || p.MaxClockSkewSeconds > 86400 {
+		return fmt.Errorf("max_clock_skew_seconds %d out of range 0..86400", p.MaxClockSkewSeconds)
+	}
+	return nil
+}
+
+func cmpKeyType(a, b KeyType) int {
+	return slices.Index(KeyTypes, a) - slices.Index(KeyTypes, b)
+}
+
+// SortKeyTypes puts key types in canonical order and removes duplicates.
+func SortKeyTypes(ts []KeyType) []KeyType {
+	ts = slices.Clone(ts)
+	slices.SortFunc(ts, cmpKeyType)
+	return slices.Compact(ts)
+}
+
+// Vault returns the vault with the given URL.
+func (p *Policy) Vault(u string) (Vault, bool) {
+	for _, v := range p.Vaults {
+		if v.URL == u {
+			return v, true
+		}
+	}
+	return Vault{}, false
+}
+
+// Custodian returns the custodian whose key has the given ID.
+func (p *Policy) Custodian(id bundle.ID) (Custodian, bool) {
+	for _, c := range p.Custodians {
+		if c.Key.ID() == id {
+			return c, true
+		}
+	}
+	return Custodian{}, false
+}
+
+// AllowsKeyType reports whether the policy allows target keys of type t.
+func (p *Policy) AllowsKeyType(t KeyType) bool { return slices.Contains(p.KeyTypes, t) }
+
+// Attestation is what a Managed HSM returns for a key (§7.3).
+type Attestation struct {
+	Format       string   `json:"format"`
+	Data         []byte   `json:"data"`
+	Certificates [][]byte `json:"certificates"` // DER, leaf first
+}
+
+// KEKOffer is a Key Exchange Key created in a vault, offered to the offline station (§7.3).
+type KEKOffer struct {
+	Vault       string       `json:"vault"`
+	KID         string       `json:"kid"` // versioned Key Vault key identifier
+	Kty         string       `json:"kty"` // "RSA-HSM"
+	KeySize     int          `json:"key_size"`
+	KeyOps      []string     `json:"key_ops"` // exactly ["import"]
+	N           []byte       `json:"n"`
+	E           []byte       `json:"e"`
+	Expires     int64        `json:"expires"` // the KEK's expiry in Key Vault, Unix seconds
+	Attestation *Attestation `json:"attestation,omitempty"`
+}
+
+// Validate implements the §7.3 rules that need no other bundle.
+func (o *KEKOffer) Validate() error {
+	if err := checkVaultURL(o.Vault); err != nil {
+		return err
+	}
+	kid, err := byok.ParseKeyID(o.KID)
+	if err != nil {
+		return err
+	}
+	if kid.Vault != o.Vault {
+		return fmt.Errorf("kid %s is not in vault %s", o.KID, o.Vault)
+	}
+	if o.Kty != "RSA-HSM" {
+		return fmt.Errorf("KEK kty %q: want RSA-HSM", o.Kty)
+	}
+	if RSAStrength(o.KeySize) == 0 {
+		return fmt.Errorf("KEK size %d: want 2048, 3072 or 4096", o.KeySize)
+	}
+	if len(o.KeyOps) != 1 || o.KeyOps[0] != "import" {
+		return fmt.Errorf("KEK key_ops %q: want exactly [import]", o.KeyOps)
+	}
+	if len(o.N) == 0 || o.N[0] == 0 || len(o.N)*8 != o.KeySize || o.N[0]&0x80 == 0 {
+		return fmt.Errorf("KEK modulus is not %d bits in minimal form", o.KeySize)
+	}
+	if len(o.E) == 0 || len(o.E) > 4 || o.E[0] == 0 || o.E[len(o.E)-1]&1 == 0 {
+		return errors.New("KEK public exponent is not an odd number of at most 32 bits in minimal form")
+	}
+	if e := new(big.Int).SetBytes(o.E).Int64(); e < 3 {
+		return errors.New("KEK public exponent is too small")
+	}
+	if o.Expires <= 0 {
+		return errors.New("KEK expiry is missing")
+	}
+	if a := o.Attestation; a != nil {
+		if !textRE.MatchString(a.Format) || len(a.Data) == 0 {
+			return errors.New("attestation is incomplete")
+		}
+		for i, c := range a.Certificates {
+			if _, err := x509.ParseCertificate(c); err != nil {
+				return fmt.Errorf("attestation certificate %d: %v", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// PublicKey returns the KEK public key.
+func (o *KEKOffer) PublicKey() *rsa.PublicKey {
+	return &rsa.PublicKey{N: new(big.Int).SetBytes(o.N), E: int(new(big.Int).SetBytes(o.E).Int64())}
+}
+
+// KEKRef names the KEK a key package is wrapped with (§7.4).
+type KEKRef struct {
+	Offer bundle.ID `json:"offer"` // ID of the KEK offer bundle on the online chain
+	KID   string    `json:"kid"`   // equal to the offer's kid and the .byok header's kid
+}
+
+// Target describes the key to create in Key Vault (§7.4). It travels beside the .byok, which
+// carries no key type.
+type Target struct {
+	Kty       string            `json:"kty"`                // RSA-HSM, EC-HSM or oct-HSM
+	KeySize   int               `json:"key_size,omitempty"` // RSA and oct-HSM
+	Curve     string            `json:"crv,omitempty"`      // EC-HSM
+	KeyOps    []string          `json:"key_ops"`            // sorted
+	Enabled   bool              `json:"enabled"`
+	NotBefore int64             `json:"not_before,omitempty"` // Unix seconds
+	Expires   int64             `json:"expires,omitempty"`    // Unix seconds
+	Tags      map[string]string `json:"tags,omitempty"`
+}
+
+// KeyType returns the target's key type.
+func (t *Target) KeyType() (KeyType, error) { return KeyTypeOf(t.Kty, t.KeySize, t.Curve) }
+
+// KeyAttributes are a target key's PKCS#11 attributes, recorded for provenance (§7.4).
+type KeyAttributes struct {
+	Label      string            `json:"label"`
+	ID         string            `json:"id"` // CKA_ID in hex
+	Attributes map[string]string `json:"attributes"`
+}
+
+// WrapInfo records how the key was wrapped (§7.4).
+type WrapInfo struct {
+	Path                  string   `json:"path"` // "one-step" (CKM_RSA_AES_KEY_WRAP) or "two-step"
+	Mechanisms            []string `json:"mechanisms"`
+	EphemeralKeyDestroyed bool     `json:"ephemeral_key_destroyed"`
+	TrailingZeroPadding   bool     `json:"trailing_zero_padding"`
+}
+
+// Provenance records where and how a key was made and wrapped (§7.4).
+type Provenance struct {
+	Tool  string        `json:"tool"`
+	Token TokenInfo     `json:"token"`
+	Key   KeyAttributes `json:"key"`
+	Wrap  WrapInfo      `json:"wrap"`
+}
+
+// KeyPackage is a wrapped key and its manifest (§7.4).
+type KeyPackage struct {
+	Vault      string     `json:"vault"`
+	KeyName    string     `json:"key_name"`
+	KEK        KEKRef     `json:"kek"`
+	Target     Target     `json:"target"`
+	PublicKey  []byte     `json:"public_key,omitempty"` // DER SubjectPublicKeyInfo, RSA and EC
+	KCV        []byte     `json:"kcv,omitempty"`        // key check value, AES
+	BYOK       []byte     `json:"byok"`                 // the .byok file, canonical
+	Provenance Provenance `json:"provenance"`
+}
+
+// Validate implements the §7.4 rules that need no other bundle.
+func (k *KeyPackage) Validate() error {
+	if err := checkVaultURL(k.Vault); err != nil {
+		return err
+	}
+	if !keyNameRE.MatchString(k.KeyName) {
+		return fmt.Errorf("key name %q: want 1 to 127 letters, digits and dashes", k.KeyName)
+	}
+	if k.KEK.Offer.IsZero() {
+		return errors.New("kek.offer is zero")
+	}
+	kid, err := byok.ParseKeyID(k.KEK.KID)
+	if err != nil {
+		return fmt.Errorf("kek.kid: %w", err)
+	}
+	if kid.Vault != k.Vault {
+		return fmt.Errorf("KEK %s is not in vault %s", k.KEK.KID, k.Vault)
+	}
+	f, err := byok.Parse(k.BYOK)
+	if err != nil {
+		return fmt.Errorf("byok: %w", err)
+	}
+	if f.Header.KID != k.KEK.KID {
+		return fmt.Errorf("the .byok names KEK %s, the manifest %s", f.Header.KID, k.KEK.KID)
+	}
+	kt, err := k.Target.KeyType()
+	if err != nil {
+		return err
+	}
+	if err := checkKeyOps(k.Target.Kty, k.Target.KeyOps); err != nil {
+		return err
+	}
+	if k.Target.NotBefore < 0 || k.Target.Expires < 0 || (k.Target.Expires != 0 && k.Target.Expires <= k.Target.NotBefore) {
+		return errors.New("target not_before/expires out of order")
+	}
+	if err := checkTags(k.Target.Tags); err != nil {
+		return err
+	}
+	if kt.IsSymmetric() {
+		if len(k.PublicKey) != 0 || len(k.KCV) != 3 {
+			return errors.New("an AES target has a 3-byte kcv and no public key")
+		}
+	} else {
+		if len(k.KCV) != 0 {
+			return errors.New("an RSA or EC target has a public key and no kcv")
+		}
+		pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
+		if err != nil {
+			return fmt.Errorf("public_key: %v", err)
+		}
+		pt, err := KeyTypeOfPublic(pub)
+		if err != nil {
+			return err
+		}
+		if pt != kt {
+			return fmt.Errorf("public key is %s, target says %s", pt, kt)
+		}
+	}
+	if !textRE.MatchString(k.Provenance.Tool) || !textRE.MatchString(k.Provenance.Wrap.Path) {
+		return errors.New("provenance has text that is not printable ASCII")
+	}
+	return k.Provenance.Token.Validate()
+}
+
+func checkTags(tags map[string]string) error {
+	if len(tags) > MaxTags {
+		return fmt.Errorf("%d tags, Key Vault allows %d", len(tags), MaxTags)
+	}
+	for k, v := range tags {
+		if k == "" || len(k) > 512 || len(v) > 256 {
+			return fmt.Errorf("tag %q: names are 1 to 512 characters, values at most 256", k)
+		}
+	}
+	return nil
+}
+
+// Signature is one custodian's approval signature (§5.3).
+type Signature struct {
+	Custodian bundle.ID `json:"custodian"` // key ID
+	Sig       []byte    `json:"sig"`       // 64 bytes, §5.2
+}
+
+// Approval carries custodian signatures over another bundle's ID (§7.5).
+type Approval struct {
+	Target     bundle.ID   `json:"target"`
+	TargetKind string      `json:"target_kind"` // "policy" or "key_package"
+	Signatures []Signature `json:"signatures"`  // sorted by custodian key ID, no duplicates
+}
+
+// Validate implements the §7.5 rules that need no other bundle.
+func (a *Approval) Validate() error {
+	if a.Target.IsZero() {
+		return errors.New("approval target is zero")
+	}
+	if a.TargetKind != bundle.KindPolicy.String() && a.TargetKind != bundle.KindKeyPackage.String() {
+		return fmt.Errorf("approval target_kind %q: want policy or key_package", a.TargetKind)
+	}
+	if len(a.Signatures) == 0 || len(a.Signatures) > MaxCustodians {
+		return fmt.Errorf("want 1 to %d signatures, got %d", MaxCustodians, len(a.Signatures))
+	}
+	for i, s := range a.Signatures {
+		if len(s.Sig) != bundle.SignatureSize {
+			return fmt.Errorf("signature %d has %d bytes, want %d", i, len(s.Sig), bundle.SignatureSize)
+		}
+		if i > 0 && bytes.Compare(a.Signatures[i-1].Custodian[:], s.Custodian[:]) >= 0 {
+			return errors.New("signatures must be sorted by custodian key ID without duplicates")
+		}
+	}
+	return nil
+}
+
+// SortSignatures puts signatures in canonical order.
+func SortSignatures(s []Signature) {
+	slices.SortFunc(s, func(a, b Signature) int { return bytes.Compare(a.Custodian[:], b.Custodian[:]) })
+}
+
+// Receipt outcomes (§7.6).
+const (
+	OutcomeImported          = "imported"            // imported; the returned public key matches
+	OutcomePublicKeyMismatch = "public_key_mismatch" // imported, but Key Vault returned another public key
+	OutcomeRejected          = "rejected"            // Key Vault refused the import; nothing was created
+)
+
+// Receipt is the outcome of uploading a key package (§7.6).
+type Receipt struct {
+	Package   bundle.ID         `json:"package"`
+	Vault     string            `json:"vault"`
+	Outcome   string            `json:"outcome"`
+	KID       string            `json:"kid,omitempty"`        // versioned ID of the imported key
+	PublicKey []byte            `json:"public_key,omitempty"` // what Key Vault returned, DER SPKI
+	Created   int64             `json:"created,omitempty"`    // Key Vault's creation time, Unix seconds
+	Tags      map[string]string `json:"tags,omitempty"`
+	Error     string            `json:"error,omitempty"` // Key Vault's error code and message, rejected only
+}
+
+// Validate implements the §7.6 rules that need no other bundle.
+func (r *Receipt) Validate() error {
+	if r.Package.IsZero() {
+		return errors.New("receipt package is zero")
+	}
+	if err := checkVaultURL(r.Vault); err != nil {
+		return err
+	}
+	switch r.Outcome {
+	case OutcomeImported, OutcomePublicKeyMismatch:
+		kid, err := byok.ParseKeyID(r.KID)
+		if err != nil {
+			return err
+		}
+		if kid.Vault != r.Vault {
+			return fmt.Errorf("kid %s is not in vault %s", r.KID, r.Vault)
+		}
+		if r.Created <= 0 || r.Error != "" {
+			return errors.New("an import receipt has a creation time and no error")
+		}
+		if len(r.PublicKey) != 0 {
+			if _, err := x509.ParsePKIXPublicKey(r.PublicKey); err != nil {
+				return fmt.Errorf("public_key: %v", err)
+			}
+		}
+	case OutcomeRejected:
+		if r.KID != "" || len(r.PublicKey) != 0 || r.Error == "" {
+			return errors.New("a rejected receipt has an error and no key")
+		}
+	default:
+		return fmt.Errorf("receipt outcome %q: want imported, public_key_mismatch or rejected", r.Outcome)
+	}
+	if len(r.Error) > 1024 {
+		return errors.New("receipt error longer than 1024 bytes")
+	}
+	return checkTags(r.Tags)
+}
