@@ -1,6 +1,9 @@
 package keywrap
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // TrimDER returns the leading complete DER element of b (for example a PKCS#8
 // PrivateKeyInfo) and the bytes after it. Both alias b.
@@ -21,8 +24,12 @@ func TrimDER(b []byte) (der, trailing []byte, err error) {
 	return b[:n:n], b[n:], nil
 }
 
-// maxLengthBytes bounds the long-form length field: 4 bytes already describe 4 GiB.
-const maxLengthBytes = 4
+// Bounds on the header: 4 length bytes already describe 4 GiB, and 5 base-128 digits hold
+// every tag number up to 2^31-1.
+const (
+	maxLengthBytes = 4
+	maxTagDigits   = 5
+)
 
 // derElementLen returns the total length (header and contents) of the DER element at the
 // start of b.
@@ -33,24 +40,28 @@ func derElementLen(b []byte) (int, error) {
 	off := 1
 	if b[0]&0x1f == 0x1f {
 		// High-tag-number form (X.690 section 8.1.2.4): base-128 digits, most significant
-		// first, the last one with bit 8 clear; no leading 0x80 digit; number >= 31.
+		// first, the last one with bit 8 clear; no leading 0x80 digit; number >= 31. Like
+		// encoding/asn1, tag numbers are limited to 2^31-1.
 		var tag uint64
 		for i := 0; ; i++ {
 			if off >= len(b) {
 				return 0, fmt.Errorf("%w: truncated tag", ErrDER)
+			}
+			if i == maxTagDigits {
+				return 0, fmt.Errorf("%w: tag number too large", ErrDER)
 			}
 			c := b[off]
 			off++
 			if i == 0 && c == 0x80 {
 				return 0, fmt.Errorf("%w: non-minimal tag encoding", ErrDER)
 			}
-			if i == 4 {
-				return 0, fmt.Errorf("%w: tag number too large", ErrDER)
-			}
 			tag = tag<<7 | uint64(c&0x7f)
 			if c&0x80 == 0 {
 				break
 			}
+		}
+		if tag > math.MaxInt32 {
+			return 0, fmt.Errorf("%w: tag number too large", ErrDER)
 		}
 		if tag < 0x1f {
 			return 0, fmt.Errorf("%w: non-minimal tag encoding", ErrDER)

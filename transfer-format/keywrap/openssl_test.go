@@ -216,4 +216,3 @@ openssl enc -d -id-aes${BITS}-wrap-pad -K "$KEY" -iv A65959A6 -in ct.go -out pt.
 		}
 	}
 }
-
