@@ -3,8 +3,20 @@ module github.com/airgap-byok/airgap-byok/integration
 go 1.26.0
 
 require (
+	github.com/Azure/azure-sdk-for-go/sdk/azcore v1.24.0
+	github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys v1.5.0
 	github.com/airgap-byok/airgap-byok/shared v0.0.0
 	github.com/airgap-byok/airgap-byok/transfer-format v0.0.0
+	go.etcd.io/bbolt v1.4.3
+)
+
+require (
+	github.com/Azure/azure-sdk-for-go/sdk/internal v1.13.0 // indirect
+	github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/internal v1.2.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 )
 
 replace github.com/airgap-byok/airgap-byok/shared => ../shared
