@@ -1,0 +1,219 @@
+// Package clirun is the command-line frame both binaries share: global flags, the logger,
+// error output, exit codes and signals.
+//
+// Policy enforced here: a command returns an error and never exits; Run maps that error to one
+// exit code (shared/exitcode) in one place; stdout carries only results (jsonout); failures are
+// printed as "<bin>: error: <msg>" and "<bin>: hint: <hint>" on stderr, or with --json as one
+// JSON object on stderr; SIGINT and SIGTERM cancel the context, and an interrupted command exits
+// with 130.
+package clirun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/jsonout"
+	"github.com/airgap-byok/airgap-byok/shared/logsetup"
+)
+
+// Env is what a command may touch of the process: its streams, its logger and the global
+// options. Tests build one with buffers.
+type Env struct {
+	Name   string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Log    *slog.Logger
+	JSON   bool
+
+	logLevel   string
+	logFormat  string
+	jsonGlobal bool // --json before the command
+	jsonCmd    bool // --json after it
+}
+
+func (e *Env) setJSON() { e.JSON = e.JSON || e.jsonGlobal || e.jsonCmd }
+
+// NewEnv returns an Env for the named binary and streams; its logger discards until the app's
+// Before hook builds the real one.
+func NewEnv(name string, stdin io.Reader, stdout, stderr io.Writer) *Env {
+	return &Env{Name: name, Stdin: stdin, Stdout: stdout, Stderr: stderr, Log: logsetup.Discard(), logLevel: "info", logFormat: "text"}
+}
+
+// Result writes a command's result: the JSON form with --json, else the text form.
+func (e *Env) Result(v any, text func(w io.Writer) error) error {
+	if e.JSON {
+		return jsonout.Write(e.Stdout, v)
+	}
+	return text(e.Stdout)
+}
+
+// Usagef returns a usage error (exit code 2).
+func Usagef(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", exitcode.ErrUsage, fmt.Sprintf(format, args...))
+}
+
+// jsonFlag is added to the app and to every command, so --json works before or after the
+// command name.
+func (e *Env) jsonFlag(global bool) cli.Flag {
+	dst := &e.jsonCmd
+	if global {
+		dst = &e.jsonGlobal
+	}
+	return &cli.BoolFlag{Name: "json", Usage: "write the result as one JSON object on stdout", Destination: dst}
+}
+
+// NewApp builds the urfave/cli app: global flags (--json, --log-level, --log-format), the
+// logger, the version, usage errors as exit code 2, and no os.Exit anywhere.
+func NewApp(e *Env, usage, description string, cmds []*cli.Command) *cli.App {
+	prefix := envPrefix(e.Name)
+	for _, c := range cmds {
+		addCommon(e, c)
+	}
+	app := &cli.App{
+		Name:        e.Name,
+		Usage:       usage,
+		Description: description,
+		Version:     Version(),
+		Writer:      e.Stdout,
+		ErrWriter:   e.Stderr,
+		Reader:      e.Stdin,
+		Commands:    cmds,
+		Suggest:     true,
+		Flags: []cli.Flag{
+			e.jsonFlag(true),
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error", EnvVars: []string{prefix + "LOG_LEVEL"}, Destination: &e.logLevel},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json", EnvVars: []string{prefix + "LOG_FORMAT"}, Destination: &e.logFormat},
+		},
+		Before: func(*cli.Context) error {
+			e.setJSON()
+			l, err := logsetup.New(e.Stderr, e.logLevel, e.logFormat)
+			if err != nil {
+				return Usagef("%v", err)
+			}
+			e.Log = l
+			return nil
+		},
+		Action:         unknownCommand,
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return fmt.Errorf("%w: %v", exitcode.ErrUsage, err)
+		},
+		HideHelpCommand: true,
+	}
+	return app
+}
+
+// addCommon gives every command --json, usage errors and an unknown-subcommand error.
+func addCommon(e *Env, c *cli.Command) {
+	c.Flags = append(c.Flags, e.jsonFlag(false))
+	before := c.Before
+	c.Before = func(cc *cli.Context) error {
+		e.setJSON()
+		if before != nil {
+			return before(cc)
+		}
+		return nil
+	}
+	c.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+		return fmt.Errorf("%w: %v", exitcode.ErrUsage, err)
+	}
+	if len(c.Subcommands) > 0 && c.Action == nil {
+		c.Action = unknownCommand
+	}
+	for _, s := range c.Subcommands {
+		addCommon(e, s)
+	}
+}
+
+func unknownCommand(c *cli.Context) error {
+	if c.Args().Present() {
+		return Usagef("unknown command %q (see --help)", c.Args().First())
+	}
+	if c.Command != nil && c.Command.Name != "" {
+		return cli.ShowSubcommandHelp(c)
+	}
+	return cli.ShowAppHelp(c)
+}
+
+func envPrefix(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		case c == '-':
+			b[i] = '_'
+		}
+	}
+	return string(b) + "_"
+}
+
+// Version is the -ldflags "-X" version of the binary; empty means "use the build info".
+var version = ""
+
+// SetVersion records the version main received through -ldflags.
+func SetVersion(v string) { version = v }
+
+// Version returns the binary's version: the one set at link time, else the module version
+// from the build info, else "devel".
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// Run runs the app with args and returns the exit code, having printed any failure.
+func Run(ctx context.Context, app *cli.App, e *Env, args []string) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return exitcode.OK
+	}
+	if ctx.Err() != nil && !errors.Is(err, exitcode.ErrInterrupted) {
+		err = fmt.Errorf("%w: %v", exitcode.ErrInterrupted, err)
+	}
+	return Fail(e, err)
+}
+
+// Fail prints err the way the Env asks and returns its exit code.
+func Fail(e *Env, err error) int {
+	e.setJSON()
+	code := Code(err)
+	hint := exitcode.Hint(err)
+	if e.JSON {
+		_ = jsonout.Write(e.Stderr, jsonout.Error{Error: err.Error(), ExitCode: code, Code: exitcode.Name(code), Hint: hint})
+		return code
+	}
+	fmt.Fprintf(e.Stderr, "%s: error: %v\n", e.Name, err)
+	if hint != "" {
+		fmt.Fprintf(e.Stderr, "%s: hint: %s\n", e.Name, hint)
+	}
+	return code
+}
+
+// Code maps err to an exit code. urfave/cli's own exit errors (unknown help topics and the
+// like) are usage errors.
+func Code(err error) int {
+	var own *exitcode.Error
+	var ce cli.ExitCoder
+	if !errors.As(err, &own) && errors.As(err, &ce) {
+		return exitcode.Usage
+	}
+	return exitcode.From(err)
+}

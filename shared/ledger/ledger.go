@@ -1,0 +1,142 @@
+// Package ledger opens the bbolt state files of both stations with the rules they share: a
+// lock timeout reported as "state locked", a schema version in a meta bucket, and ordered
+// migrations.
+//
+// Each station's store package owns its bucket tree and documents it; this package only
+// owns the top-level "meta" bucket:
+//
+//	meta/
+//	  schema        the store's name, e.g. "byok-offline"
+//	  version       8-byte big-endian count of migrations applied
+//
+// Rules for callers: wrap every access in db.View or db.Update; never let a *bolt.Tx or a
+// value slice escape a transaction (copy out); never do media writes or network calls inside a
+// transaction.
+package ledger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+)
+
+var (
+	bucketMeta = []byte("meta")
+	keySchema  = []byte("schema")
+	keyVersion = []byte("version")
+)
+
+// ErrLocked means another process has the state file open. It wraps exitcode.ErrLocked.
+var ErrLocked = fmt.Errorf("%w: state ledger is in use by another byok process", exitcode.ErrLocked)
+
+// ErrNewer means the file was written by a newer version of the tool.
+var ErrNewer = errors.New("state ledger was written by a newer version of this tool")
+
+// Migration changes the bucket tree from one schema version to the next.
+type Migration struct {
+	Name  string
+	Apply func(tx *bolt.Tx) error
+}
+
+// Schema names a store and lists its migrations; its version is len(Migrations).
+type Schema struct {
+	Name       string
+	Migrations []Migration
+}
+
+// LockTimeout is how long Open waits for another process to release the file.
+var LockTimeout = 500 * time.Millisecond
+
+// Open opens (creating if needed, mode 0600) the state file at path and brings it to the
+// schema's version.
+func Open(path string, s Schema) (*bolt.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("%w: create state folder: %v", exitcode.ErrMedia, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: LockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open state ledger %s: %w", path, err)
+	}
+	if err := migrate(db, s); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Version returns the schema version stored in db.
+func Version(db *bolt.DB) (uint64, error) {
+	var v uint64
+	err := db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketMeta); b != nil {
+			v = U64(b.Get(keyVersion))
+		}
+		return nil
+	})
+	return v, err
+}
+
+func migrate(db *bolt.DB, s Schema) error {
+	for {
+		done := false
+		err := db.Update(func(tx *bolt.Tx) error {
+			meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+			if err != nil {
+				return err
+			}
+			name := meta.Get(keySchema)
+			if name == nil {
+				if err := meta.Put(keySchema, []byte(s.Name)); err != nil {
+					return err
+				}
+			} else if string(name) != s.Name {
+				return fmt.Errorf("%w: state ledger belongs to %q, not %q", exitcode.ErrUsage, name, s.Name)
+			}
+			v := U64(meta.Get(keyVersion))
+			switch {
+			case v > uint64(len(s.Migrations)):
+				return fmt.Errorf("%w: schema version %d, this build knows %d", ErrNewer, v, len(s.Migrations))
+			case v == uint64(len(s.Migrations)):
+				done = true
+				return nil
+			}
+			m := s.Migrations[v]
+			if err := m.Apply(tx); err != nil {
+				return fmt.Errorf("migration %d (%s): %w", v+1, m.Name, err)
+			}
+			return meta.Put(keyVersion, PutU64(v+1))
+		})
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// PutU64 encodes v as 8 bytes big-endian (keys sort numerically).
+func PutU64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+// U64 decodes 8 bytes big-endian; anything else is 0.
+func U64(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}

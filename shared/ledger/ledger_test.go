@@ -1,0 +1,81 @@
+package ledger
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+)
+
+func schema(n int) Schema {
+	s := Schema{Name: "test"}
+	for i := range n {
+		name := []byte{byte('a' + i)}
+		s.Migrations = append(s.Migrations, Migration{Name: string(name), Apply: func(tx *bolt.Tx) error {
+			_, err := tx.CreateBucket(name)
+			return err
+		}})
+	}
+	return s
+}
+
+func TestMigrationsApplyInOrderOnce(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state.db")
+	db, err := Open(p, schema(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = Open(p, schema(3)) // CreateBucket fails if a migration ran twice
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	v, err := Version(db)
+	if err != nil || v != 3 {
+		t.Fatalf("Version() = %d, %v; want 3", v, err)
+	}
+	db.View(func(tx *bolt.Tx) error {
+		for _, b := range []string{"a", "b", "c"} {
+			if tx.Bucket([]byte(b)) == nil {
+				t.Errorf("bucket %s missing", b)
+			}
+		}
+		return nil
+	})
+}
+
+func TestRefusesNewerAndForeign(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state.db")
+	db, err := Open(p, schema(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(p, schema(1)); !errors.Is(err, ErrNewer) {
+		t.Errorf("Open(older build) = %v, want ErrNewer", err)
+	}
+	other := schema(2)
+	other.Name = "other"
+	if _, err := Open(p, other); exitcode.From(err) != exitcode.Usage {
+		t.Errorf("Open(other schema) = %v, want a usage error", err)
+	}
+}
+
+func TestSecondOpenIsLocked(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state.db")
+	db, err := Open(p, schema(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	old := LockTimeout
+	LockTimeout = 50_000_000
+	defer func() { LockTimeout = old }()
+	if _, err := Open(p, schema(1)); !errors.Is(err, ErrLocked) || exitcode.From(err) != exitcode.Locked {
+		t.Fatalf("second Open() = %v, want ErrLocked", err)
+	}
+}
