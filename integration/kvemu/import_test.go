@@ -409,4 +409,3 @@ func TestImportNewVersion(t *testing.T) {
 		t.Errorf("latest = %v (%v), want %s", got.Key, err, *last)
 	}
 }
-
