@@ -1,0 +1,109 @@
+package station
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/ledger"
+	"github.com/airgap-byok/airgap-byok/shared/medialock"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/media"
+)
+
+// LedgerFile is the name of the ledger in a state folder.
+const LedgerFile = "ledger.db"
+
+// OpenOptions say what to open.
+type OpenOptions struct {
+	Chain    bundle.Chain
+	StateDir string
+	MediaDir string // "" opens no medium
+	Schema   ledger.Schema
+	// Write takes the medium's write lock and creates the medium if needed; otherwise the
+	// medium must exist and a read lock is taken.
+	Write bool
+	// Create allows creating a new ledger; otherwise the state folder must hold one.
+	Create bool
+	Log    *slog.Logger
+}
+
+// Open opens the ledger and the medium, takes the locks, and finishes any interrupted write
+// with recover (which may be nil). The returned function releases everything.
+func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
+	if o.StateDir == "" {
+		return nil, nil, fmt.Errorf("%w: --state-dir is required", exitcode.ErrUsage)
+	}
+	lp := filepath.Join(o.StateDir, LedgerFile)
+	if !o.Create {
+		if _, err := os.Stat(lp); errors.Is(err, os.ErrNotExist) {
+			return nil, nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("no ledger in %s", o.StateDir), "run init first, or pass the --state-dir that init used")
+		}
+	}
+	db, err := ledger.Open(lp, o.Schema)
+	if err != nil {
+		return nil, nil, err
+	}
+	closers := []func() error{db.Close}
+	release := func() error {
+		var first error
+		for i := len(closers) - 1; i >= 0; i-- {
+			if err := closers[i](); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	s := &Station{Chain: o.Chain, DB: db, Log: o.Log}
+	if o.MediaDir != "" {
+		var m *media.Media
+		var lock *medialock.Lock
+		if o.Write {
+			if err := os.MkdirAll(o.MediaDir, 0o755); err != nil {
+				release()
+				return nil, nil, exitcode.Wrap(exitcode.Media, fmt.Errorf("create medium folder: %w", err), "is the stick mounted and writable?")
+			}
+			lock, err = medialock.Exclusive(o.MediaDir)
+		} else {
+			lock, err = medialock.Shared(o.MediaDir)
+		}
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		closers = append(closers, lock.Release)
+		if o.Write {
+			m, err = media.Init(o.MediaDir)
+		} else {
+			m, err = media.Open(o.MediaDir)
+		}
+		if err != nil {
+			release()
+			if errors.Is(err, media.ErrNotMedia) {
+				return nil, nil, exitcode.Wrap(exitcode.Usage, err, "point --media at the airgap-byok folder on the stick")
+			}
+			return nil, nil, exitcode.Wrap(exitcode.Media, err, "")
+		}
+		closers = append(closers, m.Close)
+		s.Media = m
+		if err := s.Recover(recoverApply); err != nil {
+			release()
+			return nil, nil, err
+		}
+	} else {
+		var pending bool
+		_ = db.View(func(tx *bolt.Tx) error {
+			pending = tx.Bucket(bucketStation) != nil && tx.Bucket(bucketStation).Get(keyPending) != nil
+			return nil
+		})
+		if pending {
+			s.Log.Warn("an interrupted write is pending; it completes at the next command given the medium")
+		}
+	}
+	return s, release, nil
+}

@@ -1,0 +1,387 @@
+// Package station is what both stations do with their own chain: keep its head, the other
+// chain's latest verified head and the trusted policy in the ledger, replay the medium against
+// them, and append bundles so that a crash at any point converges.
+//
+// # Ledger buckets
+//
+// Each station's store adds its own buckets; this package owns one:
+//
+//	station/
+//	  head      JSON chain.Head: the last bundle of this station's chain, on the medium
+//	  peer      JSON chain.Head: the latest verified bundle of the other chain
+//	  anchor    32 bytes: ID of policy version 1, the trust anchor
+//	  pending   a sealed bundle that may or may not be on the medium yet (at most one)
+//
+// # Appending, and what a crash leaves behind
+//
+// Append seals the bundle (the HSM or key file signs it), records it in station/pending in
+// one transaction, writes it to the medium (atomic write, read back), then in a second
+// transaction advances station/head, applies the caller's own ledger changes and clears
+// pending. A crash before the first transaction leaves nothing; between the two, the ledger
+// holds the exact bytes, and Recover, which every command runs first, either finds them on the
+// medium or writes them, and then applies them. So the medium never holds half a bundle, and
+// the ledger and the medium agree after any rerun.
+package station
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+	"github.com/airgap-byok/airgap-byok/transfer-format/media"
+)
+
+var (
+	bucketStation = []byte("station")
+	keyHead       = []byte("head")
+	keyPeer       = []byte("peer")
+	keyAnchor     = []byte("anchor")
+	keyPending    = []byte("pending")
+)
+
+// Migration creates the station bucket; stores list it among their migrations.
+func Migration(tx *bolt.Tx) error {
+	_, err := tx.CreateBucketIfNotExists(bucketStation)
+	return err
+}
+
+// ErrForeignBundles means the medium holds bundles of this station's chain that this ledger
+// did not write: another ledger is writing the same chain, or this ledger was restored from
+// an old copy.
+var ErrForeignBundles = errors.New("the medium holds bundles of this station's chain that this ledger did not write")
+
+// ErrNoAnchor means no policy has been trusted yet.
+var ErrNoAnchor = errors.New("no policy is trusted yet")
+
+// Station is one station's view of its chain.
+type Station struct {
+	Chain bundle.Chain
+	DB    *bolt.DB
+	Media *media.Media
+	Log   *slog.Logger
+	// Hook, when set, is called at named points of Append ("pending-recorded",
+	// "media-written", "committed") after the crash point of the same name.
+	Hook func(point string)
+
+	mu sync.Mutex // one Append at a time: a chain has one head
+}
+
+func (s *Station) hit(point string) {
+	crashpoint.Hit(point)
+	if s.Hook != nil {
+		s.Hook(point)
+	}
+}
+
+// State is the station's ledger view.
+type State struct {
+	Head    chain.Head
+	Peer    chain.Head
+	Anchor  bundle.ID
+	Pending bool
+}
+
+// Heads returns the heads to remember when replaying: own chain and the other chain.
+func (st State) Heads(c bundle.Chain) chain.Heads {
+	var h chain.Heads
+	*h.Of(c) = st.Head
+	*h.Of(c.Other()) = st.Peer
+	return h
+}
+
+// Load reads the station's ledger state.
+func (s *Station) Load() (State, error) {
+	var st State
+	err := s.DB.View(func(tx *bolt.Tx) error {
+		var err error
+		st, err = s.load(tx)
+		return err
+	})
+	return st, err
+}
+
+func (s *Station) load(tx *bolt.Tx) (State, error) {
+	var st State
+	b := tx.Bucket(bucketStation)
+	if b == nil {
+		return st, errors.New("ledger has no station bucket")
+	}
+	if v := b.Get(keyHead); v != nil {
+		if err := json.Unmarshal(v, &st.Head); err != nil {
+			return st, fmt.Errorf("ledger station/head: %w", err)
+		}
+	}
+	if v := b.Get(keyPeer); v != nil {
+		if err := json.Unmarshal(v, &st.Peer); err != nil {
+			return st, fmt.Errorf("ledger station/peer: %w", err)
+		}
+	}
+	if v := b.Get(keyAnchor); len(v) == len(st.Anchor) {
+		copy(st.Anchor[:], v)
+	}
+	st.Pending = b.Get(keyPending) != nil
+	return st, nil
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	j, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, j)
+}
+
+// SetAnchor records the trusted policy (version 1). It refuses to replace a different one.
+func SetAnchor(tx *bolt.Tx, id bundle.ID) error {
+	b := tx.Bucket(bucketStation)
+	if v := b.Get(keyAnchor); v != nil && !bytes.Equal(v, id[:]) {
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("a different policy is already trusted"), "a station trusts one policy for its life; use a new state folder for a new ceremony")
+	}
+	return b.Put(keyAnchor, id[:])
+}
+
+// SetPeer records the latest verified head of the other chain, refusing to go backwards.
+func SetPeer(tx *bolt.Tx, h chain.Head) error {
+	b := tx.Bucket(bucketStation)
+	var cur chain.Head
+	if v := b.Get(keyPeer); v != nil {
+		if err := json.Unmarshal(v, &cur); err != nil {
+			return err
+		}
+	}
+	if h.Seq < cur.Seq {
+		return fmt.Errorf("%w: the other chain's head would go back from %d to %d", chain.ErrRollback, cur.Seq, h.Seq)
+	}
+	return putJSON(b, keyPeer, h)
+}
+
+// Apply is a caller's ledger change made in the same transaction that records a bundle.
+type Apply func(tx *bolt.Tx, b *bundle.Bundle) error
+
+// Recover finishes an Append that a crash interrupted. apply is called for the pending
+// bundle exactly as Append would have; callers pass the function that derives their ledger
+// changes from the bundle alone (or nil if they have none).
+func (s *Station) Recover(apply Apply) error {
+	var pending []byte
+	if err := s.DB.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketStation).Get(keyPending); v != nil {
+			pending = bytes.Clone(v)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if pending == nil {
+		return nil
+	}
+	b, err := bundle.Parse(pending)
+	if err != nil {
+		return fmt.Errorf("ledger station/pending: %w", err)
+	}
+	s.Log.Warn("finishing an interrupted write", "chain", s.Chain.String(), "seq", b.Header.Seq, "id", b.ID().Short())
+	if err := s.ensureOnMedia(b); err != nil {
+		return err
+	}
+	return s.commit(b, apply)
+}
+
+// ensureOnMedia writes b unless the medium already has exactly it.
+func (s *Station) ensureOnMedia(b *bundle.Bundle) error {
+	_, err := s.Media.Write(b)
+	if errors.Is(err, media.ErrExists) {
+		e := media.Entry{Chain: b.Header.Chain, Seq: b.Header.Seq, ID: b.ID(), Path: media.Path(b.Header.Chain, b.Header.Seq, b.ID())}
+		got, rerr := s.Media.Read(e)
+		if rerr != nil {
+			return fmt.Errorf("%w: read back %s: %v", exitcode.ErrMedia, e.Path, rerr)
+		}
+		if !bytes.Equal(got, b.Marshal()) {
+			// Same ID, other signature bytes: the same content, signed again. The file on
+			// the medium is authoritative; keep ours out.
+			s.Log.Warn("the medium has the bundle with another signature; keeping the medium's", "id", b.ID().Short())
+		}
+		return nil
+	}
+	if err != nil {
+		return mediaErr(err)
+	}
+	return nil
+}
+
+func mediaErr(err error) error {
+	var rb *media.ReadBackError
+	if errors.As(err, &rb) {
+		return exitcode.Wrap(exitcode.Media, err, "the medium did not return what was written: use another stick")
+	}
+	return exitcode.Wrap(exitcode.Media, fmt.Errorf("write to the medium: %w", err), "check that the stick is writable, not full and still plugged in")
+}
+
+func (s *Station) commit(b *bundle.Bundle, apply Apply) error {
+	err := s.DB.Update(func(tx *bolt.Tx) error {
+		sb := tx.Bucket(bucketStation)
+		if err := putJSON(sb, keyHead, chain.Head{Seq: b.Header.Seq, ID: b.ID(), Created: b.Header.Created}); err != nil {
+			return err
+		}
+		if apply != nil {
+			if err := apply(tx, b); err != nil {
+				return err
+			}
+		}
+		return sb.Delete(keyPending)
+	})
+	if err != nil {
+		return fmt.Errorf("record bundle %s in the ledger: %w", b.ID().Short(), err)
+	}
+	s.hit("committed")
+	return nil
+}
+
+// Position returns where the next bundle of this station goes, under policy (zero for an
+// enrollment or the first policy).
+func (s *Station) Position(policy bundle.ID) (chain.Position, error) {
+	st, err := s.Load()
+	if err != nil {
+		return chain.Position{}, err
+	}
+	if st.Pending {
+		return chain.Position{}, errors.New("an interrupted write is pending: run Recover first")
+	}
+	return chain.Position{Chain: s.Chain, Head: st.Head, Peer: st.Peer, Policy: policy}, nil
+}
+
+// CheckMedia verifies that the medium's copy of this station's chain ends exactly at the
+// ledger's head: not shorter (a rollback, or another stick) and not longer (bundles this
+// ledger did not write).
+func (s *Station) CheckMedia() error {
+	st, err := s.Load()
+	if err != nil {
+		return err
+	}
+	h, ok, err := s.Media.Head(s.Chain)
+	if err != nil {
+		return fmt.Errorf("%w: list the medium: %v", exitcode.ErrBundle, err)
+	}
+	switch {
+	case !ok && st.Head.Seq == 0:
+		return nil
+	case !ok || h.Seq < st.Head.Seq:
+		got := uint64(0)
+		if ok {
+			got = h.Seq
+		}
+		return exitcode.Wrap(exitcode.Verify, &chain.RollbackError{Chain: s.Chain, Remembered: st.Head.Seq, Found: got, Reason: "the medium lacks bundles this station wrote"},
+			"is this the right stick? it must hold everything both stations wrote")
+	case h.Seq > st.Head.Seq:
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("%w (%s chain seq %d > %d)", ErrForeignBundles, s.Chain, h.Seq, st.Head.Seq), "")
+	case h.ID != st.Head.ID:
+		return exitcode.Wrap(exitcode.Verify, &chain.ForkError{Chain: s.Chain, Seq: h.Seq, A: st.Head.ID, B: h.ID, Reason: "the medium's bundle is not the one this station wrote"}, "")
+	}
+	return nil
+}
+
+// Append seals v as the next bundle of this station's chain at pos, writes it to the medium,
+// and records it with apply, crash-safely (see the package doc). pos comes from Position.
+func (s *Station) Append(ctx context.Context, pos chain.Position, v any, signer crypto.Signer, now time.Time, lifetime time.Duration, apply Apply) (*bundle.Bundle, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d, err := chain.Draft(pos, v, now, lifetime)
+	if err != nil {
+		return nil, err
+	}
+	b, err := bundle.Seal(d, signer, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sign bundle: %w", err)
+	}
+	if err := s.DB.Update(func(tx *bolt.Tx) error {
+		sb := tx.Bucket(bucketStation)
+		if sb.Get(keyPending) != nil {
+			return errors.New("an interrupted write is pending")
+		}
+		cur, err := s.load(tx)
+		if err != nil {
+			return err
+		}
+		if cur.Head != pos.Head {
+			return fmt.Errorf("the chain moved while the bundle was prepared (head %d, expected %d)", cur.Head.Seq, pos.Head.Seq)
+		}
+		return sb.Put(keyPending, b.Marshal())
+	}); err != nil {
+		return nil, err
+	}
+	s.hit("pending-recorded")
+	if err := s.ensureOnMedia(b); err != nil {
+		return nil, err
+	}
+	s.hit("media-written")
+	if err := s.commit(b, apply); err != nil {
+		return nil, err
+	}
+	s.Log.Info("bundle written", "chain", s.Chain.String(), "seq", b.Header.Seq, "kind", b.Header.Kind.String(), "id", b.ID().Short(), "path", media.Path(b.Header.Chain, b.Header.Seq, b.ID()))
+	return b, nil
+}
+
+// Replay verifies the medium against the ledger: the trusted policy (if any), this chain's
+// head, and the other chain's last verified head. On success it records the other chain's new
+// head. onBundle may be nil.
+func (s *Station) Replay(ctx context.Context, onBundle func(*chain.Verified) error) (*chain.Result, error) {
+	st, err := s.Load()
+	if err != nil {
+		return nil, err
+	}
+	res, err := chain.Replay(ctx, s.Media, chain.Options{
+		Anchor:     st.Anchor,
+		Remembered: st.Heads(s.Chain),
+		OnBundle:   onBundle,
+		Warn: func(w media.Warning) {
+			s.Log.Warn("ignoring a file on the medium", "path", w.Path, "reason", w.Reason)
+		},
+	})
+	if err != nil {
+		return res, VerifyErr(err)
+	}
+	if err := s.CheckMedia(); err != nil {
+		return res, err
+	}
+	peer := *res.State.Heads.Of(s.Chain.Other())
+	if peer.Seq > st.Peer.Seq {
+		if err := s.DB.Update(func(tx *bolt.Tx) error { return SetPeer(tx, peer) }); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// VerifyErr gives a replay failure its exit code: malformed or unreadable bundles are 4,
+// everything else 3.
+func VerifyErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *bundle.ParseError
+	if errors.As(err, &pe) || errors.Is(err, bundle.ErrTooLarge) {
+		return exitcode.Wrap(exitcode.Bundle, err, "")
+	}
+	var c exitcode.Coder
+	if errors.As(err, &c) {
+		return err
+	}
+	switch chain.Verdict(err) {
+	case "error":
+		return exitcode.Wrap(exitcode.Bundle, err, "")
+	}
+	return exitcode.Wrap(exitcode.Verify, err, "")
+}
