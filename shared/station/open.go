@@ -91,6 +91,8 @@ func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 		}
 		closers = append(closers, m.Close)
 		s.Media = m
+	}
+	if s.Media != nil && o.Write {
 		if err := s.Recover(recoverApply); err != nil {
 			release()
 			return nil, nil, err
@@ -98,11 +100,12 @@ func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 	} else {
 		var pending bool
 		_ = db.View(func(tx *bolt.Tx) error {
-			pending = tx.Bucket(bucketStation) != nil && tx.Bucket(bucketStation).Get(keyPending) != nil
+			sb := tx.Bucket(bucketStation)
+			pending = sb != nil && sb.Get(keyPending) != nil
 			return nil
 		})
 		if pending {
-			s.Log.Warn("an interrupted write is pending; it completes at the next command given the medium")
+			s.Log.Warn("an interrupted write is pending; it completes at the next command that writes to the medium")
 		}
 	}
 	return s, release, nil
