@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Regenerate the transfer-format test vectors and fail if they differ from the committed ones.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+(cd transfer-format && go generate ./...)
+if ! git diff --exit-code --stat -- transfer-format/testdata; then
+	echo "check-vectors: regenerated vectors differ from the committed ones (run: cd transfer-format && go generate ./...)" >&2
+	exit 1
+fi
+if [ -n "$(git status --porcelain -- transfer-format/testdata)" ]; then
+	git status --porcelain -- transfer-format/testdata >&2
+	echo "check-vectors: the generator made files that are not committed" >&2
+	exit 1
+fi
