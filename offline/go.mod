@@ -7,10 +7,10 @@ require (
 	github.com/airgap-byok/airgap-byok/shared v0.0.0
 	github.com/airgap-byok/airgap-byok/transfer-format v0.0.0
 	github.com/miekg/pkcs11 v1.1.2
+	github.com/pkg/errors v0.9.1
 )
 
 require (
-	github.com/pkg/errors v0.9.1 // indirect
 	github.com/thales-e-security/pool v0.0.2 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/term v0.48.0 // indirect

@@ -91,16 +91,19 @@ func (t *Token) wrapLocked(ctx context.Context, op string, k *Key, kek *rsa.Publ
 	if err != nil {
 		return nil, err
 	}
-	info, err := t.infoLocked(op)
-	if err != nil {
-		return nil, err
+	info := t.info
+	if info == nil {
+		if _, err := t.infoLocked(op); err != nil {
+			return nil, err
+		}
+		info = t.info
 	}
 	// The deferred cleanup records the destruction in w, which is returned only on success.
 	w := &Wrapped{
 		RSAPartLen:          kek.Size(),
 		Method:              method,
 		Trusted:             soPIN != nil,
-		ZeroPaddingExpected: k.Spec.Type != AES && padsToEight(info),
+		ZeroPaddingExpected: k.Spec.Type != AES && padsToEight(*info),
 	}
 
 	var kekObj, aesObj pkcs11.ObjectHandle

@@ -1,0 +1,163 @@
+//go:build cgo
+
+package hsm_test
+
+import (
+	"context"
+	"crypto/rsa"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
+	"github.com/airgap-byok/airgap-byok/shared/secret"
+	"github.com/airgap-byok/airgap-byok/shared/softhsmtest"
+	"github.com/miekg/pkcs11"
+)
+
+// benchTarget opens a fresh token holding an RSA-3072 target key.
+func benchTarget(b *testing.B, label string) (string, *hsm.Token, *hsm.Key, *rsa.PublicKey) {
+	b.Helper()
+	mod := softhsmtest.Setup(b, softhsmtest.Token{Label: label, PIN: userPIN, SOPIN: soPIN})
+	tok, err := hsm.Open(context.Background(), hsm.Config{Module: mod, TokenLabel: label, PIN: secret.New(userPIN)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = tok.Close() })
+	k, err := tok.GenerateTarget(context.Background(), hsm.RSA3072, "bench-target", hsm.TargetOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return mod, tok, k, &kek(b, 3072).PublicKey
+}
+
+// BenchmarkWrapRSA3072 is the package's Wrap of an RSA-3072 target for an RSA-3072 KEK.
+func BenchmarkWrapRSA3072(b *testing.B) {
+	_, tok, k, kek := benchTarget(b, "bench-pkg")
+	ctx := context.Background()
+	for b.Loop() {
+		w, err := tok.Wrap(ctx, k, kek)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(w.Ciphertext) <= kek.Size() {
+			b.Fatal("short ciphertext")
+		}
+	}
+}
+
+// BenchmarkWrapRSA3072Direct makes the same PKCS#11 calls as Wrap on SoftHSM's two-step
+// path (C_CreateObject KEK, C_GenerateKey AES-256, C_WrapKey RFC 5649, C_WrapKey RSA-OAEP,
+// two C_DestroyObject) straight through miekg/pkcs11, with no package code around them.
+func BenchmarkWrapRSA3072Direct(b *testing.B) {
+	mod, _, k, kek := benchTarget(b, "bench-direct")
+	r := rawSession(b, mod, "bench-direct")
+	hs := r.find(b, pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), pkcs11.NewAttribute(pkcs11.CKA_ID, k.ID))
+	if len(hs) != 1 {
+		b.Fatalf("found %d targets", len(hs))
+	}
+	target := hs[0]
+	for b.Loop() {
+		directWrap(b, r, target, kek)
+	}
+}
+
+// BenchmarkWrapRSA3072Paired alternates the package's Wrap and the direct calls on one
+// token and target, so that load from other processes hits both alike, and reports both
+// times and the package's overhead in percent.
+func BenchmarkWrapRSA3072Paired(b *testing.B) {
+	mod, tok, k, kek := benchTarget(b, "bench-paired")
+	r := rawSession(b, mod, "bench-paired")
+	hs := r.find(b, pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), pkcs11.NewAttribute(pkcs11.CKA_ID, k.ID))
+	if len(hs) != 1 {
+		b.Fatalf("found %d targets", len(hs))
+	}
+	ctx := context.Background()
+	pkgWrap := func() {
+		if _, err := tok.Wrap(ctx, k, kek); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pkgWrap() // the first Wrap reads the mechanism list once per Token
+	var pkg, direct time.Duration
+	i := 0
+	for b.Loop() {
+		first, second := pkgWrap, func() { directWrap(b, r, hs[0], kek) }
+		if i%2 == 1 {
+			first, second = second, first
+		}
+		t0 := time.Now()
+		first()
+		t1 := time.Now()
+		second()
+		t2 := time.Now()
+		if i%2 == 0 {
+			pkg, direct = pkg+t1.Sub(t0), direct+t2.Sub(t1)
+		} else {
+			direct, pkg = direct+t1.Sub(t0), pkg+t2.Sub(t1)
+		}
+		i++
+	}
+	b.ReportMetric(float64(pkg.Nanoseconds())/float64(i), "pkg-ns/wrap")
+	b.ReportMetric(float64(direct.Nanoseconds())/float64(i), "direct-ns/wrap")
+	b.ReportMetric(100*(float64(pkg)-float64(direct))/float64(direct), "overhead-%")
+}
+
+// directWrap is Wrap's two-step path on SoftHSM as bare miekg/pkcs11 calls.
+func directWrap(b *testing.B, r *raw, target pkcs11.ObjectHandle, kek *rsa.PublicKey) {
+
+	kekObj, err := r.p.CreateObject(r.sh, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, "byok-kek (session)"),
+		pkcs11.NewAttribute(pkcs11.CKA_MODULUS, kek.N.Bytes()),
+		pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, big.NewInt(int64(kek.E)).Bytes()),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
+		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, false),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	aesObj, err := r.p.GenerateKey(r.sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, "byok-ephemeral (session)"),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
+		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, false),
+		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	kwp, err := r.p.WrapKey(r.sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, aesObj, target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	oaep := pkcs11.NewOAEPParams(pkcs11.CKM_SHA_1, pkcs11.CKG_MGF1_SHA1, pkcs11.CKZ_DATA_SPECIFIED, nil)
+	rsaPart, err := r.p.WrapKey(r.sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_OAEP, oaep)}, kekObj, aesObj)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ct := append(append(make([]byte, 0, len(rsaPart)+len(kwp)), rsaPart...), kwp...)
+	if err := r.p.DestroyObject(r.sh, aesObj); err != nil {
+		b.Fatal(err)
+	}
+	if err := r.p.DestroyObject(r.sh, kekObj); err != nil {
+		b.Fatal(err)
+	}
+	if len(ct) <= kek.Size() {
+		b.Fatal("short ciphertext")
+	}
+}
