@@ -37,6 +37,7 @@ func decodeError(t *testing.T, resp *http.Response) errorBody {
 var challengeRE = regexp.MustCompile(`^Bearer authorization="([^"]+)", resource="([^"]+)"$`)
 
 func TestChallenge(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		kind         kvemu.Kind
 		wantResource string
@@ -85,6 +86,7 @@ func TestChallenge(t *testing.T) {
 }
 
 func TestBadTokenRefused(t *testing.T) {
+	t.Parallel()
 	logs := &logCapture{next: slog.NewTextHandler(t.Output(), nil)}
 	v := kvemutest.Start(t, kvemu.Config{Logger: slog.New(logs)})
 	wrong := secret.New("not-the-token-0123456789")
@@ -121,6 +123,7 @@ func TestBadTokenRefused(t *testing.T) {
 }
 
 func TestConfigRefused(t *testing.T) {
+	t.Parallel()
 	tok := secret.New("t")
 	tests := []struct {
 		name string
@@ -144,6 +147,7 @@ func TestConfigRefused(t *testing.T) {
 }
 
 func TestRawGetTrailingSlash(t *testing.T) {
+	t.Parallel()
 	v, c := start(t, kvemu.KindPremium)
 	k := createKEK(t, c, "kek", 2048)
 	for _, path := range []string{"/keys/kek/", "/keys/kek", "/keys/KEK/"} {

@@ -21,6 +21,7 @@ var fastRetry = &azkeys.ClientOptions{ClientOptions: azcore.ClientOptions{Retry:
 	MaxRetries: 3, RetryDelay: 10 * time.Millisecond, MaxRetryDelay: 2 * time.Second}}}
 
 func TestFaultsRetriedBySDK(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		fault      kvemu.Fault
@@ -63,6 +64,7 @@ func TestFaultsRetriedBySDK(t *testing.T) {
 }
 
 func TestFaultsSeenWithoutRetry(t *testing.T) {
+	t.Parallel()
 	v := kvemutest.Start(t, kvemu.Config{})
 	c := v.Client(t, noRetry)
 	ctx := context.Background()
@@ -125,6 +127,7 @@ func TestFaultsSeenWithoutRetry(t *testing.T) {
 // a transport error; and with the SDK's default retries the PUT is sent again and a second
 // version appears, which is why byok-online must reconcile instead of retrying blindly.
 func TestCommitThenReset(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name         string
 		opts         *azkeys.ClientOptions
@@ -161,6 +164,7 @@ func TestCommitThenReset(t *testing.T) {
 }
 
 func TestSlowResponse(t *testing.T) {
+	t.Parallel()
 	v := kvemutest.Start(t, kvemu.Config{})
 	k := createKEK(t, v.Client(t, nil), "kek", 2048)
 	tg := ecTarget(t, elliptic.P256(), "P-256")
@@ -182,6 +186,7 @@ func TestSlowResponse(t *testing.T) {
 }
 
 func TestLatency(t *testing.T) {
+	t.Parallel()
 	v := kvemutest.Start(t, kvemu.Config{})
 	v.SetLatency(20 * time.Millisecond)
 	if got := v.Latency(); got != 20*time.Millisecond {

@@ -87,6 +87,7 @@ func (tg target) check(t testing.TB, k *azkeys.JSONWebKey) {
 }
 
 func TestImportEveryKeyType(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		kind   kvemu.Kind
@@ -159,6 +160,7 @@ func TestImportEveryKeyType(t *testing.T) {
 }
 
 func TestImportRefused(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	premium := kvemutest.Start(t, kvemu.Config{Kind: kvemu.KindPremium})
 	mhsm := kvemutest.Start(t, kvemu.Config{Kind: kvemu.KindManagedHSM})
@@ -280,6 +282,7 @@ func TestImportRefused(t *testing.T) {
 }
 
 func TestImportTrailingZeroPadding(t *testing.T) {
+	t.Parallel()
 	logs := &logCapture{next: slog.NewTextHandler(t.Output(), nil)}
 	v := kvemutest.Start(t, kvemu.Config{Logger: slog.New(logs)})
 	c := v.Client(t, nil)
@@ -319,6 +322,7 @@ func TestImportTrailingZeroPadding(t *testing.T) {
 }
 
 func TestImportLenientBYOK(t *testing.T) {
+	t.Parallel()
 	v, c := start(t, kvemu.KindPremium)
 	k := createKEK(t, c, "kek", 2048)
 	tg := ecTarget(t, elliptic.P256(), "P-256")
@@ -342,6 +346,7 @@ func TestImportLenientBYOK(t *testing.T) {
 // TestImportOpenSSLWrapped has OpenSSL's command line wrap the target, independently of
 // package keywrap, and checks the emulator unwraps it to the same key.
 func TestImportOpenSSLWrapped(t *testing.T) {
+	t.Parallel()
 	requireOpenSSL(t)
 	_, c := start(t, kvemu.KindPremium)
 	k := createKEK(t, c, "kek", 3072)
@@ -390,6 +395,7 @@ func TestImportOpenSSLWrapped(t *testing.T) {
 
 // TestImportNewVersion checks that importing to an existing name adds a version, as Azure.
 func TestImportNewVersion(t *testing.T) {
+	t.Parallel()
 	v, c := start(t, kvemu.KindPremium)
 	k := createKEK(t, c, "kek", 2048)
 	var last *azkeys.ID

@@ -24,6 +24,7 @@ import (
 var versionRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 func TestCreateKEKAndReadBack(t *testing.T) {
+	t.Parallel()
 	v, c := start(t, kvemu.KindPremium)
 	ctx := context.Background()
 	exp := time.Now().Add(24 * time.Hour).Truncate(time.Second)
@@ -89,6 +90,7 @@ func ops(names ...azkeys.KeyOperation) []*azkeys.KeyOperation {
 }
 
 func TestCreateKeyRefused(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		kind  kvemu.Kind
@@ -135,6 +137,7 @@ func TestCreateKeyRefused(t *testing.T) {
 }
 
 func TestCreateKeyTypes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		kind  kvemu.Kind
 		kty   azkeys.KeyType
@@ -225,6 +228,7 @@ func (p addQuery) Do(req *policy.Request) (*http.Response, error) {
 }
 
 func TestListVersionsPaging(t *testing.T) {
+	t.Parallel()
 	v := kvemutest.Start(t, kvemu.Config{PageSize: 2})
 	c := v.Client(t, nil)
 	ctx := context.Background()
@@ -284,6 +288,7 @@ func TestListVersionsPaging(t *testing.T) {
 }
 
 func TestListKeys(t *testing.T) {
+	t.Parallel()
 	v := kvemutest.Start(t, kvemu.Config{PageSize: 2})
 	c := v.Client(t, nil)
 	ctx := context.Background()
@@ -312,6 +317,7 @@ func TestListKeys(t *testing.T) {
 }
 
 func TestUpdateKey(t *testing.T) {
+	t.Parallel()
 	v, c := start(t, kvemu.KindPremium)
 	ctx := context.Background()
 	created, err := c.CreateKey(ctx, "k", azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeECHSM)}, nil)
@@ -355,6 +361,7 @@ func TestUpdateKey(t *testing.T) {
 }
 
 func TestDeleteRecoverPurge(t *testing.T) {
+	t.Parallel()
 	v, c := start(t, kvemu.KindPremium)
 	nr := v.Client(t, noRetry)
 	ctx := context.Background()

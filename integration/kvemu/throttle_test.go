@@ -38,6 +38,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 var ecHSM = azkeys.CreateKeyParameters{Kty: to.Ptr(azkeys.KeyTypeECHSM)}
 
 func TestThrottleCreate(t *testing.T) {
+	t.Parallel()
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	v := kvemutest.Start(t, kvemu.Config{Now: clock.Now, Limits: kvemu.Limits{Create: 2}})
 	c := v.Client(t, noRetry)
@@ -72,6 +73,7 @@ func TestThrottleCreate(t *testing.T) {
 }
 
 func TestThrottleBucketsByKeyType(t *testing.T) {
+	t.Parallel()
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	v := kvemutest.Start(t, kvemu.Config{Now: clock.Now, Limits: kvemu.Limits{
 		Create: -1, RSA2048: 2, RSA3072: 1, EC: 1}})
@@ -132,6 +134,7 @@ func (p advanceOn429) Do(req *policy.Request) (*http.Response, error) {
 }
 
 func TestThrottleSDKRetrySucceeds(t *testing.T) {
+	t.Parallel()
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	v := kvemutest.Start(t, kvemu.Config{Now: clock.Now, Limits: kvemu.Limits{Window: time.Second, Create: 1}})
 	seen := 0
@@ -155,6 +158,7 @@ func TestThrottleSDKRetrySucceeds(t *testing.T) {
 }
 
 func TestThrottlePeakTracksClientRate(t *testing.T) {
+	t.Parallel()
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	v := kvemutest.Start(t, kvemu.Config{Now: clock.Now, Limits: kvemu.Limits{Vault: 3}})
 	c := v.Client(t, noRetry)
