@@ -135,6 +135,59 @@ func TestOpenBySerial(t *testing.T) {
 	}
 }
 
+// TestOpenAmbiguousLabel: two tokens share a label; Open refuses the label alone and opens
+// each by serial.
+func TestOpenAmbiguousLabel(t *testing.T) {
+	mod := setup(t, "twin", "twin")
+	_, err := hsm.Open(context.Background(), hsm.Config{Module: mod, TokenLabel: "twin", PIN: secret.New(userPIN)})
+	assertHSMError(t, err, hsm.ErrAmbiguous)
+
+	serials := tokenSerials(t, mod, "twin")
+	if len(serials) != 2 {
+		t.Fatalf("%d tokens labelled twin, want 2", len(serials))
+	}
+	for _, serial := range serials {
+		tok, err := hsm.Open(context.Background(), hsm.Config{Module: mod, TokenLabel: "twin", TokenSerial: serial, PIN: secret.New(userPIN)})
+		if err != nil {
+			t.Fatalf("Open(serial %s) = %v", serial, err)
+		}
+		got := tok.Serial()
+		if err := tok.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got != serial {
+			t.Errorf("Open(serial %s) opened serial %s", serial, got)
+		}
+	}
+}
+
+// tokenSerials lists the serials of the tokens labelled label. Nothing else may have the
+// module open: it initialises and finalizes the module itself.
+func tokenSerials(t *testing.T, mod, label string) []string {
+	t.Helper()
+	p := pkcs11.New(mod)
+	if p == nil {
+		t.Fatal("pkcs11.New failed")
+	}
+	defer p.Destroy()
+	if err := p.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Finalize()
+	slots, err := p.GetSlotList(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, s := range slots {
+		ti, err := p.GetTokenInfo(s)
+		if err == nil && ti.Label == label {
+			out = append(out, ti.SerialNumber)
+		}
+	}
+	return out
+}
+
 func TestOpenSameTokenTwiceRefused(t *testing.T) {
 	mod := setup(t, "once")
 	open(t, mod, "once", userPIN)

@@ -209,9 +209,10 @@ func (t *Token) attach(op string, cfg Config) error {
 	return nil
 }
 
-// Close logs out nothing, closes the miekg session and handle, then the crypto11 context
-// (which finalizes the module if it was the last one). It is idempotent; Keys and
-// SigningKeys of the Token are unusable afterwards.
+// Close closes the miekg/pkcs11 session and handle first, then the crypto11 context, which
+// finalizes the module if it was the module's last one (so that a later Open re-reads the
+// module's configuration). Session objects die with the session. Close is idempotent; Keys
+// and SigningKeys of the Token are unusable afterwards.
 func (t *Token) Close() error {
 	openMu.Lock()
 	defer openMu.Unlock()
@@ -248,8 +249,10 @@ func (t *Token) lock(ctx context.Context, op string) error {
 	return nil
 }
 
-// Label returns the token's label; Serial its serial number.
-func (t *Token) Label() string  { return t.label }
+// Label returns the token's label.
+func (t *Token) Label() string { return t.label }
+
+// Serial returns the token's serial number.
 func (t *Token) Serial() string { return t.serial }
 
 // Info returns the module's, the slot's and the token's information.
@@ -383,3 +386,6 @@ func (t *Token) methodLocked(op string) (WrapMethod, error) {
 	t.log.Debug("chose wrap method", "path", string(m.Path), "mechanisms", m.Mechanisms)
 	return m, nil
 }
+
+// cgoEnabled tells the tests which build they run in.
+const cgoEnabled = true
