@@ -3,6 +3,7 @@
 package hsm_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
@@ -39,9 +40,22 @@ func setup(t *testing.T, labels ...string) string {
 	return softhsmtest.Setup(t, toks...)
 }
 
-// logger writes the package's log lines to the test output.
+// logger writes the package's log lines to the test output, failing the test if a line
+// holds a PIN.
 func logger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(pinGuard{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// pinGuard passes log output to the test and fails it on any test PIN.
+type pinGuard struct{ t *testing.T }
+
+func (g pinGuard) Write(p []byte) (int, error) {
+	for _, pin := range []string{userPIN, soPIN, otherPIN, "wrong-pin-0000"} {
+		if bytes.Contains(p, []byte(pin)) {
+			g.t.Errorf("log line holds a PIN: %s", p)
+		}
+	}
+	return g.t.Output().Write(p)
 }
 
 // open opens a token and closes it at the end of the test.

@@ -66,7 +66,7 @@ func assertHSMError(t *testing.T, err, want error) {
 func TestOpenWrongPIN(t *testing.T) {
 	mod := setup(t, "pin-token")
 	ctx := context.Background()
-	_, err := hsm.Open(ctx, hsm.Config{Module: mod, TokenLabel: "pin-token", PIN: secret.New("wrong-pin-0000")})
+	_, err := hsm.Open(ctx, hsm.Config{Module: mod, TokenLabel: "pin-token", PIN: secret.New("wrong-pin-0000"), Logger: logger(t)})
 	assertHSMError(t, err, hsm.ErrPINIncorrect)
 	if got := exitcode.From(err); got != exitcode.HSM {
 		t.Errorf("exitcode.From(%v) = %d, want %d", err, got, exitcode.HSM)
