@@ -90,7 +90,7 @@ func TestBadTokenRefused(t *testing.T) {
 	logs := &logCapture{next: slog.NewTextHandler(t.Output(), nil)}
 	v := kvemutest.Start(t, kvemu.Config{Logger: slog.New(logs)})
 	wrong := secret.New("not-the-token-0123456789")
-	c := kvemutest.NewClient(t, v.URL(), v.Server, kvemutest.Credential{Token: wrong}, nil)
+	c := kvemutest.NewClient(t, v.URL(), v.CACertPEM(), kvemutest.Credential{Token: wrong}, nil)
 	_, err := c.GetKey(context.Background(), "any", "", nil)
 	wantAPIError(t, err, http.StatusUnauthorized, kvemu.CodeUnauthorized)
 	if st := v.Stats(); st.Unauthorized == 0 {

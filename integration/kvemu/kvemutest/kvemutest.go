@@ -9,7 +9,10 @@ package kvemutest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
@@ -69,18 +72,26 @@ func Start(t testing.TB, cfg kvemu.Config) *Vault {
 // options; its Transport and DisableChallengeResourceVerification are overridden.
 func (v *Vault) Client(t testing.TB, opts *azkeys.ClientOptions) *azkeys.Client {
 	t.Helper()
-	return NewClient(t, v.URL(), v.Server, Credential{Token: v.Token}, opts)
+	return NewClient(t, v.URL(), v.CACertPEM(), Credential{Token: v.Token}, opts)
 }
 
-// NewClient returns an azkeys client for vaultURL that trusts s's CA and authenticates with
-// cred.
-func NewClient(t testing.TB, vaultURL string, s *kvemu.Server, cred azcore.TokenCredential, opts *azkeys.ClientOptions) *azkeys.Client {
+// NewClient returns an azkeys client for the emulated vault at vaultURL, trusting the CA
+// certificate caPEM (Server.CACertPEM, or the file of kvemu serve --ca-out) and
+// authenticating with cred. opts may set retry and other pipeline options; its Transport
+// and DisableChallengeResourceVerification are overridden.
+func NewClient(t testing.TB, vaultURL string, caPEM []byte, cred azcore.TokenCredential, opts *azkeys.ClientOptions) *azkeys.Client {
 	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("no CA certificate in %q", caPEM)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	var o azkeys.ClientOptions
 	if opts != nil {
 		o = *opts
 	}
-	o.Transport = s.HTTPClient()
+	o.Transport = &http.Client{Transport: tr}
 	o.DisableChallengeResourceVerification = true
 	c, err := azkeys.NewClient(vaultURL, cred, &o)
 	if err != nil {
