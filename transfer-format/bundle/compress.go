@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -76,6 +77,10 @@ func decompress(stored []byte, n uint32) ([]byte, error) {
 		return nil, &ParseError{What: "stored payload", Err: fmt.Errorf("%w: zstd frame declares %d bytes, header %d", ErrTooLarge, fh.FrameContentSize, n)}
 	}
 	out, err := decoder().DecodeAll(stored, make([]byte, 0, n))
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		// The stored payload holds more than its frame declares: a decompression bomb.
+		return nil, &ParseError{What: "stored payload", Err: fmt.Errorf("%w: decodes to more than the declared %d bytes", ErrTooLarge, n)}
+	}
 	if err != nil {
 		return nil, &ParseError{What: "stored payload", Err: fmt.Errorf("zstd: %w", err)}
 	}
