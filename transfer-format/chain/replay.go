@@ -225,8 +225,11 @@ func (r *replayer) run(ctx context.Context) error {
 
 // choose picks the next bundle to apply: one whose peer reference is already verified.
 func (r *replayer) choose(a, b *item) (bundle.Chain, *item, error) {
+	// A bundle that failed stage 1 is ready at once: its failure is the verdict, and its
+	// header, unauthenticated, must not decide the order (a flipped peer seq would turn a
+	// hash mismatch into a chain break or a rollback).
 	ready := func(it *item, other bundle.Chain) bool {
-		return it != nil && (it.b == nil || it.b.Header.PeerSeq <= r.st.Heads.Of(other).Seq)
+		return it != nil && (it.b == nil || it.err != nil || it.b.Header.PeerSeq <= r.st.Heads.Of(other).Seq)
 	}
 	ra, rb := ready(a, bundle.ChainOnline), ready(b, bundle.ChainOffline)
 	switch {
