@@ -79,6 +79,10 @@ func TestAttestationManagedHSM(t *testing.T) {
 			}
 		})
 	}
+	latest, err := c.GetKeyAttestation(ctx, "kek", "", nil) // the SDK sends /keys/kek/attestation
+	if err != nil || *latest.Key.KID != azkeys.ID(kek.kid) || latest.Attributes.Attestation == nil {
+		t.Errorf("GetKeyAttestation(kek, \"\") = %v, %v; want the latest version's attestation", latest.Key, err)
+	}
 	if !bytes.Contains(v.AttestationRootPEM(), []byte("BEGIN CERTIFICATE")) {
 		t.Errorf("AttestationRootPEM is not a PEM certificate")
 	}

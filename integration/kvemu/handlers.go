@@ -99,6 +99,11 @@ func (s *Server) routeKeys(w http.ResponseWriter, r *http.Request, seg []string,
 				return methodNotAllowed(r)
 			}
 			return s.listVersions(w, r, name)
+		case "attestation": // azkeys joins an empty version away: /keys/{name}/attestation
+			if r.Method != http.MethodGet {
+				return methodNotAllowed(r)
+			}
+			return s.getAttestation(w, name, "")
 		case "rotate", "backup", "rotationpolicy":
 			return errNotSupported
 		default: // a version, or "" (trailing slash) for the latest
@@ -693,5 +698,3 @@ func sortBySeq(vs []*keyVersion) {
 		return 0
 	})
 }
-
-func sortStrings(s []string) { slices.Sort(s) }

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -435,7 +436,7 @@ func (s *Server) KeyNames() []string {
 	for _, e := range s.keys {
 		names = append(names, e.versions[0].Name)
 	}
-	sortStrings(names)
+	slices.Sort(names)
 	return names
 }
 
