@@ -8,11 +8,11 @@ require (
 	github.com/airgap-byok/airgap-byok/transfer-format v0.0.0
 	github.com/miekg/pkcs11 v1.1.2
 	github.com/pkg/errors v0.9.1
+	golang.org/x/sys v0.50.0
 )
 
 require (
 	github.com/thales-e-security/pool v0.0.2 // indirect
-	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/term v0.48.0 // indirect
 )
 
