@@ -39,8 +39,8 @@ func (t *Token) findLocked(tmpl []*pkcs11.Attribute) ([]pkcs11.ObjectHandle, err
 	return out, t.p.FindObjectsFinal(t.sh)
 }
 
-// attrLocked reads one attribute. ok is false when the token does not have it or refuses
-// to reveal it; status then says which ("unavailable" or "sensitive").
+// attrLocked reads one attribute. When the object does not have it or the token refuses to
+// reveal it, v is nil and status says which: "unavailable" or "sensitive".
 func (t *Token) attrLocked(h pkcs11.ObjectHandle, typ uint) (v []byte, status string, err error) {
 	attrs, err := t.p.GetAttributeValue(t.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(typ, nil)})
 	switch {

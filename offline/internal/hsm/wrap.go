@@ -27,7 +27,9 @@ var testOnlyBeforeDestroy func()
 // The KEK public key is imported as a session object (C_CreateObject: CKA_WRAP true, no
 // CKA_MODULUS_BITS); on the two-step path a session AES-256 key is generated. Both objects
 // are destroyed before Wrap returns, also on error; Wrapped.EphemeralDestroyed and
-// KEKDestroyed are true only if C_DestroyObject succeeded.
+// KEKDestroyed are true only if C_DestroyObject succeeded. A failed destroy after a good
+// wrap is logged and shows in those flags, not as an error: the ciphertext is sound, and
+// session objects die with the session at Close at the latest.
 //
 // Errors wrap ErrInvalid (nil key, KEK under 2048 bits), ErrMechanism (no wrap path, or a
 // listed mechanism refused), ErrNotTrusted (k is CKA_WRAP_WITH_TRUSTED: use WrapTrusted),
