@@ -26,7 +26,7 @@ type vectorFile struct {
 	Warnings int `json:"warnings"`
 }
 
-func readVector(t *testing.T, dir string) vectorFile {
+func readVector(t testing.TB, dir string) vectorFile {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "vector.json"))
 	if err != nil {

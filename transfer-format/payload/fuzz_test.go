@@ -1,0 +1,79 @@
+package payload_test
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// vectorPayloads returns the decoded payloads of kind k found in the test vectors, valid or
+// not.
+func vectorPayloads(f *testing.F, k bundle.Kind) [][]byte {
+	f.Helper()
+	var out [][]byte
+	seen := map[string]bool{}
+	err := filepath.WalkDir(filepath.Join("..", "testdata", "vectors"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || !strings.HasSuffix(p, ".bundle") {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		b, err := bundle.Parse(data)
+		if err != nil || b.Header.Kind != k {
+			return nil
+		}
+		if pl, err := b.Open(); err == nil && !seen[string(pl)] {
+			seen[string(pl)] = true
+			out = append(out, pl)
+		}
+		return nil
+	})
+	if err != nil || len(out) == 0 {
+		f.Fatalf("no %s payloads in the vectors: %v", k, err)
+	}
+	return out
+}
+
+// fuzzPayload checks that Decode accepts only canonical encodings of valid payloads: on
+// success Marshal(Decode(x)) == x and the value validates; on failure a *ParseError.
+func fuzzPayload(f *testing.F, k bundle.Kind) {
+	for _, p := range vectorPayloads(f, k) {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := payload.Decode(k, data)
+		if err != nil {
+			var pe *bundle.ParseError
+			if v != nil || !errors.As(err, &pe) {
+				t.Fatalf("Decode() = %v, %v; want nil and a *ParseError", v, err)
+			}
+			return
+		}
+		if got, err := payload.KindOf(v); err != nil || got != k {
+			t.Fatalf("KindOf(Decode(%s)) = %s, %v", k, got, err)
+		}
+		again, err := payload.Marshal(v)
+		if err != nil || !bytes.Equal(again, data) {
+			t.Fatalf("Marshal(Decode(x)) = %.80q, %v; want x = %.80q", again, err, data)
+		}
+		if err := v.(interface{ Validate() error }).Validate(); err != nil {
+			t.Fatalf("Decode() returned a value that does not validate: %v", err)
+		}
+	})
+}
+
+func FuzzPayloadEnrollment(f *testing.F) { fuzzPayload(f, bundle.KindEnrollment) }
+func FuzzPayloadPolicy(f *testing.F)     { fuzzPayload(f, bundle.KindPolicy) }
+func FuzzPayloadKEKOffer(f *testing.F)   { fuzzPayload(f, bundle.KindKEKOffer) }
+func FuzzPayloadKeyPackage(f *testing.F) { fuzzPayload(f, bundle.KindKeyPackage) }
+func FuzzPayloadApproval(f *testing.F)   { fuzzPayload(f, bundle.KindApproval) }
+func FuzzPayloadReceipt(f *testing.F)    { fuzzPayload(f, bundle.KindReceipt) }
