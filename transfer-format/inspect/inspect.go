@@ -192,7 +192,7 @@ func Bundle(data []byte, opts Options) (*Rendering, error) {
 }
 
 // open checks the digests, decompresses within the header's limits and decodes the payload
-// strictly (§9.2 steps 8 to 11).
+// strictly (§9.2 step 7).
 func open(b *bundle.Bundle) (any, error) {
 	p, err := b.Open()
 	if err != nil {
