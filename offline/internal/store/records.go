@@ -91,11 +91,11 @@ const (
 
 // Attestation check results of a KEK.
 const (
-	AttestationVerified   = "verified"    // the chain verified against the given root
-	AttestationUnchecked  = "not_checked" // present, but no root was given
-	AttestationNone       = "none"        // the vault kind offers none (premium)
-	AttestationMissing    = "missing"     // a Managed HSM offer without one
-	AttestationBadChain   = "bad_chain"   // the chain did not verify
+	AttestationVerified  = "verified"    // the chain verified against the given root
+	AttestationUnchecked = "not_checked" // present, but no root was given
+	AttestationNone      = "none"        // the vault kind offers none (premium)
+	AttestationMissing   = "missing"     // a Managed HSM offer without one
+	AttestationBadChain  = "bad_chain"   // the chain did not verify
 )
 
 // KEK is a KEK offer this station accepted or refused.
