@@ -1,0 +1,822 @@
+// Package audit is the compliance auditor's replay of a transfer medium: both chains from
+// genesis (or from an earlier audit's checkpoint), every signature, link, policy version,
+// approval threshold and expiry, each key package matched to its receipt, and a verdict, PASS
+// or FAIL, for people (text, and an HTML report they open in a browser) and machines (JSON).
+//
+// The checks themselves are the transfer format's ([chain.Replay]); this package collects what
+// a person needs to judge them: who signed and who approved each step, which key landed in
+// which vault with which public key, and every finding with the bundle it concerns.
+//
+// # Guarantees
+//
+//   - Read-only: the audit needs neither an HSM nor a network and never writes to the medium.
+//     It takes the medium's shared lock (so no station writes while it reads); on a read-only
+//     medium that is a no-op.
+//   - Constant memory: the timeline of the HTML report is streamed to a temporary file as the
+//     replay goes and the key inventory is spooled to another, so memory depends on the number
+//     of policy versions and of key packages awaiting upload, not on the length of the chains.
+//   - Atomic outputs: the HTML report and the checkpoint are written to a temporary file in
+//     the target folder, synced and renamed into place; a failed audit leaves no partial file.
+//   - Incremental: a checkpoint holds the replay's state, the trust anchor, the heads and the
+//     findings so far, so an audit --since it replays only newer bundles and reaches the same
+//     verdict as a full replay (a failure stays a failure). A checkpoint made for another
+//     anchor, or for a medium that no longer extends it (rolled back or forked), is refused
+//     with a finding.
+//
+// # Exit codes
+//
+// [Command] exits 0 on PASS, 3 (exitcode.Verify) on any finding, 4 (exitcode.Bundle) when the
+// replay was stopped by a malformed or unreadable bundle or the checkpoint cannot be read, and
+// 2 on usage errors.
+package audit
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/logsetup"
+	"github.com/airgap-byok/airgap-byok/shared/medialock"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+	"github.com/airgap-byok/airgap-byok/transfer-format/media"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// Verdicts.
+const (
+	Pass = "PASS"
+	Fail = "FAIL"
+)
+
+// Key statuses in the inventory.
+const (
+	StatusImported    = payload.OutcomeImported          // uploaded; the receipt's public key is the packaged key
+	StatusMismatch    = payload.OutcomePublicKeyMismatch // uploaded, but Key Vault returned another public key
+	StatusNotUploaded = "not_uploaded"                   // no receipt that imported it (yet)
+	StatusUnmatched   = "unmatched_receipt"              // a receipt for no key package awaiting upload
+)
+
+// Options configure an audit.
+type Options struct {
+	Media      string           // medium folder (required)
+	Policy     string           // expected policy v1: short fingerprint or 64-hex ID; empty = trust on first use, reported
+	Since      string           // checkpoint file of an earlier audit: replay only what is newer
+	Checkpoint string           // write a checkpoint here at the end
+	HTML       string           // write the HTML report here
+	Now        func() time.Time // clock for the report's time stamp; default time.Now
+	// Workers is the number of bundles verified in parallel; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// Report is the outcome of an audit. Its key inventory lives in a temporary file: read it
+// with Keys, and call Close when done.
+type Report struct {
+	Verdict           string      `json:"verdict"` // Pass or Fail
+	Medium            string      `json:"medium"`
+	Generated         time.Time   `json:"generated"`
+	Anchor            string      `json:"anchor,omitempty"` // ID of policy v1, hex
+	AnchorFingerprint string      `json:"anchor_fingerprint,omitempty"`
+	Pinned            bool        `json:"pinned"`               // the anchor was given (--policy), now or by the checkpoint's audit
+	TrustedOnFirstUse bool        `json:"trusted_on_first_use"` // no anchor was given: the first policy was taken as found
+	Since             *Since      `json:"since,omitempty"`
+	Complete          bool        `json:"complete"` // both chains were replayed to their end
+	Heads             chain.Heads `json:"heads"`
+	Counts            Counts      `json:"counts"`
+	Findings          []Finding   `json:"findings"`
+	Policies          []Policy    `json:"policies"`
+	Warnings          []string    `json:"warnings"`
+	WarningCount      int         `json:"warning_count"`
+	HTML              string      `json:"html,omitempty"`       // the HTML report written
+	Checkpoint        string      `json:"checkpoint,omitempty"` // the checkpoint written
+
+	keys *spool
+}
+
+// Since describes the checkpoint an audit continued from.
+type Since struct {
+	File    string      `json:"file"`
+	Heads   chain.Heads `json:"heads"`
+	Resumed bool        `json:"resumed"` // false: the checkpoint had no policy in force, so the chains were replayed from genesis against its heads
+}
+
+// Counts are the totals of the medium up to the heads (cumulative across checkpoints).
+type Counts struct {
+	Offline     uint64 `json:"offline"`     // verified bundles of the offline chain
+	Online      uint64 `json:"online"`      // verified bundles of the online chain
+	Replayed    uint64 `json:"replayed"`    // bundles verified by this run
+	Policies    int    `json:"policies"`    // policy versions in force
+	Offers      uint64 `json:"offers"`      // KEK offers
+	Packages    uint64 `json:"packages"`    // key packages
+	Approvals   uint64 `json:"approvals"`   // approval bundles
+	Receipts    uint64 `json:"receipts"`    // upload receipts
+	Imported    uint64 `json:"imported"`    // receipts that consumed a package
+	Outstanding int    `json:"outstanding"` // key packages not uploaded
+	Keys        int    `json:"keys"`        // rows in this report's key inventory
+	Findings    int    `json:"findings"`
+}
+
+// Finding is one verdict about one bundle.
+type Finding struct {
+	Verdict     string `json:"verdict"` // class, as chain.Verdict names it: "bad signature", "missing approval", ...
+	Chain       string `json:"chain"`
+	Seq         uint64 `json:"seq,omitempty"`
+	ID          string `json:"id,omitempty"` // bundle ID, hex
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Kind        string `json:"kind,omitempty"`
+	Path        string `json:"path,omitempty"`
+	Message     string `json:"message"`
+	Stopped     bool   `json:"stopped"`                   // the replay could not go past this bundle
+	Earlier     bool   `json:"from_checkpoint,omitempty"` // found by the audit that wrote the checkpoint
+	// Err is the typed error (wrapping a chain or bundle sentinel); nil for findings read
+	// from a checkpoint.
+	Err error `json:"-"`
+}
+
+// Malformed reports whether the finding is about input that could not be read or parsed,
+// rather than input that was read and failed verification.
+func (f Finding) Malformed() bool {
+	switch f.Verdict {
+	case "malformed", "too large", "unsupported version", "error":
+		return true
+	}
+	return false
+}
+
+// Policy is a policy version found on the medium.
+type Policy struct {
+	ID             string     `json:"id"`
+	Fingerprint    string     `json:"fingerprint"`
+	Version        uint64     `json:"version"`
+	Seq            uint64     `json:"seq"`                 // offline seq of the policy bundle
+	Effective      uint64     `json:"effective,omitempty"` // offline seq of the approval that put it in force; 0 if awaiting approval
+	Threshold      int        `json:"threshold"`
+	Custodians     []Approver `json:"custodians"`
+	Vaults         []Vault    `json:"vaults"`
+	OfflineStation string     `json:"offline_station"` // key fingerprint
+	OnlineStation  string     `json:"online_station"`  // key fingerprint
+	MinKEKBits     int        `json:"min_kek_bits"`
+	KeyTypes       []string   `json:"key_types"`
+	AllowWeakerKEK bool       `json:"allow_weaker_kek"`
+	Lifetime       int64      `json:"bundle_lifetime_seconds"`
+	MaxClockSkew   int64      `json:"max_clock_skew_seconds"`
+	pol            *payload.Policy
+}
+
+// Vault is a vault a policy allows.
+type Vault struct {
+	URL    string `json:"url"`
+	Kind   string `json:"kind"`
+	Region string `json:"region"`
+}
+
+// Approver is a custodian, named by the policy that lists its key.
+type Approver struct {
+	Name        string `json:"name"`
+	Fingerprint string `json:"fingerprint"` // short form of the key ID
+	Key         string `json:"key"`         // key ID, hex
+}
+
+// Key is one row of the key inventory: a key package and the receipt that uploaded it.
+type Key struct {
+	Package            string     `json:"package"` // key package bundle ID, hex; for an unmatched receipt, the ID it names
+	PackageFingerprint string     `json:"package_fingerprint"`
+	PackageSeq         uint64     `json:"package_seq,omitempty"`
+	Name               string     `json:"name,omitempty"`
+	KeyType            string     `json:"key_type,omitempty"`
+	Vault              string     `json:"vault,omitempty"`
+	Region             string     `json:"region,omitempty"`
+	PublicKeySHA256    string     `json:"public_key_sha256,omitempty"` // SHA-256 of the packaged DER SubjectPublicKeyInfo (RSA, EC)
+	KCV                string     `json:"kcv,omitempty"`               // AES key check value, hex
+	Approvals          []Approver `json:"approvals"`
+	Status             string     `json:"status"`             // StatusImported, StatusMismatch, StatusNotUploaded, StatusUnmatched
+	Rejected           int        `json:"rejected,omitempty"` // uploads Key Vault refused before
+	Receipt            *Receipt   `json:"receipt,omitempty"`
+}
+
+// Receipt is the upload receipt of a key.
+type Receipt struct {
+	ID              string `json:"id"`
+	Fingerprint     string `json:"fingerprint"`
+	Seq             uint64 `json:"seq"`
+	Outcome         string `json:"outcome"`
+	Vault           string `json:"vault"`
+	KID             string `json:"kid,omitempty"`
+	Version         string `json:"version,omitempty"`
+	PublicKeySHA256 string `json:"public_key_sha256,omitempty"` // of what Key Vault returned
+	// PublicKeyMatch says whether Key Vault returned the packaged public key; absent for
+	// oct-HSM keys, for which Key Vault returns no key material.
+	PublicKeyMatch *bool  `json:"public_key_match,omitempty"`
+	Error          string `json:"error,omitempty"` // Key Vault's error (the last refusal)
+}
+
+// Keys yields the key inventory: keys uploaded during the replayed part of the chains, in
+// upload order, then the packages not uploaded.
+func (r *Report) Keys() iter.Seq2[Key, error] {
+	if r.keys == nil {
+		return func(func(Key, error) bool) {}
+	}
+	return r.keys.all()
+}
+
+// Close removes the report's temporary files.
+func (r *Report) Close() error {
+	if r.keys == nil {
+		return nil
+	}
+	return r.keys.close()
+}
+
+// Failed reports whether the verdict is FAIL.
+func (r *Report) Failed() bool { return r.Verdict != Pass }
+
+// Err returns nil on PASS, else an error with the exit code of the verdict: exitcode.Bundle
+// if the replay was stopped by input it could not read or parse, exitcode.Verify otherwise.
+func (r *Report) Err() error {
+	if !r.Failed() {
+		return nil
+	}
+	classes := []string{}
+	malformed := false
+	for _, f := range r.Findings {
+		if !slices.Contains(classes, f.Verdict) {
+			classes = append(classes, f.Verdict)
+		}
+		malformed = malformed || (f.Stopped && f.Malformed())
+	}
+	err := fmt.Errorf("%w: audit FAIL: %d finding(s): %s", exitcode.ErrVerify, len(r.Findings), strings.Join(classes, ", "))
+	if malformed {
+		return exitcode.Wrap(exitcode.Bundle, err, "the medium holds a bundle that cannot be read or parsed: see the first finding")
+	}
+	return err
+}
+
+// Run audits the medium. It returns an error only if the audit could not be carried out
+// (bad options, an unreadable medium or checkpoint, an output that cannot be written); a
+// medium that fails verification is a Report with the verdict Fail. log may be nil.
+func Run(ctx context.Context, opts Options, log *slog.Logger) (rep *Report, err error) {
+	if log == nil {
+		log = logsetup.Discard()
+	}
+	if opts.Media == "" {
+		return nil, fmt.Errorf("%w: --media is required", exitcode.ErrUsage)
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	if fi, err := os.Stat(opts.Media); err != nil || !fi.IsDir() {
+		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("medium %s is not a folder", opts.Media), "point --media at the airgap-byok folder on the stick or its copy")
+	}
+	lock, err := medialock.Shared(opts.Media)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	m, err := media.Open(opts.Media)
+	if err != nil {
+		if errors.Is(err, media.ErrNotMedia) {
+			return nil, exitcode.Wrap(exitcode.Usage, err, "point --media at the airgap-byok folder on the stick or its copy")
+		}
+		return nil, fmt.Errorf("%w: %w", exitcode.ErrBundle, err)
+	}
+	defer m.Close()
+
+	var cp *checkpoint
+	if opts.Since != "" {
+		if cp, err = readCheckpoint(opts.Since); err != nil {
+			return nil, err
+		}
+	}
+	pin, err := parsePin(opts.Policy)
+	if err != nil {
+		return nil, err
+	}
+
+	a := &auditor{
+		log:        log,
+		stations:   map[bundle.Chain]string{},
+		custodians: map[bundle.ID]string{},
+		regions:    map[string]string{},
+		pending:    map[bundle.ID]*pkgInfo{},
+	}
+	if a.keys, err = newSpool(); err != nil {
+		return nil, err
+	}
+	rep = &Report{Medium: opts.Media, Generated: now().UTC(), keys: a.keys, Findings: []Finding{}, Policies: []Policy{}, Warnings: []string{}}
+	defer func() {
+		if err != nil {
+			rep.Close()
+			rep = nil
+		}
+	}()
+	if opts.HTML != "" {
+		if a.html, err = newHTMLWriter(opts.HTML); err != nil {
+			return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("html report: %w", err), "--html must name a file in a folder that exists and is writable")
+		}
+		defer a.html.abort()
+	}
+
+	if err := a.run(ctx, m, opts, pin, cp, rep); err != nil {
+		return nil, err
+	}
+	if opts.Checkpoint != "" && a.refused {
+		log.Warn("no checkpoint written: the audit was refused before the replay", "checkpoint", opts.Checkpoint)
+	} else if opts.Checkpoint != "" {
+		if err := writeCheckpoint(opts.Checkpoint, a.checkpoint(rep)); err != nil {
+			return nil, fmt.Errorf("%w: write checkpoint: %w", exitcode.ErrMedia, err)
+		}
+		rep.Checkpoint = opts.Checkpoint
+	}
+	if a.html != nil {
+		if err := a.html.finish(rep); err != nil {
+			return nil, fmt.Errorf("%w: write html report: %w", exitcode.ErrMedia, err)
+		}
+		rep.HTML = opts.HTML
+	}
+	log.Info("audit done", "verdict", rep.Verdict, "findings", len(rep.Findings), "replayed", rep.Counts.Replayed)
+	return rep, nil
+}
+
+// auditor collects what the report needs while the replay goes.
+type auditor struct {
+	log        *slog.Logger
+	html       *htmlWriter
+	keys       *spool
+	stations   map[bundle.Chain]string // station names from the enrollments
+	custodians map[bundle.ID]string    // custodian names from every policy seen
+	regions    map[string]string       // vault URL → region label, from every policy seen
+	lastPolicy *payload.Policy         // the latest policy version seen (in force or awaiting approval)
+	pending    map[bundle.ID]*pkgInfo  // key packages awaiting upload, as chain.State.Packages
+	state      *chain.State            // the final state
+	pin        pin
+	tofu       bool
+	replayed   uint64
+	order      uint64      // timeline position, across checkpoints
+	err        error       // a failure of the audit itself inside OnBundle
+	refused    bool        // the audit ended before the replay
+	remembered chain.Heads // from the checkpoint: the furthest each chain was seen
+}
+
+// pkgInfo is what the inventory needs of a key package until its receipt.
+type pkgInfo struct {
+	Seq       uint64      `json:"seq"`
+	Name      string      `json:"name"`
+	KeyType   string      `json:"key_type"`
+	Vault     string      `json:"vault"`
+	PubSHA    string      `json:"public_key_sha256,omitempty"`
+	KCV       string      `json:"kcv,omitempty"`
+	Approvals []bundle.ID `json:"approvals"`
+	Rejected  int         `json:"rejected"`
+	LastRcpt  *Receipt    `json:"last_receipt,omitempty"` // the last refusal
+}
+
+func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin, cp *checkpoint, rep *Report) error {
+	ropts := chain.Options{Workers: opts.Workers, OnBundle: a.onBundle}
+	var earlier []Finding
+	ropts.Warn = func(w media.Warning) {
+		a.log.Warn("ignoring a file on the medium", "path", w.Path, "reason", w.Reason)
+	}
+
+	// The trust anchor: from --policy, then from the checkpoint.
+	anchor := pin.id
+	if !pin.isZero() && pin.id.IsZero() {
+		id, f, err := resolveShort(m, pin.short)
+		if err != nil {
+			return err
+		}
+		if f != nil {
+			return a.refuse(rep, *f, cp, opts.Since)
+		}
+		anchor = id
+	}
+	rep.Pinned = !pin.isZero()
+	if cp != nil {
+		rep.Since = &Since{File: opts.Since, Heads: cp.Heads}
+		if !pin.isZero() && !pin.matches(cp.Anchor) {
+			return a.refuse(rep, Finding{Verdict: "untrusted", Chain: "offline", ID: cp.Anchor.String(), Fingerprint: cp.Anchor.Short(),
+				Message: fmt.Sprintf("the checkpoint %s was made for policy %s, but %s is pinned", opts.Since, cp.Anchor.Short(), pin), Stopped: true,
+				Err: &chain.UntrustedError{Pinned: anchor, Found: cp.Anchor}}, cp, opts.Since)
+		}
+		anchor = cp.Anchor
+		rep.Pinned = rep.Pinned || cp.Pinned
+		a.remembered = cp.Remembered
+		for _, c := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
+			if h := *cp.Heads.Of(c); h.Seq > a.remembered.Of(c).Seq {
+				*a.remembered.Of(c) = h
+			}
+		}
+		ropts.Remembered = a.remembered
+		if cp.State != nil && cp.State.Current() != nil {
+			if f := checkHeads(m, cp.Heads); f != nil {
+				return a.refuse(rep, *f, cp, opts.Since)
+			}
+			ropts.Resume = cp.State
+			rep.Since.Resumed = true
+			earlier = cp.Findings
+			a.resume(cp)
+		}
+	}
+	ropts.Anchor = anchor
+	a.pin = pin
+
+	a.log.Info("audit", "medium", opts.Media, "anchor", shortOrNone(anchor), "since", opts.Since)
+	res, stopErr := chain.Replay(ctx, m, ropts)
+	if a.err != nil {
+		return a.err
+	}
+	if stopErr != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", exitcode.ErrInterrupted, stopErr)
+	}
+	findings := append([]Finding{}, earlier...)
+	for i := range findings {
+		findings[i].Earlier = true
+	}
+	for i, f := range res.Findings {
+		nf := newFinding(f)
+		nf.Stopped = stopErr != nil && i == len(res.Findings)-1
+		if !slices.ContainsFunc(findings, func(e Finding) bool { return e.same(nf) }) {
+			findings = append(findings, nf)
+		}
+	}
+	var rf chain.Finding
+	if stopErr != nil && !errors.As(stopErr, &rf) {
+		// Replay refused to start (a resume it cannot take): not one of its findings.
+		findings = append(findings, Finding{Verdict: chain.Verdict(stopErr), Chain: "offline", Message: stopErr.Error(), Stopped: true, Err: stopErr})
+	}
+	st := res.State
+	a.state = st
+	if st != nil && !st.Anchor.IsZero() && !pin.isZero() && !pin.matches(st.Anchor) {
+		// Only when the first policy was not where resolveShort looked.
+		findings = append(findings, Finding{Verdict: "untrusted", Chain: "offline", Message: (&FingerprintError{Pinned: pin.String(), Found: st.Anchor}).Error(), Err: &FingerprintError{Pinned: pin.String(), Found: st.Anchor}})
+	}
+	if (st == nil || st.Anchor.IsZero()) && !pin.isZero() && stopErr == nil {
+		e := &FingerprintError{Pinned: pin.String()}
+		findings = append(findings, Finding{Verdict: "untrusted", Chain: "offline", Message: e.Error(), Err: e})
+	}
+
+	// Packages never uploaded close the inventory.
+	if err := a.flushPending(); err != nil {
+		return err
+	}
+	if a.html != nil {
+		for _, f := range findings {
+			if f.Stopped && f.ID != "" {
+				if err := a.html.failed(a, f); err != nil {
+					return err
+				}
+			}
+		}
+	}
+
+	rep.Findings = findings
+	rep.Complete = res.Complete
+	rep.WarningCount = res.WarningCount
+	for _, w := range res.Warnings {
+		rep.Warnings = append(rep.Warnings, w.String())
+	}
+	if st != nil {
+		rep.Heads = st.Heads
+		if !st.Anchor.IsZero() {
+			rep.Anchor, rep.AnchorFingerprint = st.Anchor.String(), st.Anchor.Short()
+		}
+		rep.Counts = Counts{
+			Offline: st.Counts.Offline, Online: st.Counts.Online, Policies: len(st.Policies),
+			Offers: st.Counts.Offers, Packages: st.Counts.Packages, Approvals: st.Counts.Approvals,
+			Receipts: st.Counts.Receipts, Imported: st.Counts.Imported, Outstanding: len(st.Packages),
+		}
+		rep.Policies = policies(st)
+	}
+	rep.TrustedOnFirstUse = res.TrustedOnFirstUse || (cp != nil && cp.TrustedOnFirstUse && rep.Since.Resumed)
+	if rep.Pinned {
+		rep.TrustedOnFirstUse = false
+	}
+	a.tofu = rep.TrustedOnFirstUse
+	rep.Counts.Replayed = a.replayed
+	rep.Counts.Keys = a.keys.n
+	rep.Counts.Findings = len(findings)
+	rep.Verdict = Pass
+	if len(findings) > 0 {
+		rep.Verdict = Fail
+	}
+	return a.keys.flush()
+}
+
+// refuse ends an audit before the replay with a single finding.
+func (a *auditor) refuse(rep *Report, f Finding, cp *checkpoint, since string) error {
+	a.refused = true
+	f.Stopped = true
+	rep.Findings = append(rep.Findings, f)
+	if cp != nil && rep.Since == nil {
+		rep.Since = &Since{File: since, Heads: cp.Heads}
+	}
+	rep.Counts.Findings = len(rep.Findings)
+	rep.Verdict = Fail
+	if a.html != nil && f.ID != "" {
+		if err := a.html.failed(a, f); err != nil {
+			return err
+		}
+	}
+	return a.keys.flush()
+}
+
+// resume restores what the auditor remembers from a checkpoint.
+func (a *auditor) resume(cp *checkpoint) {
+	for c, n := range cp.Stations {
+		if ch, ok := parseChain(c); ok {
+			a.stations[ch] = n
+		}
+	}
+	for _, p := range cp.State.Policies {
+		a.learnPolicy(p.Policy)
+	}
+	if cp.State.Pending != nil {
+		a.learnPolicy(cp.State.Pending.Policy)
+	}
+	a.order = cp.Order
+	for id, p := range cp.Pending {
+		a.pending[id] = p
+	}
+	// Packages the checkpoint's replay knows but its auditor did not record (an older
+	// checkpoint): rebuild them from the replay state.
+	for id, p := range cp.State.Packages {
+		if _, ok := a.pending[id]; ok {
+			continue
+		}
+		info := &pkgInfo{Seq: p.Seq, Name: p.KeyName, KeyType: string(p.KeyType), Vault: p.Vault, Approvals: slices.Clone(p.Approvals), Rejected: p.Rejected}
+		if len(p.PublicKey) > 0 {
+			info.PubSHA = sha256Hex(p.PublicKey)
+		}
+		if len(p.KCV) > 0 {
+			info.KCV = hex.EncodeToString(p.KCV)
+		}
+		a.pending[id] = info
+	}
+}
+
+func (a *auditor) learnPolicy(p *payload.Policy) {
+	for _, c := range p.Custodians {
+		a.custodians[c.Key.ID()] = c.Name
+	}
+	for _, v := range p.Vaults {
+		a.regions[v.URL] = v.Region
+	}
+	a.lastPolicy = p
+}
+
+// onBundle sees every verified bundle in replay order.
+func (a *auditor) onBundle(v *chain.Verified) error {
+	a.replayed++
+	a.order++
+	h := &v.Bundle.Header
+	var si stepInfo
+	switch p := v.Payload.(type) {
+	case *payload.Enrollment:
+		a.stations[h.Chain] = p.Name
+	case *payload.Policy:
+		a.learnPolicy(p)
+	case *payload.KeyPackage:
+		kt, _ := p.Target.KeyType()
+		info := &pkgInfo{Seq: h.Seq, Name: p.KeyName, KeyType: string(kt), Vault: p.Vault, Approvals: []bundle.ID{}}
+		if len(p.PublicKey) > 0 {
+			info.PubSHA = sha256Hex(p.PublicKey)
+		}
+		if len(p.KCV) > 0 {
+			info.KCV = hex.EncodeToString(p.KCV)
+		}
+		a.pending[v.Bundle.ID()] = info
+	case *payload.Approval:
+		si.counted = a.counted(v, p)
+		if info, ok := a.pending[p.Target]; ok {
+			for i, s := range p.Signatures {
+				if !si.counted[i] {
+					continue
+				}
+				if j, found := slices.BinarySearchFunc(info.Approvals, s.Custodian, cmpID); !found {
+					info.Approvals = slices.Insert(info.Approvals, j, s.Custodian)
+				}
+			}
+		}
+	case *payload.Receipt:
+		r, err := a.receipt(v, p)
+		if err != nil {
+			a.err = err
+			return err
+		}
+		si.receipt = r
+	}
+	if a.html != nil {
+		if err := a.html.step(a, v, si); err != nil {
+			a.err = fmt.Errorf("%w: write html report: %w", exitcode.ErrMedia, err)
+			return a.err
+		}
+	}
+	return nil
+}
+
+// counted reports which signatures of an approval the replay counted. Without findings on
+// the approval bundle, every one did (each rejected signature is a finding); otherwise the
+// signatures are checked again here, as the replay did.
+func (a *auditor) counted(v *chain.Verified, ap *payload.Approval) []bool {
+	ok := make([]bool, len(ap.Signatures))
+	if len(v.Findings) == 0 {
+		for i := range ok {
+			ok[i] = true
+		}
+		return ok
+	}
+	for _, f := range v.Findings {
+		if errors.Is(f, chain.ErrExpired) {
+			return ok
+		}
+	}
+	info := a.pending[ap.Target]
+	for i, s := range ap.Signatures {
+		var key payload.PublicKey
+		found := false
+		if info != nil && v.Policy != nil {
+			if c, in := v.Policy.Policy.Custodian(s.Custodian); in {
+				key, found = c.Key, true
+			}
+		} else {
+			key, found = a.custodianKey(s.Custodian, v)
+		}
+		if !found {
+			continue
+		}
+		pub, err := key.Parse()
+		if err != nil || bundle.VerifyApproval(pub, ap.Target, [bundle.SignatureSize]byte(s.Sig)) != nil {
+			continue
+		}
+		if info != nil {
+			if _, dup := slices.BinarySearchFunc(info.Approvals, s.Custodian, cmpID); dup {
+				continue
+			}
+		}
+		ok[i] = true
+	}
+	return ok
+}
+
+// custodianKey finds a custodian's key in the policy the bundle was checked against or in
+// the policy it approves.
+func (a *auditor) custodianKey(id bundle.ID, v *chain.Verified) (payload.PublicKey, bool) {
+	if v.Policy != nil {
+		if c, ok := v.Policy.Policy.Custodian(id); ok {
+			return c.Key, true
+		}
+	}
+	if a.lastPolicy != nil {
+		if c, ok := a.lastPolicy.Custodian(id); ok {
+			return c.Key, true
+		}
+	}
+	return payload.PublicKey{}, false
+}
+
+// receipt turns an upload receipt into an inventory row.
+func (a *auditor) receipt(v *chain.Verified, rc *payload.Receipt) (*Receipt, error) {
+	rr := &Receipt{ID: v.Bundle.ID().String(), Fingerprint: v.Bundle.ID().Short(), Seq: v.Bundle.Header.Seq,
+		Outcome: rc.Outcome, Vault: rc.Vault, KID: rc.KID, Error: rc.Error}
+	if kid, err := byok.ParseKeyID(rc.KID); err == nil {
+		rr.Version = kid.Version
+	}
+	if len(rc.PublicKey) > 0 {
+		rr.PublicKeySHA256 = sha256Hex(rc.PublicKey)
+	}
+	info, ok := a.pending[rc.Package]
+	if !ok {
+		return rr, a.keys.add(Key{Package: rc.Package.String(), PackageFingerprint: rc.Package.Short(), Approvals: []Approver{}, Status: StatusUnmatched, Receipt: rr})
+	}
+	if rc.Outcome == payload.OutcomeRejected {
+		info.Rejected++
+		info.LastRcpt = rr
+		return rr, nil
+	}
+	delete(a.pending, rc.Package)
+	if info.PubSHA != "" {
+		match := rr.PublicKeySHA256 == info.PubSHA && rc.Outcome == payload.OutcomeImported
+		rr.PublicKeyMatch = &match
+	}
+	k := a.key(rc.Package, info)
+	k.Status = rc.Outcome
+	k.Receipt = rr
+	return rr, a.keys.add(k)
+}
+
+func (a *auditor) key(id bundle.ID, info *pkgInfo) Key {
+	k := Key{Package: id.String(), PackageFingerprint: id.Short(), PackageSeq: info.Seq, Name: info.Name, KeyType: info.KeyType,
+		Vault: info.Vault, PublicKeySHA256: info.PubSHA, KCV: info.KCV, Approvals: a.approvers(info.Approvals), Rejected: info.Rejected,
+		Status: StatusNotUploaded, Region: a.regions[info.Vault]}
+	return k
+}
+
+func (a *auditor) approvers(ids []bundle.ID) []Approver {
+	out := make([]Approver, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, Approver{Name: a.custodians[id], Fingerprint: id.Short(), Key: id.String()})
+	}
+	return out
+}
+
+// flushPending adds the packages never uploaded to the inventory, in chain order.
+func (a *auditor) flushPending() error {
+	ids := make([]bundle.ID, 0, len(a.pending))
+	for id := range a.pending {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(x, y bundle.ID) int { return cmp.Compare(a.pending[x].Seq, a.pending[y].Seq) })
+	for _, id := range ids {
+		info := a.pending[id]
+		k := a.key(id, info)
+		if info.LastRcpt != nil {
+			r := *info.LastRcpt
+			k.Receipt = &r
+		}
+		if err := a.keys.add(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newFinding(f chain.Finding) Finding {
+	nf := Finding{Verdict: chain.Verdict(f.Err), Chain: f.Chain.String(), Seq: f.Seq, Path: f.Path, Message: f.Err.Error(), Err: f}
+	if !f.ID.IsZero() {
+		nf.ID, nf.Fingerprint = f.ID.String(), f.ID.Short()
+	}
+	if f.Kind != 0 {
+		nf.Kind = f.Kind.String()
+	}
+	return nf
+}
+
+// same reports whether two findings say the same thing about the same bundle: a replay
+// resumed before a bundle that stopped the earlier one stops there again.
+func (f Finding) same(g Finding) bool {
+	return f.Verdict == g.Verdict && f.Chain == g.Chain && f.Seq == g.Seq && f.ID == g.ID && f.Message == g.Message
+}
+
+func policies(st *chain.State) []Policy {
+	out := []Policy{}
+	add := func(r chain.PolicyRecord) {
+		p := r.Policy
+		pp := Policy{ID: r.ID.String(), Fingerprint: r.ID.Short(), Version: p.Version, Seq: r.Seq, Effective: r.Effective,
+			Threshold: p.Threshold, OfflineStation: p.OfflineStation.ID().Short(), OnlineStation: p.OnlineStation.ID().Short(),
+			MinKEKBits: p.MinKEKBits, AllowWeakerKEK: p.AllowWeakerKEK, Lifetime: p.BundleLifetimeSeconds, MaxClockSkew: p.MaxClockSkewSeconds,
+			Custodians: []Approver{}, Vaults: []Vault{}, KeyTypes: []string{}, pol: p}
+		for _, c := range p.Custodians {
+			pp.Custodians = append(pp.Custodians, Approver{Name: c.Name, Fingerprint: c.Key.ID().Short(), Key: c.Key.ID().String()})
+		}
+		for _, v := range p.Vaults {
+			pp.Vaults = append(pp.Vaults, Vault{URL: v.URL, Kind: v.Kind, Region: v.Region})
+		}
+		for _, t := range p.KeyTypes {
+			pp.KeyTypes = append(pp.KeyTypes, string(t))
+		}
+		out = append(out, pp)
+	}
+	for _, r := range st.Policies {
+		add(r)
+	}
+	if st.Pending != nil {
+		add(st.Pending.PolicyRecord)
+	}
+	return out
+}
+
+func cmpID(x, y bundle.ID) int { return bytes.Compare(x[:], y[:]) }
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func shortOrNone(id bundle.ID) string {
+	if id.IsZero() {
+		return "none"
+	}
+	return id.Short()
+}
+
+func parseChain(s string) (bundle.Chain, bool) {
+	switch s {
+	case "offline":
+		return bundle.ChainOffline, true
+	case "online":
+		return bundle.ChainOnline, true
+	}
+	return 0, false
+}

@@ -1,0 +1,57 @@
+package audit
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+)
+
+// Command returns the audit command both binaries offer:
+//
+//	audit --media DIR [--policy FINGERPRINT] [--since FILE] [--checkpoint FILE] [--html FILE] [--json]
+//
+// It writes the report to stdout (text, or one JSON object with --json) and exits 0 on PASS,
+// 3 on any finding, 4 if the replay was stopped by a malformed or unreadable bundle or the
+// checkpoint cannot be read, 2 on usage errors.
+func Command(env *clirun.Env) *cli.Command {
+	var o Options
+	return &cli.Command{
+		Name:      "audit",
+		Usage:     "replay a medium (or a copy of it) and give a verdict, without an HSM or a network",
+		UsageText: "audit --media DIR [--policy FINGERPRINT] [--since FILE] [--checkpoint FILE] [--html FILE] [--json]",
+		Description: "Verifies both chains from genesis: every signature, link, policy version, approval threshold\n" +
+			"and expiry; each key package matched to at most one receipt and each receipt's public key to\n" +
+			"its package. Prints PASS or FAIL first, then the counts, the keys and where they landed, and\n" +
+			"the findings. Never writes to the medium. Exit codes: 0 PASS, 3 FAIL, 4 unreadable or\n" +
+			"malformed input, 2 usage.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "media", Usage: "the medium folder, or a copy of it", Destination: &o.Media},
+			&cli.StringFlag{Name: "policy", Usage: "fingerprint (or 64-digit ID) of policy version 1 to pin; without it the first policy is trusted on first use, and the report says so", Destination: &o.Policy},
+			&cli.StringFlag{Name: "since", Usage: "checkpoint `FILE` of an earlier audit: verify only bundles after it", Destination: &o.Since},
+			&cli.StringFlag{Name: "checkpoint", Usage: "write a checkpoint to `FILE` for the next audit's --since", Destination: &o.Checkpoint},
+			&cli.StringFlag{Name: "html", Usage: "write a self-contained HTML report to `FILE`", Destination: &o.HTML},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return clirun.Usagef("audit takes no arguments, got %q", c.Args().First())
+			}
+			if o.Media == "" {
+				return clirun.Usagef("--media is required")
+			}
+			rep, err := Run(c.Context, o, env.Log)
+			if err != nil {
+				return err
+			}
+			defer rep.Close()
+			if env.JSON {
+				err = WriteJSON(env.Stdout, rep)
+			} else {
+				err = WriteText(env.Stdout, rep)
+			}
+			if err != nil {
+				return err
+			}
+			return rep.Err()
+		},
+	}
+}
