@@ -266,7 +266,7 @@ func (r *Report) Err() error {
 // Run audits the medium. It returns an error only if the audit could not be carried out
 // (bad options, an unreadable medium or checkpoint, an output that cannot be written); a
 // medium that fails verification is a Report with the verdict Fail. log may be nil.
-func Run(ctx context.Context, opts Options, log *slog.Logger) (rep *Report, err error) {
+func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err error) {
 	if log == nil {
 		log = logsetup.Discard()
 	}
@@ -315,13 +315,13 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (rep *Report, err 
 	if a.keys, err = newSpool(); err != nil {
 		return nil, err
 	}
-	rep = &Report{Medium: opts.Media, Generated: now().UTC(), keys: a.keys, Findings: []Finding{}, Policies: []Policy{}, Warnings: []string{}}
+	report := &Report{Medium: opts.Media, Generated: now().UTC(), keys: a.keys, Findings: []Finding{}, Policies: []Policy{}, Warnings: []string{}}
 	defer func() {
 		if err != nil {
-			rep.Close()
-			rep = nil
+			report.Close()
 		}
 	}()
+	rep := report
 	if opts.HTML != "" {
 		if a.html, err = newHTMLWriter(opts.HTML); err != nil {
 			return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("html report: %w", err), "--html must name a file in a folder that exists and is writable")
