@@ -271,3 +271,27 @@ func optTime(s int64) string {
 	}
 	return unixTime(s)
 }
+
+// PolicyKeys returns the station and custodian keys that the given policies name, by key ID:
+// what Options.Keys needs to verify the bundles made under those policies and the approvals
+// of their custodians. Nil policies are skipped, and so are keys that do not parse (a policy
+// that passed payload validation has none).
+func PolicyKeys(policies ...*payload.Policy) map[bundle.ID]crypto.PublicKey {
+	keys := map[bundle.ID]crypto.PublicKey{}
+	add := func(k payload.PublicKey) {
+		if pub, err := k.Parse(); err == nil {
+			keys[k.ID()] = pub
+		}
+	}
+	for _, p := range policies {
+		if p == nil {
+			continue
+		}
+		add(p.OfflineStation)
+		add(p.OnlineStation)
+		for _, c := range p.Custodians {
+			add(c.Key)
+		}
+	}
+	return keys
+}

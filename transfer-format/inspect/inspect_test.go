@@ -471,3 +471,31 @@ func TestBundleAttestation(t *testing.T) {
 		t.Errorf("the rendering holds the attestation data, want its length and digest only")
 	}
 }
+
+// TestPolicyKeys checks that the keys a policy names verify every bundle of its ceremony and
+// every approval signature, exactly as the ceremony's own keys do.
+func TestPolicyKeys(t *testing.T) {
+	f := newFixture(t)
+	keys := inspect.PolicyKeys(nil, f.c.Policy)
+	if len(keys) != len(f.all) {
+		t.Fatalf("PolicyKeys() has %d keys, want %d", len(keys), len(f.all))
+	}
+	for id := range f.all {
+		if _, ok := keys[id]; !ok {
+			t.Errorf("PolicyKeys() lacks key %s", id.Short())
+		}
+	}
+	for _, b := range f.c.Written {
+		r, err := inspect.Bundle(chaintest.Bytes(b), inspect.Options{Keys: keys})
+		if err != nil || r.Err() != nil {
+			t.Fatalf("%s seq %d: Bundle() = %v, Err() = %v", b.Header.Chain, b.Header.Seq, err, r.Err())
+		}
+		if a, ok := r.Payload.(*inspect.Approval); ok {
+			for _, s := range a.Signatures {
+				if !s.Verified {
+					t.Errorf("approval by %s not verified with the policy's keys: %s", s.Custodian.Short, s.Error)
+				}
+			}
+		}
+	}
+}
