@@ -28,6 +28,21 @@ func (e *FingerprintError) Error() string {
 // Is makes the error an untrusted-policy verdict.
 func (e *FingerprintError) Is(t error) bool { return t == chain.ErrUntrusted }
 
+// CheckpointAnchorError reports a checkpoint made for another trust anchor than the one the
+// audit uses. It is an untrusted-policy verdict: errors.Is(err, chain.ErrUntrusted).
+type CheckpointAnchorError struct {
+	Checkpoint bundle.ID // the checkpoint's anchor
+	Want       string    // the anchor in question
+	What       string    // where it comes from: "is pinned", "is the medium's first policy"
+}
+
+func (e *CheckpointAnchorError) Error() string {
+	return fmt.Sprintf("the checkpoint was made for policy %s, but %s %s", e.Checkpoint.Short(), e.Want, e.What)
+}
+
+// Is makes the error an untrusted-policy verdict.
+func (e *CheckpointAnchorError) Is(t error) bool { return t == chain.ErrUntrusted }
+
 // pin is the policy the auditor expects: a full ID, or the short fingerprint people compare.
 type pin struct {
 	id    bundle.ID
@@ -77,13 +92,10 @@ func (p pin) String() string {
 // chain.
 const maxPolicySearch = 4
 
-// resolveShort finds the medium's first policy and, if its fingerprint is short, returns its
-// ID, to be pinned for the replay: the fingerprint authenticates the header, whose ID the
-// replay then checks as it checks any anchor. If the first policy has another fingerprint, it
-// returns the finding instead. If no policy header is found where one belongs, it returns a
-// zero ID and no finding: the replay reports what is wrong there, and Run compares the
-// fingerprint with the policy the replay trusted, if any.
-func resolveShort(m *media.Media, short string) (bundle.ID, *Finding, error) {
+// firstPolicy finds the header of the medium's first policy without verifying anything: the
+// caller compares its ID with what it pins, and the replay checks it as it checks any anchor.
+// ok is false if no policy header is where one belongs; the replay then reports what is there.
+func firstPolicy(m *media.Media) (id bundle.ID, e media.Entry, ok bool) {
 	n := 0
 	for e, err := range m.Entries(bundle.ChainOffline, 1, nil) {
 		if err != nil || n >= maxPolicySearch {
@@ -95,18 +107,34 @@ func resolveShort(m *media.Media, short string) (bundle.ID, *Finding, error) {
 			continue
 		}
 		h, err := bundle.ParseHeader(data)
-		if err != nil || h.Kind != bundle.KindPolicy {
+		if err != nil || h.Kind != bundle.KindPolicy || h.Seq != e.Seq {
 			continue
 		}
-		id := bundle.IDOfHeader(data[:bundle.HeaderSize])
-		if id.Short() == short {
-			return id, nil, nil
-		}
-		fe := &FingerprintError{Pinned: short, Found: id}
-		return bundle.ID{}, &Finding{Verdict: chain.Verdict(fe), Chain: bundle.ChainOffline.String(), Seq: h.Seq, ID: id.String(),
-			Fingerprint: id.Short(), Kind: bundle.KindPolicy.String(), Path: e.Path, Message: fe.Error(), Err: fe}, nil
+		return bundle.IDOfHeader(data[:bundle.HeaderSize]), e, true
 	}
-	return bundle.ID{}, nil, nil
+	return bundle.ID{}, media.Entry{}, false
+}
+
+// resolveShort returns the ID of the medium's first policy if its fingerprint is short, to be
+// pinned for the replay: the fingerprint authenticates the header, whose ID the replay then
+// checks. If the first policy has another fingerprint, it returns the finding instead. If no
+// policy header is found, it returns a zero ID and no finding, and Run compares the fingerprint
+// with the policy the replay trusted, if any.
+func resolveShort(m *media.Media, short string) (bundle.ID, *Finding) {
+	id, e, ok := firstPolicy(m)
+	switch {
+	case !ok:
+		return bundle.ID{}, nil
+	case id.Short() == short:
+		return id, nil
+	}
+	return bundle.ID{}, untrustedFinding(&FingerprintError{Pinned: short, Found: id}, id, e)
+}
+
+// untrustedFinding is the finding that the first policy, at e, is not the one pinned.
+func untrustedFinding(err error, id bundle.ID, e media.Entry) *Finding {
+	return &Finding{Verdict: chain.Verdict(err), Chain: bundle.ChainOffline.String(), Seq: e.Seq, ID: id.String(),
+		Fingerprint: id.Short(), Kind: bundle.KindPolicy.String(), Path: e.Path, Message: err.Error(), Stopped: true, Err: err}
 }
 
 // checkHeads checks that the medium still holds the bundles a checkpoint ends at: a missing

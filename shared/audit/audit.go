@@ -393,10 +393,7 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 	// The trust anchor: from --policy, then from the checkpoint.
 	anchor := pin.id
 	if !pin.isZero() && pin.id.IsZero() {
-		id, f, err := resolveShort(m, pin.short)
-		if err != nil {
-			return err
-		}
+		id, f := resolveShort(m, pin.short)
 		if f != nil {
 			return a.refuse(rep, *f, cp, opts.Since)
 		}
@@ -405,10 +402,13 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 	rep.Pinned = !pin.isZero()
 	if cp != nil {
 		rep.Since = &Since{File: opts.Since, Heads: cp.Heads}
-		if !pin.isZero() && !pin.matches(cp.Anchor) {
-			return a.refuse(rep, Finding{Verdict: "untrusted", Chain: "offline", ID: cp.Anchor.String(), Fingerprint: cp.Anchor.Short(),
-				Message: fmt.Sprintf("the checkpoint %s was made for policy %s, but %s is pinned", opts.Since, cp.Anchor.Short(), pin), Stopped: true,
-				Err: &chain.UntrustedError{Pinned: anchor, Found: cp.Anchor}}, cp, opts.Since)
+		if !pin.isZero() && !cp.Anchor.IsZero() && !pin.matches(cp.Anchor) {
+			err := &CheckpointAnchorError{Checkpoint: cp.Anchor, Want: pin.String(), What: "is pinned"}
+			return a.refuse(rep, Finding{Verdict: chain.Verdict(err), Chain: "offline", Message: err.Error(), Err: err}, cp, opts.Since)
+		}
+		if id, e, ok := firstPolicy(m); ok && !cp.Anchor.IsZero() && id != cp.Anchor {
+			err := &CheckpointAnchorError{Checkpoint: cp.Anchor, Want: id.Short(), What: "is the medium's first policy"}
+			return a.refuse(rep, *untrustedFinding(err, id, e), cp, opts.Since)
 		}
 		anchor = cp.Anchor
 		rep.Pinned = rep.Pinned || cp.Pinned
