@@ -463,3 +463,20 @@ func cmpU64(a, b uint64) int {
 	}
 	return 0
 }
+
+// DeleteKeyIntent removes the record of a key that is still being generated. It refuses to
+// remove a ready key.
+func (s *Store) DeleteKeyIntent(ident string) error {
+	return s.update(bucketKeys, func(b *bolt.Bucket) error {
+		var k Key
+		switch err := get(b, []byte(ident), &k); {
+		case errors.Is(err, ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		case k.State != KeyGenerating:
+			return fmt.Errorf("key %q is %s, not generating", ident, k.State)
+		}
+		return b.Delete([]byte(ident))
+	})
+}

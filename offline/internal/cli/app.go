@@ -1,0 +1,75 @@
+// Package cli implements the byok-offline commands: the air-gapped side of an Azure Key
+// Vault BYOK ceremony.
+//
+// Each command lives in cmd_<name>.go with an options struct, a flags builder and a
+// run function (runInit, runPackage, ...) that tests call directly; the urfave/cli Action
+// only fills the options.
+//
+// # Output and errors
+//
+// Policy enforced here: stdout carries only a command's result (text, or one JSON object
+// with --json); the transcript of the ceremony goes to stderr as one INFO log line per
+// step; prompts go to the terminal. A command returns an error and never exits: the error
+// carries its exit code (shared/exitcode) and, where the operator has something to do, a
+// hint. PINs come from a file, the environment or a no-echo prompt, never from a flag, and
+// never appear in output, logs or errors.
+//
+// # Interruption
+//
+// Every command can be killed at any point and rerun. Bundles are written through
+// shared/station's journal, whose pending entry the next command that writes finishes;
+// the ledger is derived from the bundles (store.RecordOwn); key generation records its
+// intent first and adopts the labelled object on a rerun.
+package cli
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+)
+
+// Name is the binary's name.
+const Name = "byok-offline"
+
+// Main runs byok-offline with args (args[0] is the program name) and returns its exit code.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	env := clirun.NewEnv(Name, stdin, stdout, stderr)
+	return clirun.Run(ctx, NewApp(env), env, args)
+}
+
+// NewApp returns the byok-offline command-line application writing to env.
+func NewApp(env *clirun.Env) *cli.App {
+	app := clirun.NewApp(env, "the air-gapped station of an Azure Key Vault BYOK ceremony",
+		"byok-offline generates keys in a PKCS#11 HSM, wraps them for an Azure Key Vault key-exchange key\n"+
+			"and writes signed, approved key packages to a transfer medium for byok-online to upload.",
+		[]*cli.Command{
+			hsmCommand(env),
+			initCommand(env),
+			kekCommand(env),
+			keygenCommand(env),
+			packageCommand(env),
+			approveCommand(env),
+			syncCommand(env),
+			statusCommand(env),
+			logCommand(env),
+			inspectCommand(env),
+		})
+	// Flag values such as --tag k=v and vault URLs are taken whole; lists are split by the
+	// commands themselves.
+	app.DisableSliceFlagSeparator = true
+	return app
+}
+
+// testOnlyNow, when set, replaces the clock.
+var testOnlyNow func() time.Time
+
+func now() time.Time {
+	if testOnlyNow != nil {
+		return testOnlyNow()
+	}
+	return time.Now()
+}

@@ -1,0 +1,259 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/offline/internal/store"
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// approveOptions are the options of "approve".
+type approveOptions struct {
+	State             stateOptions
+	HSM               hsmOptions
+	Package           string
+	Custodians        cli.StringSlice
+	CustodianPINFiles cli.StringSlice
+}
+
+func approveCommand(env *clirun.Env) *cli.Command {
+	var o approveOptions
+	fs := o.State.flags(true)
+	fs = append(fs, o.HSM.flags()...)
+	fs = append(fs,
+		&cli.StringFlag{Name: "package", Usage: "the key package to approve: its fingerprint or bundle ID", Destination: &o.Package},
+		&cli.StringSliceFlag{Name: "custodian", Usage: "a custodian who approves now (repeat; default: every custodian who has not yet)", Destination: &o.Custodians},
+		&cli.StringSliceFlag{Name: "custodian-pin-file", Usage: "NAME=PATH: file with the custodian's PIN (else $" + envCustodian + "<NAME>, else a prompt)", Destination: &o.CustodianPINFiles},
+	)
+	return &cli.Command{
+		Name:  "approve",
+		Usage: "custodians approve a key package with their tokens",
+		Description: "Shows what is approved (vault, key name, type, KEK and package fingerprints), asks each\n" +
+			"custodian for their token's PIN, has the token sign the package's ID, and writes one\n" +
+			"approval bundle. The online station uploads a package only with the policy's threshold.",
+		Flags:  fs,
+		Action: func(c *cli.Context) error { return runApprove(c.Context, o, env) },
+	}
+}
+
+// approveResult is the result of "approve".
+type approveResult struct {
+	Package     string     `json:"package"`
+	Fingerprint string     `json:"fingerprint"`
+	KeyName     string     `json:"key_name"`
+	Vault       string     `json:"vault"`
+	KeyType     string     `json:"key_type"`
+	KEK         string     `json:"kek_fingerprint"`
+	Approved    []string   `json:"approved_now"`
+	Approvals   []string   `json:"approvals"`
+	Threshold   int        `json:"threshold"`
+	Ready       bool       `json:"ready"`
+	Bundle      bundleInfo `json:"bundle"`
+	Custodians  []keyInfo  `json:"custodians"`
+	pkg         *store.Package
+	approvedNow []*store.Custodian
+}
+
+func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
+	if o.Package == "" {
+		return clirun.Usagef("--package is required")
+	}
+	files, err := parsePairs("custodian-pin-file", o.CustodianPINFiles.Value())
+	if err != nil {
+		return err
+	}
+	sess, err := openSession(env, o.State, true, false, true)
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+	s := sess.store
+	st, _, err := sess.requireInit()
+	if err != nil {
+		return err
+	}
+	if err := ensureByokCopies(env, sess); err != nil {
+		return err
+	}
+	res, err := sess.st.Replay(ctx, nil)
+	if err != nil {
+		return err
+	}
+	warnFindings(env, res)
+	pol := res.State.Current()
+	if pol == nil {
+		return exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")
+	}
+	pkgs, err := s.Packages()
+	if err != nil {
+		return err
+	}
+	var ids []bundle.ID
+	for _, p := range pkgs {
+		ids = append(ids, p.ID)
+	}
+	id, err := resolveID("key package", o.Package, ids)
+	if err != nil {
+		return err
+	}
+	pkg, err := s.Package(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a key package of this station", id.Short()), "")
+	} else if err != nil {
+		return err
+	}
+	rec, outstanding := res.State.Packages[id]
+	switch {
+	case !outstanding:
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("key package %s is not awaiting upload: it was uploaded already", id.Short()), "byok-offline sync shows the receipt")
+	case now().Unix() > rec.Expires:
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("key package %s expired at %s", id.Short(), time.Unix(rec.Expires, 0).UTC().Format(time.RFC3339)),
+			"package the key again")
+	}
+
+	// Who approves now.
+	names := splitList(o.Custodians.Value())
+	explicit := len(names) > 0
+	if !explicit {
+		for _, c := range pol.Policy.Custodians {
+			if !slices.Contains(rec.Approvals, c.Key.ID()) {
+				names = append(names, c.Name)
+			}
+		}
+		if len(names) == 0 {
+			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("every custodian approved key package %s already", id.Short()), "")
+		}
+	}
+	for n := range files {
+		if !slices.Contains(names, n) {
+			return clirun.Usagef("--custodian-pin-file names %s, who is not approving now", n)
+		}
+	}
+	var custs []*store.Custodian
+	for _, n := range names {
+		if slices.ContainsFunc(custs, func(c *store.Custodian) bool { return c.Name == n }) {
+			return clirun.Usagef("custodian %s is given twice", n)
+		}
+		i := slices.IndexFunc(pol.Policy.Custodians, func(c payload.Custodian) bool { return c.Name == n })
+		if i < 0 {
+			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a custodian of the policy in force", n), "the custodians are "+custodianNames(pol.Policy))
+		}
+		pc := pol.Policy.Custodians[i]
+		if slices.Contains(rec.Approvals, pc.Key.ID()) {
+			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("custodian %s approved key package %s already", n, id.Short()), "")
+		}
+		c, err := s.Custodian(n)
+		if err != nil {
+			return fmt.Errorf("custodian %s: %w", n, err)
+		}
+		if c.Key.ID() != pc.Key.ID() {
+			return exitcode.Wrap(exitcode.Verify, fmt.Errorf("the ledger's key for custodian %s is not the policy's", n), "")
+		}
+		custs = append(custs, c)
+	}
+
+	out := &approveResult{Package: id.String(), Fingerprint: id.Short(), KeyName: pkg.KeyName, Vault: pkg.Vault, KeyType: string(pkg.KeyType),
+		Threshold: pol.Policy.Threshold, pkg: pkg}
+	if k, err := s.KEK(pkg.Offer); err == nil {
+		out.KEK = k.Fingerprint
+	}
+	fmt.Fprintf(env.Stderr, "Approving key package %s:\n  key %q (%s, ident %s) for %s\n  wrapped with KEK %s (%s)\n  approved so far by %d of the %d needed\n",
+		out.Fingerprint, out.KeyName, out.KeyType, pkg.Ident, out.Vault, out.KEK, pkg.KID, len(rec.Approvals), out.Threshold)
+
+	tok, err := openStationToken(ctx, env, o.HSM.withDefaults(st))
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	signer, err := stationSigner(ctx, tok, st)
+	if err != nil {
+		return err
+	}
+	var sigs []payload.Signature
+	for _, c := range custs {
+		sig, err := custodianApproves(ctx, env, o.HSM.withDefaults(st).Module, c, files, id)
+		if err != nil {
+			return err
+		}
+		sigs = append(sigs, sig)
+		out.approvedNow = append(out.approvedNow, c)
+		crashpoint.Hit("approve-signed")
+	}
+	payload.SortSignatures(sigs)
+	a := &payload.Approval{Target: id, TargetKind: bundle.KindKeyPackage.String(), Signatures: sigs}
+	lifetime := time.Duration(pol.Policy.BundleLifetimeSeconds) * time.Second
+	b, err := appendBundle(ctx, sess, pol.ID, a, signer, lifetime)
+	if err != nil {
+		return err
+	}
+	if pkg, err = s.Package(id); err != nil {
+		return err
+	}
+	out.Bundle = infoOf(b)
+	for _, c := range out.approvedNow {
+		out.Approved = append(out.Approved, c.Name)
+		out.Custodians = append(out.Custodians, keyInfo{Name: c.Name, Token: c.TokenLabel, Label: c.KeyLabel, Fingerprint: c.Fingerprint(), KeyID: c.Key.ID().String()})
+	}
+	out.Approvals = approverNames(pol.Policy, pkg.Approvals)
+	out.Ready = len(out.Approvals) >= out.Threshold
+	env.Log.Info("approval written", "package", id.Short(), "approvals", len(out.Approvals), "threshold", out.Threshold)
+	return env.Result(out, func(w io.Writer) error { return writeApprove(w, out) })
+}
+
+// custodianApproves opens a custodian's token and has their key sign the approval of id.
+func custodianApproves(ctx context.Context, env *clirun.Env, module string, c *store.Custodian, files map[string]string, id bundle.ID) (payload.Signature, error) {
+	tok, err := openToken(ctx, env, module, c.TokenLabel, "", custodianSource(c.Name, c.TokenLabel, files),
+		fmt.Sprintf("give %s's PIN with --custodian-pin-file %s=PATH or $%s, or run on a terminal", c.Name, c.Name, custodianPINEnv(c.Name)))
+	if err != nil {
+		return payload.Signature{}, fmt.Errorf("custodian %s: %w", c.Name, err)
+	}
+	defer tok.Close()
+	key, err := tok.FindSigner(ctx, c.KeyLabel)
+	if err != nil {
+		return payload.Signature{}, fmt.Errorf("custodian %s: %w", c.Name, hsmErr(err))
+	}
+	if !samePublic(key.Public(), c.Key.SPKI) {
+		return payload.Signature{}, exitcode.Wrap(exitcode.Verify, fmt.Errorf("token %q holds another key than custodian %s's", c.TokenLabel, c.Name), "is this the custodian's token?")
+	}
+	sig, err := approveWith(&custodianSession{rec: c, tok: tok, key: key}, id)
+	if err != nil {
+		return payload.Signature{}, err
+	}
+	env.Log.Info("custodian approved", "custodian", c.Name, "package", id.Short(), "fingerprint", c.Fingerprint())
+	return sig, nil
+}
+
+func custodianNames(p *payload.Policy) string {
+	var s []string
+	for _, c := range p.Custodians {
+		s = append(s, c.Name)
+	}
+	return strings.Join(s, ", ")
+}
+
+func writeApprove(w io.Writer, r *approveResult) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "approved key package %s (%q, %s, for %s, KEK %s)\n", r.Fingerprint, r.KeyName, r.KeyType, r.Vault, r.KEK)
+	fmt.Fprintf(&b, "  approved now by %s\n", strings.Join(r.Approved, ", "))
+	fmt.Fprintf(&b, "  approvals      %d of %d: %s\n", len(r.Approvals), r.Threshold, strings.Join(r.Approvals, ", "))
+	fmt.Fprintf(&b, "  bundle         %s\n", r.Bundle.Path)
+	if r.Ready {
+		b.WriteString("Ready for upload: take the medium to the online station (byok-online upload).\n")
+	} else {
+		fmt.Fprintf(&b, "Needs %d more approval(s).\n", r.Threshold-len(r.Approvals))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

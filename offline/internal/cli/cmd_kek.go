@@ -1,0 +1,345 @@
+package cli
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/offline/internal/store"
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// kekAcceptOptions are the options of "kek accept".
+type kekAcceptOptions struct {
+	State           stateOptions
+	Offer           string
+	AttestationRoot string
+}
+
+func kekCommand(env *clirun.Env) *cli.Command {
+	var o kekAcceptOptions
+	return &cli.Command{
+		Name:  "kek",
+		Usage: "key-exchange keys offered by the online station",
+		Subcommands: []*cli.Command{{
+			Name:  "accept",
+			Usage: "verify KEK offers on the medium and accept the valid ones",
+			Description: "Replays the medium and checks each new KEK offer: signed by the online station the policy\n" +
+				"names, an import-only RSA-HSM key of an allowed size, in a vault the policy allows, not\n" +
+				"expired, and for a Managed HSM with an attestation (checked against --attestation-root).\n" +
+				"Accepts every new valid offer, or only the one --offer names; refused offers are recorded\n" +
+				"and make the command fail.",
+			Flags: append(o.State.flags(true),
+				&cli.StringFlag{Name: "offer", Usage: "accept only this offer: its fingerprint, bundle ID or the KEK's kid", Destination: &o.Offer},
+				&cli.StringFlag{Name: "attestation-root", Usage: "PEM file of the root certificates Managed HSM attestations must chain to", Destination: &o.AttestationRoot, TakesFile: true},
+			),
+			Action: func(c *cli.Context) error { return runKEKAccept(c.Context, o, env) },
+		}},
+	}
+}
+
+// kekInfo describes a KEK decision for people.
+type kekInfo struct {
+	Offer       string `json:"offer"`
+	Fingerprint string `json:"fingerprint"` // of the offer bundle
+	KEK         string `json:"kek_fingerprint"`
+	KID         string `json:"kid"`
+	Vault       string `json:"vault"`
+	Bits        int    `json:"bits"`
+	Expires     string `json:"expires"`
+	State       string `json:"state"`
+	Attestation string `json:"attestation"`
+	Reason      string `json:"reason,omitempty"`
+	Verdict     string `json:"verdict,omitempty"`
+	New         bool   `json:"new"`
+}
+
+func kekInfoOf(k *store.KEK, isNew bool) kekInfo {
+	return kekInfo{Offer: k.Offer.String(), Fingerprint: k.Offer.Short(), KEK: k.Fingerprint, KID: k.KID, Vault: k.Vault, Bits: k.Bits,
+		Expires: time.Unix(k.Expires, 0).UTC().Format(time.RFC3339), State: k.State, Attestation: k.Attestation,
+		Reason: k.Reason, Verdict: k.Verdict, New: isNew}
+}
+
+// kekAcceptResult is the result of "kek accept".
+type kekAcceptResult struct {
+	KEKs     []kekInfo `json:"keks"`
+	Accepted int       `json:"accepted"`
+	Refused  int       `json:"refused"`
+}
+
+func runKEKAccept(ctx context.Context, o kekAcceptOptions, env *clirun.Env) error {
+	var roots *x509.CertPool
+	if o.AttestationRoot != "" {
+		var err error
+		if roots, err = loadRoots(o.AttestationRoot); err != nil {
+			return err
+		}
+	}
+	sess, err := openSession(env, o.State, false, false, true)
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+	if _, _, err := sess.requireInit(); err != nil {
+		return err
+	}
+	var offers []*chain.Verified
+	res, err := sess.st.Replay(ctx, func(v *chain.Verified) error {
+		if _, ok := v.Payload.(*payload.KEKOffer); ok {
+			offers = append(offers, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	warnFindings(env, res)
+	pol := res.State.Current()
+	if pol == nil {
+		return exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")
+	}
+	env.Log.Info("replayed the medium", "offers", len(offers), "online_head", res.State.Heads.Online.Seq)
+
+	var selected *bundle.ID
+	if o.Offer != "" {
+		id, err := selectOffer(o.Offer, offers)
+		if err != nil {
+			return err
+		}
+		selected = &id
+	}
+	t := now()
+	var out kekAcceptResult
+	var decided []store.KEK
+	var firstRefusal error
+	for _, v := range offers {
+		id := v.Bundle.ID()
+		if selected != nil && id != *selected {
+			continue
+		}
+		prev, err := sess.store.KEK(id)
+		switch {
+		case err == nil:
+			if selected != nil {
+				out.KEKs = append(out.KEKs, kekInfoOf(prev, false))
+				if prev.State == store.KEKRefused {
+					firstRefusal = exitcode.Wrap(exitcode.Verify, fmt.Errorf("KEK offer %s was refused: %s", id.Short(), prev.Reason), "ask the online operator for a new KEK offer")
+				}
+			}
+			continue
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		k, why := decideKEK(v, pol.Policy, t, roots)
+		decided = append(decided, k)
+		out.KEKs = append(out.KEKs, kekInfoOf(&k, true))
+		if k.State == store.KEKAccepted {
+			out.Accepted++
+			env.Log.Info("accepted KEK", "kek_fingerprint", k.Fingerprint, "kid", k.KID, "vault", k.Vault, "bits", k.Bits, "attestation", k.Attestation)
+			if k.Attestation == store.AttestationUnchecked {
+				env.Log.Warn("the Managed HSM attestation was not checked: give --attestation-root", "kid", k.KID)
+			}
+			continue
+		}
+		out.Refused++
+		env.Log.Warn("refused KEK offer", "offer", id.Short(), "kid", k.KID, "reason", k.Reason)
+		if firstRefusal == nil {
+			firstRefusal = exitcode.Wrap(exitcode.Verify, fmt.Errorf("KEK offer %s refused: %w", id.Short(), why), "ask the online operator for a new KEK offer")
+		}
+	}
+	if len(decided) > 0 {
+		if err := sess.store.PutKEKs(decided); err != nil {
+			return err
+		}
+	}
+	if out.KEKs == nil {
+		out.KEKs = []kekInfo{}
+		env.Log.Info("no new KEK offers on the medium")
+	}
+	if err := env.Result(out, func(w io.Writer) error { return writeKEKs(w, out) }); err != nil {
+		return err
+	}
+	return firstRefusal
+}
+
+// selectOffer resolves --offer among the offers on the medium.
+func selectOffer(s string, offers []*chain.Verified) (bundle.ID, error) {
+	var ids []bundle.ID
+	for _, v := range offers {
+		if strings.HasPrefix(s, "https://") && v.Payload.(*payload.KEKOffer).KID == s {
+			return v.Bundle.ID(), nil
+		}
+		ids = append(ids, v.Bundle.ID())
+	}
+	if strings.HasPrefix(s, "https://") {
+		return bundle.ID{}, exitcode.Wrap(exitcode.Refused, fmt.Errorf("no KEK offer for %s on the medium", s), "")
+	}
+	return resolveID("KEK offer", s, ids)
+}
+
+// decideKEK checks one verified offer against the policy in force, the clock and the
+// attestation roots. The error is the reason for a refusal.
+func decideKEK(v *chain.Verified, p *payload.Policy, t time.Time, roots *x509.CertPool) (store.KEK, error) {
+	o := v.Payload.(*payload.KEKOffer)
+	h := &v.Bundle.Header
+	k := store.KEK{Offer: v.Bundle.ID(), Seq: h.Seq, State: store.KEKAccepted, Vault: o.Vault, KID: o.KID, Bits: o.KeySize,
+		Expires: o.Expires, OfferExpires: h.Expires, DecidedAt: t.UTC(), Payload: o, Attestation: store.AttestationNone}
+	if spki, err := x509.MarshalPKIXPublicKey(o.PublicKey()); err == nil {
+		k.Fingerprint = bundle.KeyIDOfSPKI(spki).Short()
+	}
+	var reasons []error
+	reasons = append(reasons, v.Findings...)
+	vault, ok := p.Vault(o.Vault)
+	switch {
+	case !ok:
+		reasons = append(reasons, &chain.PolicyError{Rule: "vault", Detail: fmt.Sprintf("KEK in %s, which the policy does not allow", o.Vault)})
+	case vault.Kind == payload.VaultManagedHSM && o.Attestation == nil:
+		k.Attestation = store.AttestationMissing
+		reasons = append(reasons, &chain.PolicyError{Rule: "attestation", Detail: "a Managed HSM KEK offer carries no attestation"})
+	case vault.Kind == payload.VaultManagedHSM && roots == nil:
+		k.Attestation = store.AttestationUnchecked
+	case vault.Kind == payload.VaultManagedHSM:
+		if err := verifyAttestation(o.Attestation, roots, t); err != nil {
+			k.Attestation = store.AttestationBadChain
+			reasons = append(reasons, &chain.PolicyError{Rule: "attestation", Detail: err.Error()})
+		} else {
+			k.Attestation = store.AttestationVerified
+		}
+	}
+	if o.KeySize < p.MinKEKBits {
+		reasons = append(reasons, &chain.PolicyError{Rule: "kek-size", Detail: fmt.Sprintf("KEK of %d bits, the policy requires %d", o.KeySize, p.MinKEKBits)})
+	}
+	if !t.Before(time.Unix(o.Expires, 0)) {
+		reasons = append(reasons, &chain.ExpiredError{ID: k.Offer, What: "KEK", Expires: time.Unix(o.Expires, 0).UTC(), At: t.UTC()})
+	}
+	if !t.Before(time.Unix(h.Expires, 0)) {
+		reasons = append(reasons, &chain.ExpiredError{ID: k.Offer, What: "KEK offer", Expires: h.ExpiresTime(), At: t.UTC()})
+	}
+	if len(reasons) == 0 {
+		return k, nil
+	}
+	err := dedupe(reasons)
+	k.State, k.Reason, k.Verdict, k.ExitCode = store.KEKRefused, err.Error(), chain.Verdict(reasons[0]), exitcode.Verify
+	return k, err
+}
+
+// dedupe joins errors, dropping repeated messages (a finding of the replay and the same
+// check made here).
+func dedupe(errs []error) error {
+	seen := map[string]bool{}
+	var out []error
+	for _, e := range errs {
+		if m := e.Error(); !seen[m] {
+			seen[m] = true
+			out = append(out, e)
+		}
+	}
+	if len(out) == 1 {
+		return out[0]
+	}
+	return joined(out)
+}
+
+// joined is errors.Join with the messages on one line.
+type joined []error
+
+func (j joined) Error() string {
+	s := make([]string, len(j))
+	for i, e := range j {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "; ")
+}
+
+func (j joined) Unwrap() []error { return j }
+
+// verifyAttestation checks that the attestation's certificates chain to one of roots.
+func verifyAttestation(a *payload.Attestation, roots *x509.CertPool, t time.Time) error {
+	if len(a.Certificates) == 0 {
+		return errors.New("the attestation has no certificates")
+	}
+	var certs []*x509.Certificate
+	for i, der := range a.Certificates {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("attestation certificate %d: %v", i, err)
+		}
+		certs = append(certs, c)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	_, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: t, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return fmt.Errorf("attestation chain: %v", err)
+	}
+	return nil
+}
+
+func loadRoots(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, clirun.Usagef("--attestation-root: %v", err)
+	}
+	pool := x509.NewCertPool()
+	n := 0
+	for {
+		var blk *pem.Block
+		blk, data = pem.Decode(data)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, clirun.Usagef("--attestation-root %s: %v", path, err)
+		}
+		pool.AddCert(c)
+		n++
+	}
+	if n == 0 {
+		return nil, clirun.Usagef("--attestation-root %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// warnFindings logs the replay's findings that did not stop it.
+func warnFindings(env *clirun.Env, res *chain.Result) {
+	for _, f := range res.Findings {
+		env.Log.Warn("finding on the medium", "verdict", chain.Verdict(f.Err), "chain", f.Chain.String(), "seq", f.Seq, "finding", f.Err.Error())
+	}
+}
+
+func writeKEKs(w io.Writer, r kekAcceptResult) error {
+	var b strings.Builder
+	if len(r.KEKs) == 0 {
+		b.WriteString("no new KEK offers on the medium\n")
+	}
+	for _, k := range r.KEKs {
+		fmt.Fprintf(&b, "%-8s KEK %s  RSA-%d  %s\n", k.State, k.KEK, k.Bits, k.KID)
+		fmt.Fprintf(&b, "         offer %s, vault %s, expires %s, attestation %s\n", k.Fingerprint, k.Vault, k.Expires, k.Attestation)
+		if k.Reason != "" {
+			fmt.Fprintf(&b, "         reason: %s\n", k.Reason)
+		}
+	}
+	if len(r.KEKs) > 0 {
+		fmt.Fprintf(&b, "accepted %d, refused %d\n", r.Accepted, r.Refused)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,381 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
+	"github.com/airgap-byok/airgap-byok/offline/internal/store"
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/secret"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// keygenOptions are the options of "keygen".
+type keygenOptions struct {
+	State           stateOptions
+	HSM             hsmOptions
+	Type            string
+	Ident           string
+	WrapWithTrusted bool
+	SOPINFile       string
+	SelectLabel     string
+	SelectID        string
+}
+
+func keygenCommand(env *clirun.Env) *cli.Command {
+	var o keygenOptions
+	fs := o.State.flags(false)
+	fs = append(fs, o.HSM.flags()...)
+	fs = append(fs,
+		&cli.StringFlag{Name: "type", Usage: "key type: RSA-2048, RSA-3072, RSA-4096, EC-P256, EC-P384, EC-P521, AES-128, AES-192 or AES-256", Destination: &o.Type},
+		&cli.StringFlag{Name: "ident", Usage: "the key's name here and its CKA_LABEL: lowercase letters, digits and dashes", Destination: &o.Ident},
+		&cli.BoolFlag{Name: "wrap-with-trusted", Usage: "set CKA_WRAP_WITH_TRUSTED: the key leaves the HSM only with the security officer's PIN", Destination: &o.WrapWithTrusted},
+		&cli.StringFlag{Name: "so-pin-file", Usage: "with --wrap-with-trusted: the SO PIN, to prove at once that the SO can release the key (else $" + envSOPIN + ")", Destination: &o.SOPINFile, TakesFile: true},
+		&cli.StringFlag{Name: "select-label", Usage: "adopt the existing key with this CKA_LABEL instead of generating one", Destination: &o.SelectLabel},
+		&cli.StringFlag{Name: "select-id", Usage: "adopt the existing key with this CKA_ID (hex)", Destination: &o.SelectID},
+	)
+	return &cli.Command{
+		Name:  "keygen",
+		Usage: "generate a target key in the HSM, or adopt an existing one",
+		Description: "Generates a token key that is private, sensitive and extractable only so that it can be\n" +
+			"wrapped for the vault's KEK; or, with --select-label or --select-id, adopts a key the HSM\n" +
+			"already holds. The key type must be one the policy allows.",
+		Flags:  fs,
+		Action: func(c *cli.Context) error { return runKeygen(c.Context, o, env) },
+	}
+}
+
+var identRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// keyResult describes a target key for people.
+type keyResult struct {
+	Ident           string            `json:"ident"`
+	Type            payload.KeyType   `json:"type"`
+	Label           string            `json:"label"`
+	ID              string            `json:"id"`
+	State           string            `json:"state"`
+	PublicKeySHA256 string            `json:"public_key_sha256,omitempty"`
+	PublicKey       []byte            `json:"public_key,omitempty"`
+	KCV             string            `json:"kcv,omitempty"`
+	WrapWithTrusted bool              `json:"wrap_with_trusted"`
+	Adopted         bool              `json:"adopted"`
+	Resumed         bool              `json:"resumed"`
+	TrialExport     bool              `json:"trial_export"`
+	Attributes      map[string]string `json:"attributes"`
+}
+
+func keyResultOf(k *store.Key) keyResult {
+	r := keyResult{Ident: k.Ident, Type: k.Type, Label: k.Label, ID: k.ID, State: k.State, PublicKey: k.PublicKey,
+		WrapWithTrusted: k.WrapWithTrusted, Adopted: k.Adopted, Attributes: k.Attributes}
+	if len(k.PublicKey) > 0 {
+		sum := sha256.Sum256(k.PublicKey)
+		r.PublicKeySHA256 = hex.EncodeToString(sum[:])
+	}
+	if len(k.KCV) > 0 {
+		r.KCV = hex.EncodeToString(k.KCV)
+	}
+	return r
+}
+
+func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
+	selecting := o.SelectLabel != "" || o.SelectID != ""
+	switch {
+	case selecting && (o.Type != "" || o.WrapWithTrusted):
+		return clirun.Usagef("--select-label/--select-id adopt an existing key: do not give --type or --wrap-with-trusted")
+	case !selecting && o.Type == "":
+		return clirun.Usagef("--type is required (or --select-label/--select-id to adopt an existing key)")
+	case !selecting && o.Ident == "":
+		return clirun.Usagef("--ident is required")
+	case o.SOPINFile != "" && !o.WrapWithTrusted:
+		return clirun.Usagef("--so-pin-file goes with --wrap-with-trusted")
+	}
+	if o.Ident == "" {
+		o.Ident = o.SelectLabel
+	}
+	if !identRE.MatchString(o.Ident) {
+		return clirun.Usagef("--ident %q: want lowercase letters, digits and dashes, starting with a letter or digit, at most 63", o.Ident)
+	}
+	var selectID []byte
+	if o.SelectID != "" {
+		var err error
+		if selectID, err = hex.DecodeString(strings.TrimPrefix(o.SelectID, "0x")); err != nil || len(selectID) == 0 {
+			return clirun.Usagef("--select-id %q: want the CKA_ID in hex", o.SelectID)
+		}
+	}
+	sess, err := openSession(env, o.State, false, false, false)
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+	st, pol, err := sess.requireInit()
+	if err != nil {
+		return err
+	}
+	s := sess.store
+	prev, err := s.Key(o.Ident)
+	switch {
+	case err == nil && prev.State == store.KeyReady:
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("key %q exists already (%s, label %q)", o.Ident, prev.Type, prev.Label), "choose another --ident")
+	case err == nil && selecting:
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("an interrupted keygen of %q is pending", o.Ident), "rerun that keygen, or choose another --ident")
+	case errors.Is(err, store.ErrNotFound):
+		prev = nil
+	case err != nil:
+		return err
+	}
+
+	var kt payload.KeyType
+	if !selecting {
+		if kt, err = payload.ParseKeyType(strings.ToUpper(o.Type)); err != nil {
+			return clirun.Usagef("--type: %v", err)
+		}
+		if err := allowedType(pol.Policy, kt); err != nil {
+			return err
+		}
+	}
+	tok, err := openStationToken(ctx, env, o.HSM.withDefaults(st))
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+
+	var rec *store.Key
+	if selecting {
+		rec, err = adoptKey(ctx, env, s, tok, pol.Policy, o.Ident, hsm.KeyRef{Label: o.SelectLabel, ID: selectID})
+	} else {
+		rec, err = generateKey(ctx, env, s, tok, o.Ident, kt, o.WrapWithTrusted, prev != nil)
+	}
+	if err != nil {
+		return err
+	}
+	res := keyResultOf(rec)
+	res.Resumed = prev != nil
+	if o.WrapWithTrusted && (o.SOPINFile != "" || envSet(envSOPIN)) {
+		if err := trialExport(ctx, env, tok, rec, o.SOPINFile); err != nil {
+			return err
+		}
+		res.TrialExport = true
+	}
+	return env.Result(res, func(w io.Writer) error { return writeKey(w, res) })
+}
+
+// allowedType refuses key types the policy does not allow (exit code 7).
+func allowedType(p *payload.Policy, kt payload.KeyType) error {
+	if !p.AllowsKeyType(kt) {
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("the policy does not allow %s keys (it allows %s)", kt, joinTypes(p.KeyTypes)), "")
+	}
+	if kt.IsSymmetric() {
+		for _, v := range p.Vaults {
+			if v.Kind == payload.VaultManagedHSM {
+				return nil
+			}
+		}
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s keys go only to a Managed HSM, and the policy names none", kt), "")
+	}
+	return nil
+}
+
+func joinTypes(ts []payload.KeyType) string {
+	s := make([]string, len(ts))
+	for i, t := range ts {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ", ")
+}
+
+// generateKey generates the target key, convergently: the intent is recorded first, and a
+// rerun after an interruption adopts the object the interrupted run created.
+func generateKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.Token, ident string, kt payload.KeyType, trusted, resuming bool) (*store.Key, error) {
+	rec := &store.Key{Ident: ident, State: store.KeyGenerating, Type: kt, Label: ident, WrapWithTrusted: trusted, Created: now().UTC()}
+	if err := s.StartKey(rec); err != nil {
+		return nil, err
+	}
+	env.Log.Info("recorded the intent to generate a key", "ident", ident, "type", string(kt))
+	crashpoint.Hit("keygen-intent-recorded")
+	spec := specOf(kt)
+	k, err := tok.FindTarget(ctx, hsm.KeyRef{Label: ident})
+	switch {
+	case err == nil && resuming:
+		if k.Spec != spec || k.WrapWithTrusted != trusted {
+			return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("the token's key %q is %s (wrap with trusted %t), not the %s this keygen was generating", ident, k.Spec, k.WrapWithTrusted, kt),
+				"remove that object from the token, or adopt it under another --ident with --select-label")
+		}
+		env.Log.Info("adopting the key an interrupted keygen generated", "ident", ident, "id", hex.EncodeToString(k.ID))
+	case err == nil:
+		if derr := s.DeleteKeyIntent(ident); derr != nil {
+			return nil, derr
+		}
+		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("token %q already holds a key labelled %q", tok.Label(), ident),
+			fmt.Sprintf("adopt it with --select-label %s, or choose another --ident", ident))
+	case errors.Is(err, hsm.ErrKeyNotFound):
+		if k, err = tok.GenerateTarget(ctx, spec, ident, hsm.TargetOptions{WrapWithTrusted: trusted}); err != nil {
+			if errors.Is(err, hsm.ErrExists) {
+				_ = s.DeleteKeyIntent(ident)
+				return nil, exitcode.Wrap(exitcode.Refused, err, "another object in the token carries this label: choose another --ident")
+			}
+			return nil, hsmErr(err)
+		}
+		crashpoint.Hit("keygen-generated")
+		env.Log.Info("generated key", "ident", ident, "type", string(kt), "id", hex.EncodeToString(k.ID))
+	default:
+		return nil, hsmErr(err)
+	}
+	if err := fillKey(rec, k); err != nil {
+		return nil, err
+	}
+	rec.State = store.KeyReady
+	if err := s.PutKey(rec); err != nil {
+		return nil, err
+	}
+	env.Log.Info("recorded key", "ident", ident)
+	return rec, nil
+}
+
+// adoptKey records an existing key of the token under ident.
+func adoptKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.Token, p *payload.Policy, ident string, ref hsm.KeyRef) (*store.Key, error) {
+	k, err := tok.FindTarget(ctx, ref)
+	if err != nil {
+		if errors.Is(err, hsm.ErrKeyNotFound) {
+			return nil, exitcode.Wrap(exitcode.HSM, err, "list the token's keys with pkcs11-tool --list-objects")
+		}
+		return nil, hsmErr(err)
+	}
+	kt := typeOf(k.Spec)
+	if err := allowedType(p, kt); err != nil {
+		return nil, err
+	}
+	keys, err := s.Keys()
+	if err != nil {
+		return nil, err
+	}
+	for _, other := range keys {
+		if other.Label == k.Label && other.ID == hex.EncodeToString(k.ID) {
+			return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("that key is recorded already as %q", other.Ident), "")
+		}
+	}
+	if k.Attributes["CKA_EXTRACTABLE"] != "true" {
+		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("key %q is not extractable: it cannot be wrapped for Azure", k.Label), "")
+	}
+	rec := &store.Key{Ident: ident, State: store.KeyReady, Type: kt, Label: k.Label, WrapWithTrusted: k.WrapWithTrusted, Adopted: true, Created: now().UTC()}
+	if err := fillKey(rec, k); err != nil {
+		return nil, err
+	}
+	if err := s.PutKey(rec); err != nil {
+		return nil, err
+	}
+	env.Log.Info("adopted key", "ident", ident, "label", k.Label, "id", hex.EncodeToString(k.ID), "type", string(kt))
+	return rec, nil
+}
+
+// fillKey copies what the HSM says about k into rec.
+func fillKey(rec *store.Key, k *hsm.Key) error {
+	rec.ID = hex.EncodeToString(k.ID)
+	rec.Attributes = k.Attributes
+	rec.WrapWithTrusted = k.WrapWithTrusted
+	if k.Public != nil {
+		der, err := x509.MarshalPKIXPublicKey(k.Public)
+		if err != nil {
+			return fmt.Errorf("public key of %q: %w", k.Label, err)
+		}
+		rec.PublicKey = der
+	}
+	rec.KCV = k.CheckValue
+	return nil
+}
+
+// trialExport proves that the security officer can release a CKA_WRAP_WITH_TRUSTED key: it
+// wraps the key for a fresh RSA key whose private half is discarded at once, so that the
+// ciphertext can be opened by nobody.
+func trialExport(ctx context.Context, env *clirun.Env, tok *hsm.Token, rec *store.Key, soPINFile string) error {
+	so, err := readSecret(secret.Source{What: fmt.Sprintf("security officer PIN of token %q", tok.Label()), File: soPINFile, Env: envSOPIN, Prompt: true},
+		"give the SO PIN with --so-pin-file or $"+envSOPIN)
+	if err != nil {
+		return err
+	}
+	defer so.Wipe()
+	throwaway, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	pub := throwaway.PublicKey
+	throwaway = nil
+	k, err := tok.FindTarget(ctx, hsm.KeyRef{Label: rec.Label})
+	if err != nil {
+		return hsmErr(err)
+	}
+	if _, err := tok.WrapTrusted(ctx, k, &pub, so); err != nil {
+		return hsmErr(err)
+	}
+	env.Log.Info("the security officer can release the key", "ident", rec.Ident)
+	return nil
+}
+
+// specOf and typeOf translate between the policy's key types and the HSM's key specs.
+func specOf(kt payload.KeyType) hsm.KeySpec {
+	switch kt.Kty() {
+	case "RSA-HSM":
+		return hsm.KeySpec{Type: hsm.RSA, Bits: kt.Size()}
+	case "EC-HSM":
+		bits := map[string]int{"P-256": 256, "P-384": 384, "P-521": 521}[kt.Curve()]
+		return hsm.KeySpec{Type: hsm.EC, Bits: bits, Curve: kt.Curve()}
+	}
+	return hsm.KeySpec{Type: hsm.AES, Bits: kt.Size()}
+}
+
+func typeOf(s hsm.KeySpec) payload.KeyType {
+	for _, t := range payload.KeyTypes {
+		if specOf(t) == s {
+			return t
+		}
+	}
+	return ""
+}
+
+func writeKey(w io.Writer, r keyResult) error {
+	var b strings.Builder
+	verb := "generated"
+	switch {
+	case r.Adopted:
+		verb = "adopted"
+	case r.Resumed:
+		verb = "generated (finishing an interrupted keygen)"
+	}
+	fmt.Fprintf(&b, "%s %s key %q (CKA_LABEL %q, CKA_ID %s)\n", verb, r.Type, r.Ident, r.Label, r.ID)
+	if r.PublicKeySHA256 != "" {
+		fmt.Fprintf(&b, "public key SHA-256 %s\n", r.PublicKeySHA256)
+	}
+	if r.KCV != "" {
+		fmt.Fprintf(&b, "key check value    %s\n", r.KCV)
+	}
+	if r.WrapWithTrusted {
+		b.WriteString("CKA_WRAP_WITH_TRUSTED: packaging this key needs the security officer's PIN\n")
+		if r.TrialExport {
+			b.WriteString("trial export with the SO PIN: ok\n")
+		}
+	}
+	names := make([]string, 0, len(r.Attributes))
+	for n := range r.Attributes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-24s %s\n", n, r.Attributes[n])
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

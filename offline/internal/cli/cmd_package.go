@@ -1,0 +1,651 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
+	"github.com/airgap-byok/airgap-byok/offline/internal/store"
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/secret"
+	"github.com/airgap-byok/airgap-byok/shared/station"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+	"github.com/airgap-byok/airgap-byok/transfer-format/media"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// packageOptions are the options of "package".
+type packageOptions struct {
+	State     stateOptions
+	HSM       hsmOptions
+	Key       string
+	Vault     string
+	Name      string
+	KEK       string
+	KeyOps    cli.StringSlice
+	NotBefore string
+	Expires   string
+	Tags      cli.StringSlice
+	Disabled  bool
+	SOPINFile string
+}
+
+func packageCommand(env *clirun.Env) *cli.Command {
+	var o packageOptions
+	fs := o.State.flags(true)
+	fs = append(fs, o.HSM.flags()...)
+	fs = append(fs,
+		&cli.StringFlag{Name: "key", Usage: "ident of the key to package (see keygen)", Destination: &o.Key},
+		&cli.StringFlag{Name: "vault", Usage: "URL of the vault the key goes to; the policy must allow it", Destination: &o.Vault},
+		&cli.StringFlag{Name: "name", Usage: "the key's name in Key Vault (default: the ident)", Destination: &o.Name},
+		&cli.StringFlag{Name: "kek", Usage: "the accepted KEK to wrap with: offer or KEK fingerprint, or kid (default: the newest for the vault)", Destination: &o.KEK},
+		&cli.StringSliceFlag{Name: "key-ops", Usage: "operations Key Vault allows the key, comma-separated (default: all its type allows)", Destination: &o.KeyOps},
+		&cli.StringFlag{Name: "not-before", Usage: "the key is not valid before: RFC 3339 time, YYYY-MM-DD, or a duration from now", Destination: &o.NotBefore},
+		&cli.StringFlag{Name: "expires", Usage: "the key expires in Key Vault: RFC 3339 time, YYYY-MM-DD, or a duration from now (e.g. 8760h)", Destination: &o.Expires},
+		&cli.StringSliceFlag{Name: "tag", Usage: "a Key Vault tag k=v (repeat; at most 15)", Destination: &o.Tags},
+		&cli.BoolFlag{Name: "disabled", Usage: "import the key disabled", Destination: &o.Disabled},
+		&cli.StringFlag{Name: "so-pin-file", Usage: "the security officer's PIN, for keys marked CKA_WRAP_WITH_TRUSTED (else $" + envSOPIN + ", else a prompt)", Destination: &o.SOPINFile, TakesFile: true},
+	)
+	return &cli.Command{
+		Name:  "package",
+		Usage: "wrap a key for an accepted KEK and write a key package for upload",
+		Description: "Wraps the key in the HSM for the vault's KEK into a .byok file exactly per Azure's BYOK\n" +
+			"specification, and writes it in a signed key-package bundle with its manifest (target\n" +
+			"public key or check value, key type, operations, provenance). A plain copy of the .byok goes\n" +
+			"to the medium's byok/ folder. The package still needs the custodians' approvals.",
+		Flags:  fs,
+		Action: func(c *cli.Context) error { return runPackage(c.Context, o, env) },
+	}
+}
+
+// packageRequest is one key to package, checked for syntax.
+type packageRequest struct {
+	Ident     string
+	Vault     string
+	KeyName   string
+	KEK       string
+	KeyOps    []string
+	NotBefore int64
+	Expires   int64
+	Enabled   bool
+	Tags      map[string]string
+}
+
+func (o packageOptions) request(t time.Time) (packageRequest, error) {
+	r := packageRequest{Ident: o.Key, KeyName: o.Name, KEK: o.KEK, Enabled: !o.Disabled}
+	if o.Key == "" {
+		return r, clirun.Usagef("--key is required")
+	}
+	if o.Vault == "" {
+		return r, clirun.Usagef("--vault is required")
+	}
+	u, err := payload.CanonicalVaultURL(o.Vault)
+	if err != nil {
+		return r, clirun.Usagef("--vault: %v", err)
+	}
+	r.Vault = u
+	if r.KeyName == "" {
+		r.KeyName = o.Key
+	}
+	if !keyNameRE.MatchString(r.KeyName) {
+		return r, clirun.Usagef("--name %q: Key Vault names are 1 to 127 letters, digits and dashes", r.KeyName)
+	}
+	r.KeyOps = splitList(o.KeyOps.Value())
+	if r.NotBefore, err = parseWhen("not-before", o.NotBefore, t); err != nil {
+		return r, err
+	}
+	if r.Expires, err = parseWhen("expires", o.Expires, t); err != nil {
+		return r, err
+	}
+	if r.Expires != 0 && r.Expires <= max(r.NotBefore, t.Unix()) {
+		return r, clirun.Usagef("--expires must be later than now and than --not-before")
+	}
+	tags, err := parsePairs("tag", o.Tags.Value())
+	if err != nil {
+		return r, err
+	}
+	if len(tags) > payload.MaxTags {
+		return r, clirun.Usagef("%d tags: Key Vault allows %d", len(tags), payload.MaxTags)
+	}
+	for k, v := range tags {
+		if len(k) > 512 || len(v) > 256 {
+			return r, clirun.Usagef("--tag %s: names are at most 512 characters, values 256", k)
+		}
+	}
+	if len(tags) > 0 {
+		r.Tags = tags
+	}
+	return r, nil
+}
+
+// keyNameRE is Key Vault's rule for key names.
+var keyNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
+
+// parseWhen parses an RFC 3339 time, a date or a duration from t; "" is 0.
+func parseWhen(flag, s string, t time.Time) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return t.Add(d).Unix(), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02"} {
+		if v, err := time.Parse(layout, s); err == nil {
+			return v.Unix(), nil
+		}
+	}
+	return 0, clirun.Usagef("--%s %q: want an RFC 3339 time, YYYY-MM-DD or a duration", flag, s)
+}
+
+// packer holds what packaging needs across keys: the open session, the replayed state, the
+// token and the station key.
+type packer struct {
+	env    *clirun.Env
+	sess   *session
+	st     *store.Station
+	pol    *chain.PolicyRecord
+	state  *chain.State
+	tok    *hsm.Token
+	signer *hsm.SigningKey
+	info   hsm.Info
+	soPIN  func() (secret.Value, bool)
+}
+
+// packagePlan is a request checked against the ledger, the policy and the medium.
+type packagePlan struct {
+	req      packageRequest
+	key      *store.Key
+	kt       payload.KeyType
+	kek      *store.KEK
+	existing *store.Package // an outstanding package of the same key for the same vault
+}
+
+// packageResult is the result of "package".
+type packageResult struct {
+	Package      string   `json:"package"`
+	Fingerprint  string   `json:"fingerprint"`
+	Seq          uint64   `json:"seq"`
+	Path         string   `json:"path"`
+	Byok         string   `json:"byok"`
+	Ident        string   `json:"ident"`
+	KeyName      string   `json:"key_name"`
+	KeyType      string   `json:"key_type"`
+	Vault        string   `json:"vault"`
+	KID          string   `json:"kek_kid"`
+	KEK          string   `json:"kek_fingerprint"`
+	Offer        string   `json:"kek_offer"`
+	KeyOps       []string `json:"key_ops"`
+	WrapPath     string   `json:"wrap_path"`
+	Mechanisms   []string `json:"mechanisms"`
+	Trusted      bool     `json:"wrapped_with_trusted"`
+	ZeroPadding  bool     `json:"trailing_zero_padding"`
+	Threshold    int      `json:"threshold"`
+	Existing     bool     `json:"existing"`
+	ExpiresAt    string   `json:"expires_at"`
+	PublicSHA256 string   `json:"public_key_sha256,omitempty"`
+	KCV          string   `json:"kcv,omitempty"`
+	Warnings     []string `json:"warnings"`
+}
+
+func runPackage(ctx context.Context, o packageOptions, env *clirun.Env) error {
+	req, err := o.request(now())
+	if err != nil {
+		return err
+	}
+	p, err := openPacker(ctx, env, o.State, o.HSM, o.SOPINFile)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	plan, err := p.plan(req)
+	if err != nil {
+		return err
+	}
+	res, err := p.pack(ctx, plan)
+	if err != nil {
+		return err
+	}
+	return env.Result(res, func(w io.Writer) error { return writePackage(w, res) })
+}
+
+// openPacker opens the ledger and the medium for writing, finishes what an interrupted run
+// left, replays the medium, and opens the token.
+func openPacker(ctx context.Context, env *clirun.Env, sto stateOptions, ho hsmOptions, soPINFile string) (*packer, error) {
+	sess, err := openSession(env, sto, true, false, true)
+	if err != nil {
+		return nil, err
+	}
+	p := &packer{env: env, sess: sess}
+	fail := func(err error) (*packer, error) {
+		p.close()
+		return nil, err
+	}
+	st, _, err := sess.requireInit()
+	if err != nil {
+		return fail(err)
+	}
+	p.st = st
+	if err := ensureByokCopies(env, sess); err != nil {
+		return fail(err)
+	}
+	res, err := sess.st.Replay(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	warnFindings(env, res)
+	p.state = res.State
+	if p.pol = res.State.Current(); p.pol == nil {
+		return fail(exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), ""))
+	}
+	env.Log.Info("replayed the medium", "offline_head", res.State.Heads.Offline.Seq, "online_head", res.State.Heads.Online.Seq, "policy", p.pol.ID.Short())
+	if p.tok, err = openStationToken(ctx, env, ho.withDefaults(st)); err != nil {
+		return fail(err)
+	}
+	if p.signer, err = stationSigner(ctx, p.tok, st); err != nil {
+		return fail(err)
+	}
+	if p.info, err = p.tok.Info(ctx); err != nil {
+		return fail(hsmErr(err))
+	}
+	var so secret.Value
+	var soRead bool
+	p.soPIN = func() (secret.Value, bool) {
+		if !soRead {
+			soRead = true
+			v, err := secret.Source{What: fmt.Sprintf("security officer PIN of token %q", p.tok.Label()), File: soPINFile, Env: envSOPIN, Prompt: true}.Read()
+			if err == nil {
+				so = v
+			} else {
+				env.Log.Warn("no security officer PIN", "err", err)
+			}
+		}
+		return so, !so.Empty()
+	}
+	return p, nil
+}
+
+func (p *packer) close() {
+	if p.tok != nil {
+		_ = p.tok.Close()
+	}
+	p.sess.close()
+}
+
+// plan checks a request against the ledger, the policy and the KEKs, without the HSM.
+func (p *packer) plan(req packageRequest) (*packagePlan, error) {
+	s := p.sess.store
+	pol := p.pol.Policy
+	key, err := s.Key(req.Ident)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("no key %q in the ledger", req.Ident), "generate it with byok-offline keygen, or adopt it with keygen --select-label")
+	case err != nil:
+		return nil, err
+	case key.State != store.KeyReady:
+		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("key %q is still being generated", req.Ident), "rerun the interrupted keygen")
+	}
+	plan := &packagePlan{req: req, key: key, kt: key.Type}
+	vault, ok := pol.Vault(req.Vault)
+	if !ok {
+		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("the policy does not allow vault %s", req.Vault), "the policy allows "+vaultList(pol))
+	}
+	if err := allowedType(pol, key.Type); err != nil {
+		return nil, err
+	}
+	if key.Type.IsSymmetric() && vault.Kind != payload.VaultManagedHSM {
+		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s keys (oct-HSM) go only to a Managed HSM, and %s is %s", key.Type, vault.URL, vault.Kind), "")
+	}
+	if len(req.KeyOps) == 0 {
+		plan.req.KeyOps = key.Type.DefaultKeyOps()
+	} else {
+		allowed := key.Type.DefaultKeyOps()
+		for _, op := range req.KeyOps {
+			if !slices.Contains(allowed, op) {
+				return nil, clirun.Usagef("--key-ops %s: %s keys allow %s", op, key.Type.Kty(), strings.Join(allowed, ", "))
+			}
+		}
+		ops := slices.Clone(req.KeyOps)
+		slices.Sort(ops)
+		plan.req.KeyOps = slices.Compact(ops)
+	}
+	if plan.kek, err = p.chooseKEK(req); err != nil {
+		return nil, err
+	}
+	if err := p.checkKEK(plan.kek, key.Type); err != nil {
+		return nil, err
+	}
+	if plan.existing, err = p.existingPackage(plan); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+func vaultList(p *payload.Policy) string {
+	var s []string
+	for _, v := range p.Vaults {
+		s = append(s, v.URL)
+	}
+	return strings.Join(s, ", ")
+}
+
+// chooseKEK picks the accepted KEK the request names, or the newest accepted one for the
+// vault.
+func (p *packer) chooseKEK(req packageRequest) (*store.KEK, error) {
+	keks, err := p.sess.store.KEKs()
+	if err != nil {
+		return nil, err
+	}
+	var cands []store.KEK
+	for _, k := range keks {
+		if k.State == store.KEKAccepted && k.Vault == req.Vault {
+			if _, ok := p.state.Offers[k.Offer]; ok {
+				cands = append(cands, k)
+			}
+		}
+	}
+	if req.KEK != "" {
+		for i := range keks {
+			k := &keks[i]
+			if req.KEK == k.KID || req.KEK == k.Offer.String() || eqShort(req.KEK, k.Offer.Short()) || eqShort(req.KEK, k.Fingerprint) {
+				switch {
+				case k.State != store.KEKAccepted:
+					return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("KEK %s was refused: %s", k.Fingerprint, k.Reason), "")
+				case k.Vault != req.Vault:
+					return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("KEK %s belongs to %s, not %s: a KEK is bound to its vault", k.Fingerprint, k.Vault, req.Vault), "")
+				case !slices.ContainsFunc(cands, func(c store.KEK) bool { return c.Offer == k.Offer }):
+					return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("KEK offer %s is not on the medium", k.Offer.Short()), "is this the right stick?")
+				}
+				return k, nil
+			}
+		}
+		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("no accepted KEK %q", req.KEK), "list them with byok-offline status; accept offers with byok-offline kek accept")
+	}
+	if len(cands) == 0 {
+		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("no accepted KEK for %s", req.Vault), "have the online station offer one (byok-online kek create), then run byok-offline kek accept")
+	}
+	// The newest one that has not expired; if all have, the newest, to say so.
+	t := now()
+	for i := len(cands) - 1; i >= 0; i-- {
+		if t.Before(time.Unix(cands[i].Expires, 0)) && t.Before(time.Unix(cands[i].OfferExpires, 0)) {
+			return &cands[i], nil
+		}
+	}
+	return &cands[len(cands)-1], nil
+}
+
+func eqShort(typed, short string) bool {
+	s, err := bundle.ParseShort(typed)
+	return err == nil && s == short
+}
+
+// checkKEK refuses a KEK that has expired, is smaller than the policy allows or is weaker
+// than the target key (unless the policy allows that).
+func (p *packer) checkKEK(k *store.KEK, kt payload.KeyType) error {
+	pol := p.pol.Policy
+	t := now()
+	switch {
+	case !t.Before(time.Unix(k.Expires, 0)):
+		return exitcode.Wrap(exitcode.Refused, &chain.ExpiredError{ID: k.Offer, What: "KEK", Expires: time.Unix(k.Expires, 0).UTC(), At: t.UTC()},
+			"have the online station offer a new KEK")
+	case !t.Before(time.Unix(k.OfferExpires, 0)):
+		return exitcode.Wrap(exitcode.Refused, &chain.ExpiredError{ID: k.Offer, What: "KEK offer", Expires: time.Unix(k.OfferExpires, 0).UTC(), At: t.UTC()},
+			"have the online station offer a new KEK")
+	case k.Bits < pol.MinKEKBits:
+		return exitcode.Wrap(exitcode.Refused, &chain.PolicyError{Rule: "kek-size", Detail: fmt.Sprintf("KEK of %d bits, the policy requires %d", k.Bits, pol.MinKEKBits)}, "")
+	}
+	if s := payload.RSAStrength(k.Bits); s < kt.Strength() && !pol.AllowWeakerKEK {
+		return exitcode.Wrap(exitcode.Refused, &chain.PolicyError{Rule: "kek-strength",
+			Detail: fmt.Sprintf("RSA-%d KEK (%d-bit strength) is weaker than the %s key (%d-bit)", k.Bits, s, kt, kt.Strength())},
+			"use a larger KEK, or a policy that allows weaker KEKs (--allow-weaker-kek at init)")
+	}
+	return nil
+}
+
+// existingPackage finds a package of the same key for the same vault that is still awaiting
+// upload. One with the same key name and KEK is returned (rerunning package converges);
+// anything else is refused.
+func (p *packer) existingPackage(plan *packagePlan) (*store.Package, error) {
+	pkgs, err := p.sess.store.Packages()
+	if err != nil {
+		return nil, err
+	}
+	t := now().Unix()
+	for i := len(pkgs) - 1; i >= 0; i-- {
+		old := &pkgs[i]
+		if old.Ident != plan.req.Ident || old.Vault != plan.req.Vault {
+			continue
+		}
+		rec, outstanding := p.state.Packages[old.ID]
+		switch {
+		case !outstanding:
+			return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("key %q was uploaded to %s already (package %s)", old.Ident, old.Vault, old.ID.Short()),
+				"byok-offline sync shows what landed where")
+		case rec.Rejected > 0 || old.Expires < t:
+			continue // refused by Key Vault, or expired: a new package may replace it
+		case old.KeyName == plan.req.KeyName && old.Offer == plan.kek.Offer:
+			return old, nil
+		}
+		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("key %q has a package for %s awaiting upload already (%s, as %q)", old.Ident, old.Vault, old.ID.Short(), old.KeyName),
+			"upload or let that package expire first")
+	}
+	return nil, nil
+}
+
+// pack wraps the key and writes the key package (or returns the existing one).
+func (p *packer) pack(ctx context.Context, plan *packagePlan) (*packageResult, error) {
+	if plan.existing != nil {
+		p.env.Log.Info("the key package exists already", "package", plan.existing.ID.Short(), "key_name", plan.existing.KeyName)
+		return p.resultOf(plan, plan.existing, nil, true)
+	}
+	key := plan.key
+	id, err := hex.DecodeString(key.ID)
+	if err != nil {
+		return nil, fmt.Errorf("ledger key %q: CKA_ID: %w", key.Ident, err)
+	}
+	k, err := p.tok.FindTarget(ctx, hsm.KeyRef{Label: key.Label, ID: id})
+	if err != nil {
+		return nil, hsmErr(err)
+	}
+	if err := sameKey(k, key); err != nil {
+		return nil, err
+	}
+	crashpoint.Hit("package-key-found")
+	kek := plan.kek.Payload.PublicKey()
+	var w *hsm.Wrapped
+	if k.WrapWithTrusted {
+		if so, ok := p.soPIN(); ok {
+			w, err = p.tok.WrapTrusted(ctx, k, kek, so)
+		} else {
+			// Without the SO PIN the token is asked anyway: it is the one that refuses.
+			w, err = p.tok.Wrap(ctx, k, kek)
+		}
+	} else {
+		w, err = p.tok.Wrap(ctx, k, kek)
+	}
+	if err != nil {
+		return nil, hsmErr(err)
+	}
+	crashpoint.Hit("package-wrapped")
+	p.env.Log.Info("wrapped key", "ident", key.Ident, "kek_fingerprint", plan.kek.Fingerprint, "path", string(w.Method.Path), "bytes", len(w.Ciphertext))
+	f, err := byok.New(plan.kek.KID, w.Ciphertext, p.generator())
+	if err != nil {
+		return nil, fmt.Errorf("build the .byok file: %w", err)
+	}
+	kp := &payload.KeyPackage{
+		Vault: plan.req.Vault, KeyName: plan.req.KeyName,
+		KEK: payload.KEKRef{Offer: plan.kek.Offer, KID: plan.kek.KID},
+		Target: payload.Target{Kty: plan.kt.Kty(), KeySize: plan.kt.Size(), Curve: plan.kt.Curve(), KeyOps: plan.req.KeyOps,
+			Enabled: plan.req.Enabled, NotBefore: plan.req.NotBefore, Expires: plan.req.Expires, Tags: plan.req.Tags},
+		PublicKey: key.PublicKey, KCV: key.KCV,
+		BYOK: f.Marshal(),
+		Provenance: payload.Provenance{
+			Tool:  software(),
+			Token: tokenInfo(p.info),
+			Key:   payload.KeyAttributes{Label: k.Label, ID: hex.EncodeToString(k.ID), Attributes: k.Attributes},
+			Wrap: payload.WrapInfo{Path: string(w.Method.Path), Mechanisms: w.Method.Mechanisms,
+				EphemeralKeyDestroyed: !w.EphemeralCreated || w.EphemeralDestroyed, TrailingZeroPadding: w.ZeroPaddingExpected},
+		},
+	}
+	if err := kp.Validate(); err != nil {
+		return nil, fmt.Errorf("the key package is not valid: %w", err)
+	}
+	if !kp.Provenance.Wrap.EphemeralKeyDestroyed {
+		p.env.Log.Warn("the ephemeral AES key could not be destroyed; it dies with the session", "ident", key.Ident)
+	}
+	lifetime := time.Duration(p.pol.Policy.BundleLifetimeSeconds) * time.Second
+	b, err := appendBundle(ctx, p.sess, p.pol.ID, kp, p.signer, lifetime)
+	if err != nil {
+		return nil, err
+	}
+	crashpoint.Hit("package-appended")
+	rec, err := p.sess.store.Package(b.ID())
+	if err != nil {
+		return nil, fmt.Errorf("the ledger did not record package %s: %w", b.ID().Short(), err)
+	}
+	if err := writeByokCopy(p.env, p.sess, rec, kp.BYOK); err != nil {
+		return nil, err
+	}
+	if rec, err = p.sess.store.Package(b.ID()); err != nil {
+		return nil, err
+	}
+	p.env.Log.Info("key package written", "package", b.ID().Short(), "key_name", kp.KeyName, "vault", kp.Vault, "byok", rec.ByokCopy)
+	return p.resultOf(plan, rec, w, false)
+}
+
+// sameKey checks that the HSM's key is the one the ledger recorded.
+func sameKey(k *hsm.Key, rec *store.Key) error {
+	if k.Public != nil {
+		der, err := x509.MarshalPKIXPublicKey(k.Public)
+		if err == nil && bytes.Equal(der, rec.PublicKey) {
+			return nil
+		}
+	} else if len(rec.KCV) > 0 && bytes.Equal(k.CheckValue, rec.KCV) {
+		return nil
+	}
+	return exitcode.Wrap(exitcode.Verify, fmt.Errorf("the HSM's key %q is not the key recorded as %q", k.Label, rec.Ident), "is this the right token?")
+}
+
+// generator names this tool and the HSM in the .byok file.
+func (p *packer) generator() string {
+	t := p.info.Token
+	return fmt.Sprintf("%s; %s %s firmware %s (%s %s)", software(), t.Manufacturer, t.Model, t.FirmwareVersion,
+		strings.TrimSpace(p.info.Library.Description), p.info.Library.Version)
+}
+
+func (p *packer) resultOf(plan *packagePlan, rec *store.Package, w *hsm.Wrapped, existing bool) (*packageResult, error) {
+	r := &packageResult{
+		Package: rec.ID.String(), Fingerprint: rec.ID.Short(), Seq: rec.Seq, Path: media.Path(bundle.ChainOffline, rec.Seq, rec.ID),
+		Byok: rec.ByokCopy, Ident: rec.Ident, KeyName: rec.KeyName, KeyType: string(rec.KeyType), Vault: rec.Vault,
+		KID: rec.KID, KEK: plan.kek.Fingerprint, Offer: rec.Offer.Short(), KeyOps: plan.req.KeyOps,
+		Threshold: p.pol.Policy.Threshold, Existing: existing, ExpiresAt: time.Unix(rec.Expires, 0).UTC().Format(time.RFC3339),
+		Warnings: []string{},
+	}
+	if k := keyResultOf(plan.key); k.PublicKeySHA256 != "" || k.KCV != "" {
+		r.PublicSHA256, r.KCV = k.PublicKeySHA256, k.KCV
+	}
+	if w != nil {
+		r.WrapPath, r.Mechanisms, r.Trusted, r.ZeroPadding = string(w.Method.Path), w.Method.Mechanisms, w.Trusted, w.ZeroPaddingExpected
+		if w.ZeroPaddingExpected {
+			r.Warnings = append(r.Warnings, "this HSM (SoftHSM before 2.7) appends 1 to 7 zero bytes to the wrapped key; OpenSSL and Go accept it, whether Azure does is not verified")
+		}
+	}
+	return r, nil
+}
+
+// writeByokCopy writes the plain .byok copy of a package to the medium and records where.
+func writeByokCopy(env *clirun.Env, sess *session, rec *store.Package, data []byte) error {
+	name := rec.ByokName()
+	path, err := sess.st.Media.WriteByok(name, data)
+	if errors.Is(err, media.ErrExists) {
+		got, rerr := sess.st.Media.ReadFile(path, byok.MaxFileSize)
+		if rerr != nil || !bytes.Equal(got, data) {
+			env.Log.Warn("a different file has the name of the plain .byok copy; not replacing it", "path", path)
+			return nil
+		}
+	} else if err != nil {
+		return exitcode.Wrap(exitcode.Media, fmt.Errorf("write %s: %w", name, err), "check that the stick is writable and not full")
+	}
+	crashpoint.Hit("package-byok-written")
+	return sess.store.SetByokCopy(rec.ID, path)
+}
+
+// ensureByokCopies writes the plain .byok copies an interrupted package did not write.
+func ensureByokCopies(env *clirun.Env, sess *session) error {
+	pkgs, err := sess.store.Packages()
+	if err != nil {
+		return err
+	}
+	for i := range pkgs {
+		rec := &pkgs[i]
+		if rec.ByokCopy != "" {
+			continue
+		}
+		e := media.Entry{Chain: bundle.ChainOffline, Seq: rec.Seq, ID: rec.ID, Path: media.Path(bundle.ChainOffline, rec.Seq, rec.ID)}
+		data, err := sess.st.Media.Read(e)
+		if err != nil {
+			return exitcode.Wrap(exitcode.Bundle, fmt.Errorf("read own package %s: %w", rec.ID.Short(), err), "is this the right stick?")
+		}
+		b, err := bundle.Parse(data)
+		if err != nil {
+			return exitcode.Wrap(exitcode.Bundle, err, "")
+		}
+		pl, err := b.Open()
+		if err != nil {
+			return station.VerifyErr(err)
+		}
+		var kp payload.KeyPackage
+		if err := payload.Unmarshal(pl, &kp); err != nil {
+			return exitcode.Wrap(exitcode.Bundle, err, "")
+		}
+		env.Log.Info("writing the plain .byok copy an interrupted run did not write", "package", rec.ID.Short())
+		if err := writeByokCopy(env, sess, rec, kp.BYOK); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writePackage(w io.Writer, r *packageResult) error {
+	var b strings.Builder
+	if r.Existing {
+		fmt.Fprintf(&b, "key package %s exists already (written earlier)\n", r.Fingerprint)
+	} else {
+		fmt.Fprintf(&b, "key package %s written\n", r.Fingerprint)
+	}
+	fmt.Fprintf(&b, "  key        %s (%s) as %q in %s\n", r.Ident, r.KeyType, r.KeyName, r.Vault)
+	if r.PublicSHA256 != "" {
+		fmt.Fprintf(&b, "  public key SHA-256 %s\n", r.PublicSHA256)
+	}
+	if r.KCV != "" {
+		fmt.Fprintf(&b, "  check value %s\n", r.KCV)
+	}
+	fmt.Fprintf(&b, "  KEK        %s (%s)\n", r.KEK, r.KID)
+	fmt.Fprintf(&b, "  key ops    %s\n", strings.Join(r.KeyOps, ", "))
+	if r.WrapPath != "" {
+		fmt.Fprintf(&b, "  wrapped    %s: %s\n", r.WrapPath, strings.Join(r.Mechanisms, ", "))
+	}
+	fmt.Fprintf(&b, "  bundle     %s\n", r.Path)
+	fmt.Fprintf(&b, "  .byok      %s\n", r.Byok)
+	fmt.Fprintf(&b, "  expires    %s\n", r.ExpiresAt)
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(&b, "WARNING: %s\n", warn)
+	}
+	fmt.Fprintf(&b, "Next: %d custodian(s) approve it: byok-offline approve --package %s\n", r.Threshold, r.Fingerprint)
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/offline/internal/store"
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// statusOptions are the options of "status".
+type statusOptions struct {
+	State stateOptions
+}
+
+func statusCommand(env *clirun.Env) *cli.Command {
+	var o statusOptions
+	return &cli.Command{
+		Name:        "status",
+		Usage:       "show the ledger: station key, policy, heads, KEKs, keys and packages",
+		Description: "Shows what this station's ledger holds. It reads neither the HSM nor the medium.",
+		Flags:       o.State.flags(false),
+		Action:      func(c *cli.Context) error { return runStatus(c.Context, o, env) },
+	}
+}
+
+// statusResult is the result of "status".
+type statusResult struct {
+	Initialised bool            `json:"initialised"`
+	Station     *keyInfo        `json:"station,omitempty"`
+	Online      *keyInfo        `json:"online,omitempty"`
+	Custodians  []keyInfo       `json:"custodians"`
+	Policy      *policySummary  `json:"policy,omitempty"`
+	Vaults      []payload.Vault `json:"vaults"`
+	Head        chain.Head      `json:"head"`
+	Peer        chain.Head      `json:"peer"`
+	Pending     bool            `json:"pending_write"`
+	KEKs        []kekInfo       `json:"keks"`
+	Keys        []keyResult     `json:"keys"`
+	Packages    []packageStatus `json:"packages"`
+}
+
+func runStatus(_ context.Context, o statusOptions, env *clirun.Env) error {
+	sess, err := openSession(env, o.State, false, false, false)
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+	s := sess.store
+	out := statusResult{Custodians: []keyInfo{}, Vaults: []payload.Vault{}, KEKs: []kekInfo{}, Keys: []keyResult{}, Packages: []packageStatus{}}
+	if _, err := s.InitDone(); err == nil {
+		out.Initialised = true
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if st, err := s.Station(); err == nil {
+		out.Station = &keyInfo{Name: st.Name, Token: st.TokenLabel, Label: st.KeyLabel, Fingerprint: st.Fingerprint(), KeyID: st.Key.ID().String(), Adopted: st.Adopted}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if on, err := s.Online(); err == nil {
+		out.Online = &keyInfo{Name: on.Name, Fingerprint: on.Key.ID().Short(), KeyID: on.Key.ID().String()}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	custs, err := s.Custodians()
+	if err != nil {
+		return err
+	}
+	for _, c := range custs {
+		out.Custodians = append(out.Custodians, keyInfo{Name: c.Name, Token: c.TokenLabel, Label: c.KeyLabel, Fingerprint: c.Fingerprint(), KeyID: c.Key.ID().String(), Adopted: c.Adopted})
+	}
+	if p, err := s.LatestPolicy(); err == nil {
+		sum := summarize(p.ID, p.Policy, p.InForce())
+		out.Policy = &sum
+		out.Vaults = p.Policy.Vaults
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	ls, err := sess.st.Load()
+	if err != nil {
+		return err
+	}
+	out.Head, out.Peer, out.Pending = ls.Head, ls.Peer, ls.Pending
+	keks, err := s.KEKs()
+	if err != nil {
+		return err
+	}
+	for i := range keks {
+		out.KEKs = append(out.KEKs, kekInfoOf(&keks[i], false))
+	}
+	keys, err := s.Keys()
+	if err != nil {
+		return err
+	}
+	for i := range keys {
+		k := keyResultOf(&keys[i])
+		k.PublicKey = nil
+		out.Keys = append(out.Keys, k)
+	}
+	pkgs, err := s.Packages()
+	if err != nil {
+		return err
+	}
+	for i := range pkgs {
+		out.Packages = append(out.Packages, packageStatusOf(&pkgs[i]))
+	}
+	return env.Result(out, func(w io.Writer) error { return writeStatus(w, out) })
+}
+
+func writeStatus(w io.Writer, r statusResult) error {
+	var b strings.Builder
+	if !r.Initialised {
+		b.WriteString("not initialised (run byok-offline init)\n")
+	}
+	if r.Station != nil {
+		fmt.Fprintf(&b, "station   %s  %s (token %s, key %s)\n", r.Station.Fingerprint, r.Station.Name, r.Station.Token, r.Station.Label)
+	}
+	if r.Online != nil {
+		fmt.Fprintf(&b, "online    %s  %s\n", r.Online.Fingerprint, r.Online.Name)
+	}
+	for _, c := range r.Custodians {
+		fmt.Fprintf(&b, "custodian %s  %s (token %s)\n", c.Fingerprint, c.Name, c.Token)
+	}
+	if p := r.Policy; p != nil {
+		fmt.Fprintf(&b, "policy    %s  v%d, %d of %d approve, in force: %t\n", p.Fingerprint, p.Version, p.Threshold, p.Custodians, p.InForce)
+		for _, v := range r.Vaults {
+			fmt.Fprintf(&b, "  vault   %s (%s, %s)\n", v.URL, v.Kind, v.Region)
+		}
+		fmt.Fprintf(&b, "  keys    %s; KEK at least %d bits; weaker KEK allowed: %t\n", strings.Join(p.KeyTypes, ", "), p.MinKEKBits, p.AllowWeakerKEK)
+	}
+	fmt.Fprintf(&b, "heads     offline seq %d %s, online seq %d %s\n", r.Head.Seq, r.Head.ID.Short(), r.Peer.Seq, r.Peer.ID.Short())
+	if r.Pending {
+		b.WriteString("          an interrupted write is pending: the next package or approve finishes it\n")
+	}
+	for _, k := range r.KEKs {
+		fmt.Fprintf(&b, "kek       %s  %s RSA-%d %s, expires %s\n", k.KEK, k.State, k.Bits, k.KID, k.Expires)
+	}
+	for _, k := range r.Keys {
+		fmt.Fprintf(&b, "key       %-20s %s %s (label %q)\n", k.Ident, k.Type, k.State, k.Label)
+	}
+	if len(r.Packages) > 0 {
+		b.WriteString("packages\n")
+		writePackages(&b, r.Packages)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// when formats Unix seconds for people.
+func when(s int64) string { return time.Unix(s, 0).UTC().Format(time.RFC3339) }

@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/offline/internal/store"
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// syncOptions are the options of "sync".
+type syncOptions struct {
+	State stateOptions
+}
+
+func syncCommand(env *clirun.Env) *cli.Command {
+	var o syncOptions
+	return &cli.Command{
+		Name:  "sync",
+		Usage: "read the online station's receipts: which keys landed in which vault as which version",
+		Description: "Replays the medium, reads the upload receipts on the online chain and records, for each key\n" +
+			"package, whether Key Vault imported it (and as which key version), rejected it, or holds a\n" +
+			"key whose public half is not the packaged one. A mismatch makes the command fail.",
+		Flags:  o.State.flags(true),
+		Action: func(c *cli.Context) error { return runSync(c.Context, o, env) },
+	}
+}
+
+// packageStatus describes a key package and its fate for people.
+type packageStatus struct {
+	Package     string   `json:"package"`
+	Fingerprint string   `json:"fingerprint"`
+	Seq         uint64   `json:"seq"`
+	Ident       string   `json:"ident"`
+	KeyName     string   `json:"key_name"`
+	KeyType     string   `json:"key_type"`
+	Vault       string   `json:"vault"`
+	KEK         string   `json:"kek_kid"`
+	State       string   `json:"state"`
+	Approvals   []string `json:"approvals"`
+	Expires     string   `json:"expires"`
+	KID         string   `json:"kid,omitempty"`
+	Version     string   `json:"version,omitempty"`
+	Error       string   `json:"error,omitempty"`
+	Finding     string   `json:"finding,omitempty"`
+	Byok        string   `json:"byok,omitempty"`
+}
+
+func packageStatusOf(p *store.Package) packageStatus {
+	s := packageStatus{Package: p.ID.String(), Fingerprint: p.ID.Short(), Seq: p.Seq, Ident: p.Ident, KeyName: p.KeyName, KeyType: string(p.KeyType),
+		Vault: p.Vault, KEK: p.KID, State: p.State, Approvals: []string{}, Expires: time.Unix(p.Expires, 0).UTC().Format(time.RFC3339), Byok: p.ByokCopy}
+	for _, a := range p.Approvals {
+		s.Approvals = append(s.Approvals, a.Custodian)
+	}
+	for _, r := range p.Receipts {
+		switch r.Outcome {
+		case payload.OutcomeRejected:
+			if s.Error == "" {
+				s.Error = r.Error
+			}
+		default:
+			s.KID, s.Version, s.Finding = r.KID, r.Version, r.Finding
+		}
+	}
+	return s
+}
+
+// syncResult is the result of "sync".
+type syncResult struct {
+	Receipts   int             `json:"receipts"`
+	New        int             `json:"new"`
+	Packages   []packageStatus `json:"packages"`
+	Mismatches int             `json:"mismatches"`
+}
+
+func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
+	sess, err := openSession(env, o.State, false, false, true)
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+	if _, _, err := sess.requireInit(); err != nil {
+		return err
+	}
+	receipts := map[bundle.ID][]store.Receipt{}
+	count := 0
+	res, err := sess.st.Replay(ctx, func(v *chain.Verified) error {
+		r, ok := v.Payload.(*payload.Receipt)
+		if !ok {
+			return nil
+		}
+		count++
+		rec := store.Receipt{Bundle: v.Bundle.ID(), Seq: v.Bundle.Header.Seq, Outcome: r.Outcome, KID: r.KID, Error: r.Error, Created: r.Created}
+		if kid, err := byok.ParseKeyID(r.KID); err == nil {
+			rec.Version = kid.Version
+		}
+		for _, f := range v.Findings {
+			if errors.Is(f, chain.ErrKeyMismatch) || rec.Finding == "" {
+				rec.Finding = f.Error()
+			}
+		}
+		receipts[r.Package] = append(receipts[r.Package], rec)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	warnFindings(env, res)
+	out := syncResult{Receipts: count, Packages: []packageStatus{}}
+	err = sess.store.UpdatePackages(func(p *store.Package) (bool, error) {
+		rs := receipts[p.ID]
+		if len(rs) == 0 {
+			return false, nil
+		}
+		state := stateFromReceipts(rs)
+		changed := state != p.State || len(rs) != len(p.Receipts)
+		if changed {
+			out.New += len(rs) - len(p.Receipts)
+			env.Log.Info("receipt", "package", p.ID.Short(), "key_name", p.KeyName, "vault", p.Vault, "state", state)
+		}
+		p.Receipts, p.State = rs, state
+		return changed, nil
+	})
+	if err != nil {
+		return err
+	}
+	pkgs, err := sess.store.Packages()
+	if err != nil {
+		return err
+	}
+	for i := range pkgs {
+		s := packageStatusOf(&pkgs[i])
+		if s.State == store.PackageMismatch {
+			out.Mismatches++
+		}
+		out.Packages = append(out.Packages, s)
+	}
+	env.Log.Info("synced with the medium", "receipts", count, "online_head", res.State.Heads.Online.Seq)
+	if err := env.Result(out, func(w io.Writer) error { return writeSync(w, out) }); err != nil {
+		return err
+	}
+	if out.Mismatches > 0 {
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("%w: %d key(s) in Key Vault are not the keys this station packaged", chain.ErrKeyMismatch, out.Mismatches),
+			"do not use those keys; investigate with the online operator")
+	}
+	return nil
+}
+
+// stateFromReceipts derives a package's state from its receipts, in chain order: a
+// rejection leaves it awaiting upload (it may be uploaded again), an import settles it.
+func stateFromReceipts(rs []store.Receipt) string {
+	state := store.PackageOutstanding
+	for _, r := range rs {
+		switch {
+		case r.Outcome == payload.OutcomeRejected:
+			if state == store.PackageOutstanding {
+				state = store.PackageRejected
+			}
+		case r.Outcome == payload.OutcomePublicKeyMismatch || strings.Contains(r.Finding, chain.ErrKeyMismatch.Error()):
+			state = store.PackageMismatch
+		default:
+			state = store.PackageImported
+		}
+	}
+	return state
+}
+
+func writeSync(w io.Writer, r syncResult) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d receipt(s) on the medium, %d new\n", r.Receipts, r.New)
+	writePackages(&b, r.Packages)
+	if r.Mismatches > 0 {
+		fmt.Fprintf(&b, "WARNING: %d key(s) in Key Vault are not the packaged keys\n", r.Mismatches)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writePackages(b *strings.Builder, ps []packageStatus) {
+	for _, p := range ps {
+		fmt.Fprintf(b, "%-19s %-10s %-20s %s in %s: %s", p.Fingerprint, p.KeyType, p.Ident, p.KeyName, p.Vault, p.State)
+		switch p.State {
+		case store.PackageImported:
+			fmt.Fprintf(b, " as version %s", p.Version)
+		case store.PackageMismatch:
+			fmt.Fprintf(b, " (%s)", p.KID)
+		case store.PackageRejected:
+			fmt.Fprintf(b, " (%s)", p.Error)
+		case store.PackageOutstanding:
+			fmt.Fprintf(b, ", approved by %d: %s", len(p.Approvals), strings.Join(p.Approvals, ", "))
+		}
+		b.WriteString("\n")
+	}
+}

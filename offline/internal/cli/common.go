@@ -1,0 +1,287 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
+	"github.com/airgap-byok/airgap-byok/offline/internal/store"
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/secret"
+	"github.com/airgap-byok/airgap-byok/shared/station"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+)
+
+// Environment variables.
+const (
+	envStateDir  = "BYOK_OFFLINE_STATE_DIR"
+	envMedia     = "BYOK_MEDIA"
+	envModule    = "BYOK_OFFLINE_HSM_MODULE"
+	envToken     = "BYOK_OFFLINE_TOKEN_LABEL"
+	envPIN       = "BYOK_OFFLINE_PIN"
+	envSOPIN     = "BYOK_OFFLINE_SO_PIN"
+	envCustodian = "BYOK_OFFLINE_CUSTODIAN_PIN_" // + the custodian's name, see custodianPINEnv
+)
+
+// stateOptions locate the ledger and the medium.
+type stateOptions struct {
+	StateDir string
+	Media    string
+}
+
+func stateDirFlag(dst *string) cli.Flag {
+	return &cli.StringFlag{Name: "state-dir", Usage: "folder of the station's ledger", EnvVars: []string{envStateDir}, Destination: dst, TakesFile: true}
+}
+
+func mediaFlag(dst *string) cli.Flag {
+	return &cli.StringFlag{Name: "media", Usage: "the airgap-byok folder on the transfer medium", EnvVars: []string{envMedia}, Destination: dst, TakesFile: true}
+}
+
+func (o *stateOptions) flags(media bool) []cli.Flag {
+	fs := []cli.Flag{stateDirFlag(&o.StateDir)}
+	if media {
+		fs = append(fs, mediaFlag(&o.Media))
+	}
+	return fs
+}
+
+// hsmOptions select the station's token and its PIN.
+type hsmOptions struct {
+	Module     string
+	TokenLabel string
+	PINFile    string
+}
+
+func (o *hsmOptions) flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "hsm-module", Usage: "path of the PKCS#11 module (default: the one init recorded)", EnvVars: []string{envModule}, Destination: &o.Module, TakesFile: true},
+		&cli.StringFlag{Name: "token-label", Usage: "label of the station's token (default: the one init recorded)", EnvVars: []string{envToken}, Destination: &o.TokenLabel},
+		&cli.StringFlag{Name: "pin-file", Usage: "file whose first line is the token PIN (else $" + envPIN + ", else a prompt)", Destination: &o.PINFile, TakesFile: true},
+	}
+}
+
+// withDefaults fills the module and token label from the ledger's station record.
+func (o hsmOptions) withDefaults(st *store.Station) hsmOptions {
+	if st != nil {
+		if o.Module == "" {
+			o.Module = st.Module
+		}
+		if o.TokenLabel == "" {
+			o.TokenLabel = st.TokenLabel
+		}
+	}
+	return o
+}
+
+func (o hsmOptions) validate() error {
+	switch {
+	case o.Module == "":
+		return clirun.Usagef("--hsm-module is required")
+	case o.TokenLabel == "":
+		return clirun.Usagef("--token-label is required")
+	}
+	return nil
+}
+
+// readSecret reads a PIN from its source; a missing one is a usage error naming the
+// sources.
+func readSecret(src secret.Source, hint string) (secret.Value, error) {
+	v, err := src.Read()
+	if errors.Is(err, secret.ErrNoSecret) {
+		return v, exitcode.Wrap(exitcode.Usage, err, hint)
+	}
+	if err != nil {
+		return v, exitcode.Wrap(exitcode.Usage, err, "")
+	}
+	return v, nil
+}
+
+// openToken opens a token, reading its PIN from src.
+func openToken(ctx context.Context, env *clirun.Env, module, label, serial string, src secret.Source, hint string) (*hsm.Token, error) {
+	pin, err := readSecret(src, hint)
+	if err != nil {
+		return nil, err
+	}
+	defer pin.Wipe()
+	tok, err := hsm.Open(ctx, hsm.Config{Module: module, TokenLabel: label, TokenSerial: serial, PIN: pin, Logger: env.Log})
+	if err != nil {
+		return nil, hsmErr(err)
+	}
+	return tok, nil
+}
+
+// openStationToken opens the station's token with the station PIN.
+func openStationToken(ctx context.Context, env *clirun.Env, o hsmOptions) (*hsm.Token, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	src := secret.Source{What: fmt.Sprintf("PIN of token %q", o.TokenLabel), File: o.PINFile, Env: envPIN, Prompt: true}
+	return openToken(ctx, env, o.Module, o.TokenLabel, "", src, "give the token PIN with --pin-file or $"+envPIN+", or run on a terminal")
+}
+
+// hsmErr adds the operator's next step to HSM errors that have an obvious one.
+func hsmErr(err error) error {
+	switch {
+	case errors.Is(err, hsm.ErrPINIncorrect):
+		return exitcode.Wrap(exitcode.HSM, err, "check the PIN: the token locks the PIN after a few wrong tries")
+	case errors.Is(err, hsm.ErrPINLocked):
+		return exitcode.Wrap(exitcode.HSM, err, "the security officer must unlock the PIN")
+	case errors.Is(err, hsm.ErrTokenNotFound):
+		return exitcode.Wrap(exitcode.HSM, err, "check --token-label and that the HSM is attached (byok-offline hsm check)")
+	case errors.Is(err, hsm.ErrNotTrusted):
+		return exitcode.Wrap(exitcode.HSM, err, "the key is marked CKA_WRAP_WITH_TRUSTED: the security officer must be present, give the SO PIN with --so-pin-file or $"+envSOPIN)
+	}
+	return err
+}
+
+// custodianPINEnv returns the environment variable holding a custodian's PIN.
+func custodianPINEnv(name string) string {
+	b := []byte(strings.ToUpper(name))
+	for i, c := range b {
+		if c == '-' || c == '.' {
+			b[i] = '_'
+		}
+	}
+	return envCustodian + string(b)
+}
+
+// parsePairs parses NAME=VALUE flag values into a map, refusing duplicates.
+func parsePairs(flag string, vals []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range vals {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || k == "" || val == "" {
+			return nil, clirun.Usagef("--%s %q: want NAME=VALUE", flag, v)
+		}
+		if _, dup := out[k]; dup {
+			return nil, clirun.Usagef("--%s: %s given twice", flag, k)
+		}
+		out[k] = val
+	}
+	return out, nil
+}
+
+// custodianSource returns where custodian name's PIN comes from.
+func custodianSource(name, token string, files map[string]string) secret.Source {
+	return secret.Source{
+		What:   fmt.Sprintf("PIN of custodian %s (token %q)", name, token),
+		File:   files[name],
+		Env:    custodianPINEnv(name),
+		Prompt: true,
+	}
+}
+
+// session is an open ledger (and medium).
+type session struct {
+	st      *station.Station
+	store   *store.Store
+	release func() error
+}
+
+func (s *session) close() {
+	if s != nil && s.release != nil {
+		_ = s.release()
+	}
+}
+
+// openSession opens the ledger and, if o.Media is set, the medium; write takes the medium's
+// write lock and finishes an interrupted append; create allows a new ledger.
+func openSession(env *clirun.Env, o stateOptions, write, create, needMedia bool) (*session, error) {
+	if needMedia && o.Media == "" {
+		return nil, clirun.Usagef("--media is required (the airgap-byok folder on the transfer medium)")
+	}
+	media := o.Media
+	if !needMedia {
+		media = ""
+	}
+	st, release, err := station.Open(station.OpenOptions{
+		Chain: bundle.ChainOffline, StateDir: o.StateDir, MediaDir: media, Schema: store.Schema(),
+		Write: write, Create: create, Log: env.Log,
+	}, store.RecordOwn)
+	if err != nil {
+		return nil, err
+	}
+	return &session{st: st, store: store.New(st.DB), release: release}, nil
+}
+
+// requireInit returns the station and the policy in force, or a usage error if init has not
+// finished.
+func (s *session) requireInit() (*store.Station, *store.Policy, error) {
+	if _, err := s.store.InitDone(); errors.Is(err, store.ErrNotFound) {
+		return nil, nil, exitcode.Wrap(exitcode.Usage, errors.New("this station is not initialised"), "run byok-offline init first")
+	} else if err != nil {
+		return nil, nil, err
+	}
+	st, err := s.store.Station()
+	if err != nil {
+		return nil, nil, err
+	}
+	pol, err := s.store.CurrentPolicy()
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, pol, nil
+}
+
+// stationSigner finds the station key in the token and checks it is the enrolled one.
+func stationSigner(ctx context.Context, tok *hsm.Token, st *store.Station) (*hsm.SigningKey, error) {
+	k, err := tok.FindSigner(ctx, st.KeyLabel)
+	if err != nil {
+		return nil, hsmErr(err)
+	}
+	if !samePublic(k.Public(), st.Key.SPKI) {
+		return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("the key labelled %q in token %q is not the station key this ledger enrolled (%s)", st.KeyLabel, tok.Label(), st.Fingerprint()),
+			"is this the right token? check --token-label")
+	}
+	return k, nil
+}
+
+// resolveID finds the one ID among candidates that s names: 64 hex digits, or a short
+// fingerprint as people read it.
+func resolveID(what, s string, candidates []bundle.ID) (bundle.ID, error) {
+	if id, err := bundle.ParseID(s); err == nil {
+		return id, nil
+	}
+	short, err := bundle.ParseShort(s)
+	if err != nil {
+		return bundle.ID{}, clirun.Usagef("%s %q: want a fingerprint (XXXX-XXXX-XXXX-XXXX) or a 64-digit ID", what, s)
+	}
+	var found []bundle.ID
+	for _, c := range candidates {
+		if c.Short() == short {
+			found = append(found, c)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return bundle.ID{}, exitcode.Wrap(exitcode.Refused, fmt.Errorf("no %s with fingerprint %s", what, short), "")
+	case 1:
+		return found[0], nil
+	}
+	return bundle.ID{}, clirun.Usagef("fingerprint %s names %d %ss: give the full ID", short, len(found), what)
+}
+
+// splitList splits comma-separated flag values and drops empty items.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// envSet reports whether the environment variable name is set and not empty.
+func envSet(name string) bool { return os.Getenv(name) != "" }
+
+func equalBytes(a, b []byte) bool { return bytes.Equal(a, b) }
