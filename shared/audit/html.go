@@ -32,13 +32,13 @@ h1{font-size:2.4em;margin:0}h2{margin-top:1.6em;border-bottom:1px solid #ccc}
 .verdict.pass{border-color:#0a6b2d}.verdict.pass h1{color:#0a6b2d}
 .verdict.fail{border-color:#b00020}.verdict.fail h1{color:#b00020}
 table{border-collapse:collapse;width:100%;margin:.5em 0}
-th,td{border:1px solid #ccc;padding:.25em .45em;vertical-align:top;text-align:left}
+th,td{border:1px solid #ccc;padding:.25em .45em;vertical-align:top;text-align:left;overflow-wrap:anywhere}
 th{background:#f3f3f3}
 .fp,.hex{font-family:ui-monospace,Menlo,Consolas,monospace}.hex{font-size:.8em;word-break:break-all}
 .v{display:inline-block;padding:0 .35em;border-radius:.3em;background:#b00020;color:#fff;font-size:.85em}
-.ok{color:#0a6b2d}.bad{color:#b00020;font-weight:bold}.warn{color:#8a5a00}
-.tl td.n,.tl td.t{white-space:nowrap;color:#555}
-.tl td.c{width:42%}.tl .k{font-weight:bold}
+.nw{white-space:nowrap}.ok{color:#0a6b2d}.bad{color:#b00020;font-weight:bold}.warn{color:#8a5a00}
+.tl{table-layout:fixed}.tl th:nth-child(1){width:3.5em}.tl th:nth-child(2){width:11em}
+.tl td.n,.tl td.t{color:#555}.tl td.c{overflow-wrap:anywhere}.tl .k{font-weight:bold}
 .tl tr.failed td.c{background:#fde7ea}
 .tl ul.f{margin:.2em 0;padding-left:1.2em;color:#b00020}
 tr:target{background:#fff3c4}
@@ -296,7 +296,7 @@ func (h *htmlWriter) failed(a *auditor, f Finding) error {
 	b := &h.b
 	b.reset()
 	b.raw(`<tr class="failed" id="b-`)
-	b.raw(f.ID)
+	b.text(f.ID)
 	b.raw(`"><td class="n">`)
 	b.u(a.order)
 	b.raw(`</td><td class="t"></td>`)
@@ -308,9 +308,9 @@ func (h *htmlWriter) failed(a *auditor, f Finding) error {
 	b.raw(` seq `)
 	b.u(f.Seq)
 	b.raw(` · bundle <span class="fp" title="`)
-	b.raw(f.ID)
+	b.text(f.ID)
 	b.raw(`">`)
-	b.raw(f.Fingerprint)
+	b.text(f.Fingerprint)
 	b.raw(`</span>`)
 	if f.Path != "" {
 		b.raw(`<br>file `)
@@ -468,7 +468,7 @@ func writeHead(w *bufio.Writer, rep *Report, rows uint64) error {
 			b.raw(`</span> `)
 			if f.ID != "" && !f.Earlier {
 				b.raw(`<a href="#b-`)
-				b.raw(f.ID)
+				b.text(f.ID)
 				b.raw(`">`)
 			}
 			b.text(f.Chain)
@@ -484,7 +484,7 @@ func writeHead(w *bufio.Writer, rep *Report, rows uint64) error {
 			}
 			if f.Fingerprint != "" {
 				b.raw(` <span class="fp">`)
-				b.raw(f.Fingerprint)
+				b.text(f.Fingerprint)
 				b.raw(`</span>`)
 			}
 			if f.ID != "" && !f.Earlier {
@@ -618,7 +618,7 @@ func keyRow(b *hb, k Key) {
 		b.raw(` offline seq `)
 		b.u(k.PackageSeq)
 	}
-	b.raw(`</td><td>`)
+	b.raw(`</td><td class="nw">`)
 	if k.Name != "" {
 		b.text(k.Name)
 		b.raw(` `)
