@@ -1,0 +1,115 @@
+package vault
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
+
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/secret"
+)
+
+// Options say how to reach and authenticate to Key Vault.
+type Options struct {
+	// CAFile is a PEM file of CA certificates trusted in addition to the system roots (for a
+	// local Key Vault emulator).
+	CAFile string
+	// TokenFile holds a static bearer token on its first line. When set, azidentity is not
+	// used and the SDK's check that the challenge's resource matches the vault's domain is
+	// off (a local emulator has no Azure domain).
+	TokenFile string
+	// Credential, when set, is used instead of azidentity or TokenFile.
+	Credential azcore.TokenCredential
+	// RequestTimeout bounds each request; zero means DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// MaxConns is the number of connections kept open to the vault (the upload pool size).
+	MaxConns int
+	// Transport replaces the HTTP transport (dry runs and tests).
+	Transport policy.Transporter
+}
+
+// staticToken is a TokenCredential holding one bearer token.
+type staticToken struct{ token secret.Value }
+
+// GetToken implements azcore.TokenCredential.
+func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: s.token.Reveal(), ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// credential returns the credential the options ask for.
+func credential(o Options) (azcore.TokenCredential, error) {
+	switch {
+	case o.Credential != nil:
+		return o.Credential, nil
+	case o.TokenFile != "":
+		tok, err := secret.Source{What: "Key Vault token", File: o.TokenFile}.Read()
+		if err != nil {
+			return nil, exitcode.Wrap(exitcode.Usage, err, "--token-file must name a file whose first line is the bearer token")
+		}
+		return staticToken{tok}, nil
+	}
+	cred, err := azidentity.NewDefaultAzureCredential(nil)
+	if err != nil {
+		return nil, exitcode.Wrap(exitcode.Vault, fmt.Errorf("azure credential: %w", err), "log in with az login, or set the AZURE_* environment variables")
+	}
+	return cred, nil
+}
+
+// httpTransport returns the HTTP client: system roots plus the CA file, TLS 1.2 or newer,
+// and enough idle connections for a pool of concurrent uploads.
+func httpTransport(o Options) (*http.Client, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("read --ca-file: %w", err), "")
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, exitcode.Wrap(exitcode.Usage, errors.New("--ca-file holds no PEM certificate"), "")
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	conns := max(o.MaxConns, 2)
+	tr.MaxIdleConnsPerHost = conns
+	tr.MaxIdleConns = 2 * conns
+	return &http.Client{Transport: tr}, nil
+}
+
+// newClient builds the azkeys client for a vault.
+func newClient(vaultURL string, o Options) (keysAPI, error) {
+	cred, err := credential(o)
+	if err != nil {
+		return nil, err
+	}
+	var opts azkeys.ClientOptions
+	if o.Transport != nil {
+		opts.Transport = o.Transport
+	} else {
+		hc, err := httpTransport(o)
+		if err != nil {
+			return nil, err
+		}
+		opts.Transport = hc
+	}
+	opts.Telemetry.ApplicationID = "byok-online"
+	opts.DisableChallengeResourceVerification = o.TokenFile != "" || o.Credential != nil
+	c, err := azkeys.NewClient(vaultURL, cred, &opts)
+	if err != nil {
+		return nil, fmt.Errorf("key vault client for %s: %w", vaultURL, err)
+	}
+	return c, nil
+}
