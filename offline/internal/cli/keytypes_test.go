@@ -231,4 +231,3 @@ func runOpenSSL(t *testing.T, openssl string, args ...string) []byte {
 	}
 	return out.Bytes()
 }
-
