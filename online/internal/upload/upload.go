@@ -1,0 +1,479 @@
+// Package upload imports key packages into Key Vault exactly once, and receipts each import
+// on the online chain.
+//
+// # The protocol
+//
+// For each key package (a Job), one worker of a pool:
+//
+//  1. waits for the throttling limiter of the package's vault and key type;
+//  2. commits an intent to the ledger (package, vault, key name, attempt number);
+//  3. calls ImportKey once, with the SDK's retries off, tagging the new key version with
+//     TagPackage = the package bundle ID;
+//  4. on 429 waits Retry-After (the limiter holds the whole bucket back) and goes to 1: a
+//     throttled request did nothing. On a 5xx or no response, which leave it unknown
+//     whether the import happened, it waits, then reconciles: it lists the key's versions
+//     and looks for the tag. Found: the import happened, go to 5. Not found: go to 1, up to
+//     MaxAttempts imports. On any other refusal (400, 403, 409...) it writes a rejected
+//     receipt: Key Vault created nothing;
+//  5. compares the public key Key Vault returned with the manifest's (RSA and EC; Key Vault
+//     returns no material for oct-HSM): equal is "imported", different is
+//     "public_key_mismatch", a hard failure the receipt records;
+//  6. writes the receipt bundle through the station journal, whose ledger change ends the
+//     upload in the same transaction (Receipts).
+//
+// A package whose ledger record is still an intent (a crash, a kill, a pulled cable between 2
+// and 6) starts at the reconciliation of step 4 instead of step 1, so a rerun never imports
+// it a second time. Killing the process at any point therefore leaves one key version and,
+// after the rerun, one receipt per package.
+//
+// Reconciliation relies on the tag, so it cannot tell an import that is still being
+// processed by Key Vault from one that never arrived; it waits before looking (Backoff) to
+// make that window small, as Azure gives no way to close it.
+package upload
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/airgap-byok/airgap-byok/online/internal/vault"
+	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
+	"github.com/airgap-byok/airgap-byok/shared/logsetup"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// TagPackage is the tag that carries the key package bundle ID (64 hex digits) on every
+// imported key version.
+const TagPackage = "byok-package"
+
+// Outcomes of a Job, in Result.Outcome.
+const (
+	OutcomeImported          = payload.OutcomeImported
+	OutcomePublicKeyMismatch = payload.OutcomePublicKeyMismatch
+	OutcomeRejected          = payload.OutcomeRejected
+	// OutcomeFailed: not imported, or not known to be, after every attempt; no receipt.
+	// The ledger says which: failed (known not imported) or intent (unknown).
+	OutcomeFailed = "failed"
+	// OutcomeNotImported: a reconcile-only job found no import.
+	OutcomeNotImported = "not_imported"
+	// OutcomeInterrupted: the run was interrupted before the job finished.
+	OutcomeInterrupted = "interrupted"
+)
+
+// Job is one key package to upload.
+type Job struct {
+	Package   bundle.ID
+	Vault     string // canonical vault URL
+	KeyName   string
+	KeyType   payload.KeyType
+	Target    payload.Target
+	PublicKey []byte // the manifest's DER SubjectPublicKeyInfo; RSA and EC
+	BYOK      []byte
+	// Reconcile: the ledger holds an intent for this package: look in Key Vault first.
+	Reconcile bool
+	// ReconcileOnly: look, and receipt what is found, but never import.
+	ReconcileOnly bool
+}
+
+// Result is what happened to a Job.
+type Result struct {
+	Job        *Job
+	Outcome    string
+	KID        string
+	Receipt    bundle.ID
+	Imports    int  // ImportKey calls made in this run
+	Reconciled bool // the import was found by reconciliation
+	Duplicates int  // versions carrying the package's tag beyond the first (should be 0)
+	Detail     string
+	Err        error
+}
+
+// Ledger is where intents are committed (store.Store).
+type Ledger interface {
+	RecordIntent(pkg bundle.ID, vault, keyName string, now time.Time) (int, error)
+	MarkFailed(pkg bundle.ID, reason string, now time.Time) error
+}
+
+// Receipts writes a receipt bundle and ends the upload in the ledger in the same step. The
+// caller serialises: one Write at a time reaches the station.
+type Receipts interface {
+	Write(ctx context.Context, r *payload.Receipt) (bundle.ID, error)
+}
+
+// Engine uploads jobs. Fields with a zero value take the default named in their comment.
+type Engine struct {
+	Vault    func(url string) (vault.Vault, error)
+	Ledger   Ledger
+	Receipts Receipts
+	Limiter  *Limiter // nil: DefaultLimits, DefaultWindow
+	// Concurrency is the number of workers; zero means 1.
+	Concurrency int
+	// MaxAttempts bounds ImportKey calls per job after ambiguous failures, and
+	// reconciliations that fail; zero means 5.
+	MaxAttempts int
+	// MaxThrottled bounds the 429 answers a job waits out; zero means 50.
+	MaxThrottled int
+	// Backoff is the wait before the n-th retry (n from 1) after an ambiguous failure when
+	// Key Vault sent no Retry-After; nil means 250 ms doubling up to 8 s.
+	Backoff func(n int) time.Duration
+	Now     func() time.Time                           // nil: time.Now
+	Sleep   func(context.Context, time.Duration) error // nil: Sleep
+	Log     *slog.Logger                               // nil: discard
+	// OnResult, if set, is called for every finished job, from the workers.
+	OnResult func(Result)
+}
+
+func (e *Engine) defaults() {
+	if e.Concurrency < 1 {
+		e.Concurrency = 1
+	}
+	if e.MaxAttempts < 1 {
+		e.MaxAttempts = 5
+	}
+	if e.MaxThrottled < 1 {
+		e.MaxThrottled = 50
+	}
+	if e.Backoff == nil {
+		e.Backoff = func(n int) time.Duration {
+			return min(250*time.Millisecond<<min(n-1, 6), 8*time.Second)
+		}
+	}
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+	if e.Sleep == nil {
+		e.Sleep = Sleep
+	}
+	if e.Log == nil {
+		e.Log = logsetup.Discard()
+	}
+	if e.Limiter == nil {
+		e.Limiter = NewLimiter(0, nil, e.Now, e.Sleep)
+	}
+}
+
+// Run uploads jobs with a pool of Concurrency workers, in order of the slice (put
+// reconciliations first), and returns one Result per job in the same order. A failure that
+// concerns every job (Key Vault refused the credential, the medium cannot take a receipt)
+// stops the run: the jobs not started end as failed with that error.
+func (e *Engine) Run(ctx context.Context, jobs []*Job) []Result {
+	e.defaults()
+	results := make([]Result, len(jobs))
+	var fatal atomic.Pointer[error]
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(e.Concurrency, max(len(jobs), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				var r Result
+				if f := fatal.Load(); f != nil {
+					r = Result{Job: jobs[i], Outcome: OutcomeFailed, Err: fmt.Errorf("not attempted: %w", *f)}
+				} else {
+					r = e.one(ctx, jobs[i])
+					if r.Err != nil && isFatal(r.Err) {
+						fatal.CompareAndSwap(nil, &r.Err)
+					}
+				}
+				results[i] = r
+				if e.OnResult != nil {
+					e.OnResult(r)
+				}
+			}
+		}()
+	}
+	i := 0
+feed:
+	for ; i < len(jobs); i++ {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	for ; i < len(jobs); i++ {
+		results[i] = Result{Job: jobs[i], Outcome: OutcomeInterrupted, Err: ctx.Err()}
+		if e.OnResult != nil {
+			e.OnResult(results[i])
+		}
+	}
+	return results
+}
+
+// errReceipt marks a failure to write a receipt: the medium or the ledger is gone, and no
+// further upload can be recorded.
+type errReceipt struct{ err error }
+
+func (e *errReceipt) Error() string { return "write receipt: " + e.err.Error() }
+func (e *errReceipt) Unwrap() error { return e.err }
+
+func isFatal(err error) bool {
+	var re *errReceipt
+	return errors.Is(err, vault.ErrUnauthorized) || errors.As(err, &re)
+}
+
+// one runs the protocol of the package doc for one job.
+func (e *Engine) one(ctx context.Context, j *Job) Result {
+	r := Result{Job: j}
+	fail := func(outcome string, err error) Result {
+		r.Outcome, r.Err = outcome, err
+		return r
+	}
+	interrupted := func() Result { return fail(OutcomeInterrupted, ctx.Err()) }
+	v, err := e.Vault(j.Vault)
+	if err != nil {
+		return fail(OutcomeFailed, err)
+	}
+	bucket := BucketOf(j.KeyType)
+	log := e.Log.With("package", j.Package.Short(), "key", j.KeyName)
+	look := j.Reconcile || j.ReconcileOnly
+	throttled, lookFailures := 0, 0
+	var lastErr error
+	for {
+		if ctx.Err() != nil {
+			return interrupted()
+		}
+		if look {
+			key, dups, err := e.find(ctx, v, j, bucket)
+			switch {
+			case err == nil && key != nil:
+				r.Reconciled, r.Duplicates = true, dups
+				log.Info("import found in key vault", "kid", key.KID)
+				return e.finish(ctx, j, key, r)
+			case err == nil:
+				look = false
+				if j.ReconcileOnly || r.Imports >= e.MaxAttempts {
+					reason := "reconciled: no key version carries the package's tag"
+					if lastErr != nil {
+						reason = fmt.Sprintf("gave up after %d attempts: %v", r.Imports, lastErr)
+					}
+					if err := e.Ledger.MarkFailed(j.Package, reason, e.Now()); err != nil {
+						return fail(OutcomeFailed, err)
+					}
+					if j.ReconcileOnly {
+						return fail(OutcomeNotImported, nil)
+					}
+					return fail(OutcomeFailed, lastErr)
+				}
+				continue
+			case ctx.Err() != nil:
+				return interrupted()
+			case errors.Is(err, vault.ErrThrottled):
+				if throttled++; throttled > e.MaxThrottled {
+					return fail(OutcomeFailed, err)
+				}
+				e.pause(v, bucket, err)
+				continue
+			case errors.Is(err, vault.ErrUnauthorized):
+				return fail(OutcomeFailed, err)
+			default:
+				if lookFailures++; lookFailures >= e.MaxAttempts {
+					return fail(OutcomeFailed, fmt.Errorf("look for an earlier import: %w", err))
+				}
+				log.Warn("could not look for an earlier import; retrying", "err", err)
+				if err := e.Sleep(ctx, e.wait(err, lookFailures)); err != nil {
+					return interrupted()
+				}
+				continue
+			}
+		}
+		if err := e.Limiter.Wait(ctx, v.URL(), bucket); err != nil {
+			return interrupted()
+		}
+		attempt, err := e.Ledger.RecordIntent(j.Package, j.Vault, j.KeyName, e.Now())
+		if err != nil {
+			return fail(OutcomeFailed, fmt.Errorf("record intent: %w", err))
+		}
+		crashpoint.Hit("upload-before-import")
+		r.Imports++
+		log.Debug("importing", "attempt", attempt)
+		key, err := v.ImportKey(ctx, j.KeyName, importParams(j))
+		if err == nil {
+			crashpoint.Hit("upload-after-import")
+			return e.finish(ctx, j, key, r)
+		}
+		lastErr = err
+		switch {
+		case ctx.Err() != nil:
+			// The intent stays: the next run looks before it imports.
+			return interrupted()
+		case errors.Is(err, vault.ErrThrottled):
+			// Nothing was imported; the intent stays harmlessly until the retry.
+			if throttled++; throttled > e.MaxThrottled {
+				if merr := e.Ledger.MarkFailed(j.Package, err.Error(), e.Now()); merr != nil {
+					return fail(OutcomeFailed, merr)
+				}
+				return fail(OutcomeFailed, err)
+			}
+			log.Debug("import throttled", "retry_after", vault.RetryAfter(err))
+			r.Imports-- // a throttled call is not an attempt
+			e.pause(v, bucket, err)
+		case errors.Is(err, vault.ErrUnauthorized):
+			if merr := e.Ledger.MarkFailed(j.Package, err.Error(), e.Now()); merr != nil {
+				return fail(OutcomeFailed, merr)
+			}
+			return fail(OutcomeFailed, err)
+		case errors.Is(err, vault.ErrRefused), errors.Is(err, vault.ErrConflict), errors.Is(err, vault.ErrNotFound):
+			log.Warn("key vault refused the import", "err", err)
+			return e.reject(ctx, j, err, r)
+		default:
+			// 5xx, reset, timeout, or an answer that did not parse: it may have happened.
+			log.Warn("import failed ambiguously; looking before retrying", "err", err, "attempt", attempt)
+			look = true
+			if err := e.Sleep(ctx, e.wait(err, r.Imports)); err != nil {
+				return interrupted()
+			}
+		}
+	}
+}
+
+// wait returns how long to wait after err, the n-th failure.
+func (e *Engine) wait(err error, n int) time.Duration {
+	if d := vault.RetryAfter(err); d > 0 {
+		return d
+	}
+	return e.Backoff(n)
+}
+
+// pause holds the bucket back for Key Vault's Retry-After (1 s when it sent none).
+func (e *Engine) pause(v vault.Vault, bucket string, err error) {
+	d := vault.RetryAfter(err)
+	if d <= 0 {
+		d = time.Second
+	}
+	e.Limiter.Pause(v.URL(), bucket, d)
+}
+
+// find looks for the key version that carries the job's tag. It returns nil if there is
+// none, and how many more versions carry it.
+func (e *Engine) find(ctx context.Context, v vault.Vault, j *Job, bucket string) (*vault.Key, int, error) {
+	if err := e.Limiter.Wait(ctx, v.URL(), bucket); err != nil {
+		return nil, 0, err
+	}
+	vs, err := v.KeyVersions(ctx, j.KeyName)
+	if errors.Is(err, vault.ErrNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	want := j.Package.String()
+	var hits []vault.Version
+	for _, ver := range vs {
+		if ver.Tags[TagPackage] == want {
+			hits = append(hits, ver)
+		}
+	}
+	if len(hits) == 0 {
+		return nil, 0, nil
+	}
+	if len(hits) > 1 {
+		e.Log.Error("the key package was imported more than once; the first import is receipted", "package", j.Package.Short(), "key", j.KeyName, "versions", len(hits))
+	}
+	if err := e.Limiter.Wait(ctx, v.URL(), bucket); err != nil {
+		return nil, 0, err
+	}
+	key, err := v.GetKey(ctx, j.KeyName, hits[0].Version)
+	return key, len(hits) - 1, err
+}
+
+func importParams(j *Job) vault.ImportParams {
+	t := j.Target
+	p := vault.ImportParams{Kty: t.Kty, Curve: t.Curve, KeyOps: t.KeyOps, BYOK: j.BYOK, Enabled: t.Enabled, Tags: map[string]string{}}
+	if t.NotBefore != 0 {
+		p.NotBefore = time.Unix(t.NotBefore, 0)
+	}
+	if t.Expires != 0 {
+		p.Expires = time.Unix(t.Expires, 0)
+	}
+	for k, v := range t.Tags {
+		p.Tags[k] = v
+	}
+	p.Tags[TagPackage] = j.Package.String()
+	return p
+}
+
+// ImportParams returns the ImportKey parameters of a job, as sent (for dry runs).
+func ImportParams(j *Job) vault.ImportParams { return importParams(j) }
+
+// Compare returns the receipt outcome for the key Key Vault holds after importing j: the
+// public key it returned against the manifest's, and the key type. spki is the returned
+// public key (the manifest's bytes when the keys are equal), nil for oct-HSM.
+func Compare(j *Job, k *vault.Key) (outcome string, spki []byte, reason string) {
+	if k.Kty != j.Target.Kty {
+		return OutcomePublicKeyMismatch, nil, fmt.Sprintf("key vault holds a %s key, the package a %s key", k.Kty, j.Target.Kty)
+	}
+	if j.KeyType.IsSymmetric() {
+		return OutcomeImported, nil, "" // Key Vault returns no key material for oct-HSM
+	}
+	if k.Public == nil {
+		return OutcomePublicKeyMismatch, nil, "key vault returned no public key"
+	}
+	got, err := x509.MarshalPKIXPublicKey(k.Public)
+	if err != nil {
+		return OutcomePublicKeyMismatch, nil, fmt.Sprintf("key vault returned a public key that does not encode: %v", err)
+	}
+	want, err := x509.ParsePKIXPublicKey(j.PublicKey)
+	if err != nil {
+		return OutcomePublicKeyMismatch, got, fmt.Sprintf("the manifest's public key does not parse: %v", err)
+	}
+	if eq, ok := want.(interface{ Equal(crypto.PublicKey) bool }); ok && eq.Equal(k.Public) {
+		return OutcomeImported, j.PublicKey, ""
+	}
+	return OutcomePublicKeyMismatch, got, "key vault returned another public key than the manifest's"
+}
+
+// finish receipts an import that happened.
+func (e *Engine) finish(ctx context.Context, j *Job, k *vault.Key, r Result) Result {
+	outcome, spki, reason := Compare(j, k)
+	created := k.Created
+	if created.IsZero() {
+		created = e.Now()
+	}
+	rc := &payload.Receipt{Package: j.Package, Vault: j.Vault, Outcome: outcome, KID: k.KID, PublicKey: spki,
+		Created: created.Unix(), Tags: k.Tags}
+	r.Outcome, r.KID, r.Detail = outcome, k.KID, reason
+	if outcome == OutcomePublicKeyMismatch {
+		e.Log.Error("public key mismatch: key vault holds another key than the package's manifest", "package", j.Package.Short(), "kid", k.KID, "reason", reason)
+	}
+	// The import happened: record it even if the run is being interrupted.
+	id, err := e.Receipts.Write(context.WithoutCancel(ctx), rc)
+	if err != nil {
+		r.Err = &errReceipt{err}
+		return r
+	}
+	r.Receipt = id
+	e.Log.Info("key imported", "package", j.Package.Short(), "key", j.KeyName, "kid", k.KID, "outcome", outcome, "receipt", id.Short())
+	return r
+}
+
+// reject receipts a definitive refusal.
+func (e *Engine) reject(ctx context.Context, j *Job, cause error, r Result) Result {
+	msg := cause.Error()
+	var ve *vault.Error
+	if errors.As(cause, &ve) {
+		msg = fmt.Sprintf("%d %s: %s", ve.Status, ve.Code, ve.Message)
+	}
+	if len(msg) > 1024 {
+		msg = msg[:1024]
+	}
+	rc := &payload.Receipt{Package: j.Package, Vault: j.Vault, Outcome: payload.OutcomeRejected, Error: msg}
+	r.Outcome, r.Detail = OutcomeRejected, msg
+	id, err := e.Receipts.Write(context.WithoutCancel(ctx), rc)
+	if err != nil {
+		r.Err = &errReceipt{err}
+		return r
+	}
+	r.Receipt = id
+	return r
+}
