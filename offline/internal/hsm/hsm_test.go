@@ -950,3 +950,29 @@ func TestWrapTrusted(t *testing.T) {
 		assertHSMError(t, err, hsm.ErrInvalid)
 	})
 }
+
+// TestWrapTrustedAfterCallerWipesPIN: the caller may wipe the PIN it passed to Open; the
+// Token logs the user back in after WrapTrusted with its own copy.
+func TestWrapTrustedAfterCallerWipesPIN(t *testing.T) {
+	mod := setup(t, "wiped")
+	pin := secret.New(userPIN)
+	tok, err := hsm.Open(context.Background(), hsm.Config{Module: mod, TokenLabel: "wiped", PIN: pin, Logger: logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tok.Close() })
+	pin.Wipe()
+	ctx := context.Background()
+	signer, err := tok.GenerateSigner(ctx, "station-key", []byte("station"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := tok.GenerateTarget(ctx, hsm.ECP256, "guarded", hsm.TargetOptions{WrapWithTrusted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tok.WrapTrusted(ctx, k, &kek(t, 2048).PublicKey, secret.New(soPIN)); err != nil {
+		t.Fatalf("WrapTrusted after the caller wiped the PIN = %v", err)
+	}
+	verifySigns(t, signer)
+}

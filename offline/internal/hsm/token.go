@@ -102,7 +102,9 @@ func Open(ctx context.Context, cfg Config) (*Token, error) {
 		return nil, configureErr(op, cfg, err)
 	}
 
-	t := &Token{module: cfg.Module, label: cfg.TokenLabel, log: log, pin: cfg.PIN, c11: c11}
+	// The Token keeps its own copy of the PIN (WrapTrusted logs the user back in with it):
+	// the caller may wipe cfg.PIN as soon as Open returns.
+	t := &Token{module: cfg.Module, label: cfg.TokenLabel, log: log, pin: secret.FromBytes(cfg.PIN.Bytes()), c11: c11}
 	if err := t.attach(op, cfg); err != nil {
 		_ = c11.Close()
 		return nil, err
