@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/airgap-byok/airgap-byok/shared/clitest"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"byok-online": func() { os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs the command-line scripts that need no Key Vault; the integration module
+// runs the ones that do.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:  "testdata/script",
+		Cmds: clitest.Commands(),
+		Setup: func(env *testscript.Env) error {
+			// No ambient configuration leaks into the scripts.
+			for _, k := range []string{"BYOK_ONLINE_STATE_DIR", "BYOK_MEDIA", "BYOK_ONLINE_CA_FILE", "BYOK_ONLINE_TOKEN_FILE"} {
+				env.Setenv(k, "")
+			}
+			return nil
+		},
+	})
+}
+
+// TestBuildsWithoutCgoOrPKCS11 pins the online binary's dependency rule: it builds with
+// CGO_ENABLED=0 and links neither crypto11 nor any PKCS#11 package.
+func TestBuildsWithoutCgoOrPKCS11(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the go command")
+	}
+	cmd := exec.Command("go", "list", "-deps", ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 50 {
+		t.Fatalf("go list -deps listed %d packages; the check would prove nothing", len(deps))
+	}
+	for _, d := range deps {
+		l := strings.ToLower(d)
+		if strings.Contains(l, "crypto11") || strings.Contains(l, "pkcs11") || d == "runtime/cgo" {
+			t.Errorf("byok-online depends on %s", d)
+		}
+	}
+	var sawAzkeys bool
+	for _, d := range deps {
+		sawAzkeys = sawAzkeys || strings.HasSuffix(d, "/azkeys")
+	}
+	if !sawAzkeys {
+		t.Error("the dependency list lacks azkeys: is it the right package?")
+	}
+	build := exec.Command("go", "build", "-o", t.TempDir()+"/byok-online", ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
+	}
+}

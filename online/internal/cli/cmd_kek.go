@@ -1,0 +1,263 @@
+package cli
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/online/internal/vault"
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/station"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
+	"github.com/airgap-byok/airgap-byok/transfer-format/media"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// keyNameRE is Key Vault's rule for object names.
+var keyNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
+
+// AttestationFormat names the attestation a KEK offer carries: Key Vault's
+// privateKeyAttestation blob as Data, its certificatePemFile as DER certificates.
+const AttestationFormat = "azure-key-attestation"
+
+type kekCreateOptions struct {
+	stationFlags
+	azureFlags
+	Vault   string
+	Name    string
+	Size    int
+	Expires time.Duration
+}
+
+func kekCommand(env *clirun.Env, d deps) *cli.Command {
+	var o kekCreateOptions
+	return &cli.Command{
+		Name:  "kek",
+		Usage: "Key Exchange Keys",
+		Subcommands: []*cli.Command{{
+			Name:  "create",
+			Usage: "create an import-only RSA-HSM KEK in a vault and offer it on the medium",
+			Description: `kek create creates a Key Exchange Key in the vault (which the pinned policy must allow):
+RSA-HSM, import only, expiring. It reads the key back and checks its type, size, operations
+and expiry, fetches its attestation where the vault has one (Managed HSM), and writes a KEK
+offer bundle to the medium for the offline station to wrap keys with.`,
+			Flags: append(append(o.stationFlags.flags(true), o.azureFlags.flags()...),
+				&cli.StringFlag{Name: "vault", Usage: "vault URL, https://<name>.vault.azure.net or a Managed HSM URL", Destination: &o.Vault},
+				&cli.StringFlag{Name: "name", Usage: "the KEK's key name in the vault", Destination: &o.Name},
+				&cli.IntFlag{Name: "size", Usage: "RSA modulus bits: 2048, 3072 or 4096", Value: 4096, Destination: &o.Size},
+				&cli.DurationFlag{Name: "expires", Usage: "how long the KEK stays usable", Value: 720 * time.Hour, Destination: &o.Expires}),
+			Action: func(c *cli.Context) error {
+				if err := noArgs(c); err != nil {
+					return err
+				}
+				return runKEKCreate(c.Context, o, env, d)
+			},
+		}},
+	}
+}
+
+type kekResult struct {
+	Offer    fingerprint `json:"offer"`
+	Seq      uint64      `json:"seq"`
+	Path     string      `json:"path"`
+	Vault    string      `json:"vault"`
+	KID      string      `json:"kid"`
+	KeySize  int         `json:"key_size"`
+	Expires  time.Time   `json:"expires"`
+	Attested bool        `json:"attested"`
+}
+
+func runKEKCreate(ctx context.Context, o kekCreateOptions, env *clirun.Env, d deps) error {
+	if err := o.check(true); err != nil {
+		return err
+	}
+	if o.Vault == "" || o.Name == "" {
+		return clirun.Usagef("--vault and --name are required")
+	}
+	vaultURL, err := payload.CanonicalVaultURL(o.Vault)
+	if err != nil {
+		return clirun.Usagef("--vault: %v", err)
+	}
+	if !keyNameRE.MatchString(o.Name) {
+		return clirun.Usagef("--name %q: want 1 to 127 letters, digits and dashes", o.Name)
+	}
+	if payload.RSAStrength(o.Size) == 0 {
+		return clirun.Usagef("--size %d: want 2048, 3072 or 4096", o.Size)
+	}
+	if o.Expires < time.Hour || o.Expires > 10*366*24*time.Hour {
+		return clirun.Usagef("--expires %s: want between 1h and ten years", o.Expires)
+	}
+	key, err := loadKey(o.stationFlags)
+	if err != nil {
+		return err
+	}
+	st, _, release, err := openStation(env, o.stationFlags, true, false)
+	if err != nil {
+		return err
+	}
+	defer release()
+	state, err := st.Load()
+	if err != nil {
+		return err
+	}
+	if state.Anchor.IsZero() {
+		return exitcode.Wrap(exitcode.Usage, station.ErrNoAnchor, "run byok-online trust first")
+	}
+	res, err := st.Replay(ctx, nil)
+	if err != nil {
+		return err
+	}
+	pol := res.State.Current()
+	if pol == nil {
+		return exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")
+	}
+	pv, ok := pol.Policy.Vault(vaultURL)
+	if !ok {
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("policy %s does not allow vault %s", pol.ID.Short(), vaultURL), "byok-online status and the policy summary list the allowed vaults")
+	}
+	if o.Size < pol.Policy.MinKEKBits {
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("policy %s requires KEKs of at least %d bits", pol.ID.Short(), pol.Policy.MinKEKBits), "")
+	}
+	v := d.newVault(vaultURL, o.azureFlags.options(2))
+	expires := d.now().Add(o.Expires).Truncate(time.Second)
+	env.Log.Info("creating the KEK", "vault", vaultURL, "name", o.Name, "size", o.Size, "expires", timeText(expires))
+	created, err := retryThrottled(ctx, d, func() (*vault.Key, error) {
+		return v.CreateKey(ctx, o.Name, vault.CreateParams{Kty: "RSA-HSM", Size: o.Size, KeyOps: []string{"import"}, Expires: expires})
+	})
+	if err != nil {
+		if vault.Ambiguous(err) {
+			return exitcode.Wrap(exitcode.Vault, err, "the KEK may have been created: rerunning creates another version, which is harmless but unused")
+		}
+		return err
+	}
+	kid, err := byok.ParseKeyID(created.KID)
+	if err != nil {
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("key vault returned key ID %q: %w", created.KID, err), "")
+	}
+	if kid.Vault != vaultURL {
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("key vault returned key ID %s, which is not in vault %s", created.KID, vaultURL), "")
+	}
+	got, err := retryIdempotent(ctx, d, func() (*vault.Key, error) { return v.GetKey(ctx, kid.Name, kid.Version) })
+	if err != nil {
+		return err
+	}
+	if err := checkKEK(got, created.KID, o.Size, expires); err != nil {
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("key vault's KEK %s: %w", created.KID, err), "do not use this vault until the difference is understood")
+	}
+	env.Log.Info("KEK read back and checked", "kid", got.KID)
+	offer := &payload.KEKOffer{Vault: vaultURL, KID: got.KID, Kty: got.Kty, KeySize: got.Size, KeyOps: slices.Clone(got.KeyOps),
+		N: new(big.Int).SetBytes(got.N).Bytes(), E: new(big.Int).SetBytes(got.E).Bytes(), Expires: expires.Unix()}
+	if pv.Kind == payload.VaultManagedHSM {
+		att, err := retryIdempotent(ctx, d, func() (*vault.Attestation, error) { return v.KeyAttestation(ctx, kid.Name, kid.Version) })
+		if err != nil {
+			return err
+		}
+		if offer.Attestation, err = attestation(att); err != nil {
+			return exitcode.Wrap(exitcode.Verify, fmt.Errorf("attestation of %s: %w", got.KID, err), "")
+		}
+		env.Log.Info("KEK attestation fetched", "certificates", len(offer.Attestation.Certificates))
+	}
+	if err := offer.Validate(); err != nil {
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("KEK offer: %w", err), "")
+	}
+	b, err := appendOwn(ctx, st, pol.ID, offer, key, d.now(), policyLifetime(pol))
+	if err != nil {
+		return err
+	}
+	r := kekResult{Offer: fp(b.ID()), Seq: b.Header.Seq, Path: media.Path(bundle.ChainOnline, b.Header.Seq, b.ID()), Vault: vaultURL,
+		KID: got.KID, KeySize: got.Size, Expires: expires.UTC(), Attested: offer.Attestation != nil}
+	return env.Result(r, func(w io.Writer) error {
+		att := "none (premium vaults have none)"
+		if r.Attested {
+			att = "included"
+		}
+		_, err := fmt.Fprintf(w, "KEK %s\n  size:        RSA-%d, import only\n  expires:     %s\n  attestation: %s\noffer: online seq %d, %s\n  written to %s\n",
+			r.KID, r.KeySize, timeText(r.Expires), att, r.Seq, r.Offer.Fingerprint, r.Path)
+		return err
+	})
+}
+
+// checkKEK compares the KEK Key Vault holds with what was asked for.
+func checkKEK(k *vault.Key, kid string, size int, expires time.Time) error {
+	switch {
+	case k.KID != kid:
+		return fmt.Errorf("read back as %s", k.KID)
+	case k.Kty != "RSA-HSM":
+		return fmt.Errorf("kty %s, want RSA-HSM", k.Kty)
+	case k.Size != size:
+		return fmt.Errorf("%d bits, want %d", k.Size, size)
+	case len(k.KeyOps) != 1 || k.KeyOps[0] != "import":
+		return fmt.Errorf("key operations %q, want exactly [import]", k.KeyOps)
+	case !k.Expires.Equal(expires):
+		return fmt.Errorf("expires %s, want %s", timeText(k.Expires), timeText(expires))
+	case !k.Enabled:
+		return errors.New("disabled")
+	}
+	return nil
+}
+
+// attestation converts Key Vault's attestation to the offer's form.
+func attestation(a *vault.Attestation) (*payload.Attestation, error) {
+	if len(a.PrivateKey) == 0 {
+		return nil, errors.New("no private key attestation")
+	}
+	out := &payload.Attestation{Format: AttestationFormat, Data: a.PrivateKey, Certificates: [][]byte{}}
+	if a.Version != "" {
+		out.Format += "/" + a.Version
+	}
+	rest := a.CertificatePEM
+	for {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type == "CERTIFICATE" {
+			out.Certificates = append(out.Certificates, blk.Bytes)
+		}
+	}
+	return out, nil
+}
+
+// retryThrottled calls f again while Key Vault answers 429, waiting as it asks: a throttled
+// request did nothing, so even a create may be repeated.
+func retryThrottled[T any](ctx context.Context, d deps, f func() (T, error)) (T, error) {
+	for i := 0; ; i++ {
+		v, err := f()
+		if err == nil || !errorsIsThrottled(err) || i >= 20 {
+			return v, err
+		}
+		if serr := d.sleep(ctx, max(vault.RetryAfter(err), time.Second)); serr != nil {
+			return v, serr
+		}
+	}
+}
+
+// retryIdempotent calls a read again after throttling, server errors and lost responses.
+func retryIdempotent[T any](ctx context.Context, d deps, f func() (T, error)) (T, error) {
+	for i := 1; ; i++ {
+		v, err := f()
+		if err == nil || !(errorsIsThrottled(err) || vault.Ambiguous(err)) || i >= 6 {
+			return v, err
+		}
+		wait := vault.RetryAfter(err)
+		if wait <= 0 {
+			wait = time.Duration(i) * 500 * time.Millisecond
+		}
+		if serr := d.sleep(ctx, wait); serr != nil {
+			return v, serr
+		}
+	}
+}
+
+func errorsIsThrottled(err error) bool { return errors.Is(err, vault.ErrThrottled) }

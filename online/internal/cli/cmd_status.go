@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/online/internal/store"
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+)
+
+type statusOptions struct {
+	stationFlags
+}
+
+func statusCommand(env *clirun.Env, d deps) *cli.Command {
+	var o statusOptions
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show the station's key, pinned policy, chain heads, KEKs and uploads",
+		Description: `status reads the state folder only (not the medium): the station key fingerprint, the
+pinned policy, the head of the online chain and the latest verified head of the offline
+chain, the KEKs this station offered, and every upload with its state.`,
+		Flags: o.flags(false),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			return runStatus(c.Context, o, env, d)
+		},
+	}
+}
+
+type statusResult struct {
+	Name       string         `json:"name"`
+	StationKey fingerprint    `json:"station_key"`
+	Policy     *pinnedPolicy  `json:"policy"`
+	Online     chain.Head     `json:"online_head"`
+	Offline    chain.Head     `json:"offline_head"`
+	Pending    bool           `json:"pending_write"`
+	KEKs       []store.KEK    `json:"keks"`
+	Uploads    []store.Upload `json:"uploads"`
+	Counts     map[string]int `json:"upload_counts"`
+}
+
+type pinnedPolicy struct {
+	fingerprint
+	Version uint64    `json:"version"`
+	Pinned  time.Time `json:"pinned"`
+}
+
+func runStatus(_ context.Context, o statusOptions, env *clirun.Env, _ deps) error {
+	if err := o.check(false); err != nil {
+		return err
+	}
+	key, err := loadKey(o.stationFlags)
+	if err != nil {
+		return err
+	}
+	st, s, release, err := openStation(env, stationFlags{StateDir: o.StateDir}, false, false)
+	if err != nil {
+		return err
+	}
+	defer release()
+	state, err := st.Load()
+	if err != nil {
+		return err
+	}
+	r := statusResult{StationKey: fp(keyID(key)), Online: state.Head, Offline: state.Peer, Pending: state.Pending, Counts: map[string]int{}}
+	if id, err := s.Identity(); err != nil {
+		return err
+	} else if id != nil {
+		r.Name = id.Name
+	}
+	if p, err := s.Policy(); err != nil {
+		return err
+	} else if p != nil {
+		r.Policy = &pinnedPolicy{fingerprint: fp(p.ID), Version: p.Policy.Version, Pinned: time.Unix(p.Pinned, 0).UTC()}
+	}
+	if r.KEKs, err = s.KEKs(); err != nil {
+		return err
+	}
+	if r.Uploads, err = s.Uploads(); err != nil {
+		return err
+	}
+	if r.KEKs == nil {
+		r.KEKs = []store.KEK{}
+	}
+	if r.Uploads == nil {
+		r.Uploads = []store.Upload{}
+	}
+	for _, u := range r.Uploads {
+		r.Counts[u.State]++
+	}
+	return env.Result(r, r.write)
+}
+
+func (r statusResult) write(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "station:        %s, key %s\n", r.Name, r.StationKey.Fingerprint)
+	if r.Policy != nil {
+		fmt.Fprintf(&b, "policy:         %s (version %d), pinned %s\n", r.Policy.Fingerprint, r.Policy.Version, timeText(r.Policy.Pinned))
+	} else {
+		fmt.Fprintf(&b, "policy:         none pinned (run byok-online trust)\n")
+	}
+	head := func(h chain.Head) string {
+		if h.Seq == 0 {
+			return "none"
+		}
+		return fmt.Sprintf("seq %d, %s", h.Seq, h.ID.Short())
+	}
+	fmt.Fprintf(&b, "online chain:   %s\noffline chain:  %s (latest verified)\n", head(r.Online), head(r.Offline))
+	if r.Pending {
+		fmt.Fprintf(&b, "pending write:  yes; the next command that writes to the medium finishes it\n")
+	}
+	fmt.Fprintf(&b, "KEKs:           %d\n", len(r.KEKs))
+	for _, k := range r.KEKs {
+		fmt.Fprintf(&b, "  %s  RSA-%d  expires %s  offer %s\n", k.KID, k.KeySize, timeText(time.Unix(k.Expires, 0)), k.Offer.Short())
+	}
+	fmt.Fprintf(&b, "uploads:        %d\n", len(r.Uploads))
+	for _, u := range r.Uploads {
+		fmt.Fprintf(&b, "  %s  %s  %s", u.Package.Short(), u.KeyName, u.State)
+		if u.KID != "" {
+			fmt.Fprintf(&b, "  %s", u.KID)
+		}
+		if u.Error != "" {
+			fmt.Fprintf(&b, "  (%s)", u.Error)
+		}
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,467 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/airgap-byok/airgap-byok/online/internal/store"
+	"github.com/airgap-byok/airgap-byok/online/internal/upload"
+	"github.com/airgap-byok/airgap-byok/online/internal/vault"
+	"github.com/airgap-byok/airgap-byok/online/internal/verify"
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/station"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+type uploadOptions struct {
+	stationFlags
+	azureFlags
+	DryRun      bool
+	Concurrency int
+	Packages    []string
+	RateLimits  []string
+	RateWindow  time.Duration
+	MaxAttempts int
+}
+
+// DefaultConcurrency is the upload pool size.
+const DefaultConcurrency = 16
+
+func uploadCommand(env *clirun.Env, d deps) *cli.Command {
+	var o uploadOptions
+	var pkgs, limits cli.StringSlice
+	return &cli.Command{
+		Name:  "upload",
+		Usage: "import every verified, approved key package into Key Vault, exactly once",
+		Description: `upload verifies the medium (as verify does) and imports each key package that is approved by
+the policy's threshold, unexpired and wrapped with a KEK this station offered, exactly once:
+an intent is recorded before each ImportKey call, the import is tagged with the package ID,
+and after any ambiguous failure Key Vault is searched for the tag before trying again. The
+public key Key Vault returns is compared with the package's manifest, and a signed receipt
+is written to the medium for every upload. Packages left half-done by a crash are
+reconciled first.
+
+Uploads run concurrently within Key Vault's throttling limits per vault and key type
+(--rate-limit rsa-2048=2000,rsa-3072=500,rsa-4096=250,ec=2000,oct=2000 per --rate-window),
+and honour Retry-After. --dry-run prints the exact requests and changes nothing.`,
+		Flags: append(append(o.stationFlags.flags(true), o.azureFlags.flags()...),
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the requests that would be sent, change nothing", Destination: &o.DryRun},
+			&cli.IntFlag{Name: "concurrency", Usage: "uploads in flight at once", Value: DefaultConcurrency, Destination: &o.Concurrency},
+			&cli.StringSliceFlag{Name: "package", Usage: "upload only this key package (ID or fingerprint; repeatable)", Destination: &pkgs},
+			&cli.StringSliceFlag{Name: "rate-limit", Usage: "requests per window for a bucket, e.g. rsa-4096=100 (repeatable)", Destination: &limits},
+			&cli.DurationFlag{Name: "rate-window", Usage: "the throttling window the rate limits apply to", Value: upload.DefaultWindow, Destination: &o.RateWindow},
+			&cli.IntFlag{Name: "max-attempts", Usage: "ImportKey attempts per package after ambiguous failures", Value: 5, Destination: &o.MaxAttempts}),
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			o.Packages, o.RateLimits = pkgs.Value(), limits.Value()
+			return runUpload(c.Context, o, env, d)
+		},
+	}
+}
+
+// uploadItem is one package in the result.
+type uploadItem struct {
+	Package    fingerprint     `json:"package"`
+	KeyName    string          `json:"key_name"`
+	KeyType    payload.KeyType `json:"key_type"`
+	Vault      string          `json:"vault"`
+	Outcome    string          `json:"outcome"`
+	KID        string          `json:"kid,omitempty"`
+	Receipt    *fingerprint    `json:"receipt,omitempty"`
+	Reconciled bool            `json:"reconciled,omitempty"`
+	Imports    int             `json:"imports,omitempty"`
+	Detail     string          `json:"detail,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	Reasons    []string        `json:"reasons,omitempty"`
+}
+
+type uploadResult struct {
+	DryRun   bool             `json:"dry_run"`
+	Packages []uploadItem     `json:"packages"`
+	Requests []*vault.Request `json:"requests,omitempty"`
+	Counts   map[string]int   `json:"counts"`
+}
+
+// Outcomes of packages that were not attempted.
+const (
+	outcomeRefused   = "refused" // selected, but not uploadable (reasons)
+	outcomeSkipped   = "skipped" // rejected before; not retried unless selected
+	outcomeWouldLook = "would_reconcile"
+	outcomeWould     = "would_import"
+)
+
+func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) error {
+	if err := o.check(true); err != nil {
+		return err
+	}
+	if o.Concurrency < 1 || o.Concurrency > 256 {
+		return clirun.Usagef("--concurrency %d: want 1 to 256", o.Concurrency)
+	}
+	if o.MaxAttempts < 1 || o.MaxAttempts > 100 {
+		return clirun.Usagef("--max-attempts %d: want 1 to 100", o.MaxAttempts)
+	}
+	if o.RateWindow <= 0 {
+		return clirun.Usagef("--rate-window must be positive")
+	}
+	var specs []string
+	for _, s := range o.RateLimits {
+		specs = append(specs, strings.Split(s, ",")...)
+	}
+	limits, err := upload.ParseLimits(specs)
+	if err != nil {
+		return clirun.Usagef("--rate-limit: %v", err)
+	}
+	var key ed25519.PrivateKey
+	if !o.DryRun {
+		if key, err = loadKey(o.stationFlags); err != nil {
+			return err
+		}
+	}
+	st, s, release, err := openStation(env, o.stationFlags, !o.DryRun, false)
+	if err != nil {
+		return err
+	}
+	defer release()
+	rep, err := verify.Run(ctx, verify.Options{Station: st, Store: s, Now: d.now(), Record: !o.DryRun, Log: env.Log})
+	if err != nil {
+		return fmt.Errorf("%w (nothing was uploaded)", err)
+	}
+	if blocking := rep.Blocking(); len(blocking) > 0 {
+		for _, f := range blocking {
+			env.Log.Error("finding on the medium", "verdict", f.Verdict, "finding", f.Message)
+		}
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("%w; nothing was uploaded", rep.Err()), "run byok-online verify for the whole report")
+	}
+	plan, err := planUpload(rep, o.Packages)
+	if err != nil {
+		return err
+	}
+	res := uploadResult{DryRun: o.DryRun, Packages: []uploadItem{}, Counts: map[string]int{}}
+	if o.DryRun {
+		for _, j := range plan.jobs {
+			outcome := outcomeWould
+			if j.Reconcile || j.ReconcileOnly {
+				outcome = outcomeWouldLook
+			}
+			res.add(item(j, outcome))
+			if j.ReconcileOnly {
+				continue
+			}
+			req, err := vault.DryRunImport(ctx, j.Vault, j.KeyName, upload.ImportParams(j))
+			if err != nil {
+				return err
+			}
+			res.Requests = append(res.Requests, req)
+		}
+	} else if len(plan.jobs) > 0 {
+		lifetime := time.Duration(rep.Policy.BundleLifetimeSeconds) * time.Second
+		vaults := &vaultCache{d: d, o: o.azureFlags.options(o.Concurrency), m: map[string]vault.Vault{}}
+		prog := newProgress(env, len(plan.jobs))
+		eng := &upload.Engine{
+			Vault:       vaults.get,
+			Ledger:      s,
+			Receipts:    &receiptWriter{st: st, key: key, policy: rep.Policy.ID, lifetime: lifetime, now: d.now},
+			Limiter:     upload.NewLimiter(o.RateWindow, limits, d.now, d.sleep),
+			Concurrency: o.Concurrency,
+			MaxAttempts: o.MaxAttempts,
+			Now:         d.now,
+			Sleep:       d.sleep,
+			Log:         env.Log,
+			OnResult:    prog.add,
+		}
+		env.Log.Info("uploading", "packages", len(plan.jobs), "concurrency", o.Concurrency)
+		results := eng.Run(ctx, plan.jobs)
+		prog.close()
+		for _, r := range results {
+			it := item(r.Job, r.Outcome)
+			it.KID, it.Reconciled, it.Imports, it.Detail = r.KID, r.Reconciled, r.Imports, r.Detail
+			if !r.Receipt.IsZero() {
+				f := fp(r.Receipt)
+				it.Receipt = &f
+			}
+			if r.Err != nil {
+				it.Error = r.Err.Error()
+			}
+			res.add(it)
+		}
+	}
+	for _, p := range plan.refused {
+		it := pkgItem(p, outcomeRefused)
+		it.Reasons = p.Reasons
+		res.add(it)
+	}
+	for _, p := range plan.skipped {
+		it := pkgItem(p, outcomeSkipped)
+		it.Reasons = []string{"Key Vault rejected it before; select it with --package to try again"}
+		res.add(it)
+	}
+	if werr := env.Result(res, func(w io.Writer) error { return res.write(w) }); werr != nil {
+		return werr
+	}
+	return res.err(ctx)
+}
+
+// plan is what upload will do.
+type plan struct {
+	jobs    []*upload.Job     // reconciliations first
+	refused []*verify.Package // selected but not uploadable
+	skipped []*verify.Package // rejected before and not selected
+}
+
+// planUpload selects the packages: the ones named, or every outstanding one; every package
+// the ledger holds an intent for is reconciled first, selected or not.
+func planUpload(rep *verify.Report, selection []string) (*plan, error) {
+	selected := map[bundle.ID]bool{}
+	for _, s := range selection {
+		p, err := findPackage(rep, s)
+		if err != nil {
+			return nil, err
+		}
+		if !p.Outstanding {
+			return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("key package %s (%s) is uploaded already", p.Fingerprint, p.KeyName), "")
+		}
+		selected[p.ID] = true
+	}
+	pl := &plan{}
+	var imports []*upload.Job
+	for _, p := range rep.Packages {
+		if !p.Outstanding {
+			continue
+		}
+		chosen := len(selected) == 0 || selected[p.ID]
+		intent := p.Upload != nil && p.Upload.State == store.StateIntent
+		wasRejected := p.Upload != nil && p.Upload.State == store.StateRejected
+		switch {
+		case chosen && p.Uploadable && wasRejected && len(selected) == 0:
+			pl.skipped = append(pl.skipped, p)
+		case chosen && p.Uploadable:
+			j := job(p)
+			j.Reconcile = intent
+			if intent {
+				pl.jobs = append(pl.jobs, j)
+			} else {
+				imports = append(imports, j)
+			}
+			continue
+		case chosen:
+			pl.refused = append(pl.refused, p)
+		}
+		if intent {
+			j := job(p)
+			j.ReconcileOnly = true
+			pl.jobs = append(pl.jobs, j)
+		}
+	}
+	pl.jobs = append(pl.jobs, imports...)
+	return pl, nil
+}
+
+func findPackage(rep *verify.Report, s string) (*verify.Package, error) {
+	if id, err := bundle.ParseID(strings.ToLower(s)); err == nil {
+		for _, p := range rep.Packages {
+			if p.ID == id {
+				return p, nil
+			}
+		}
+	} else if short, err := bundle.ParseShort(s); err == nil {
+		for _, p := range rep.Packages {
+			if p.Fingerprint == short {
+				return p, nil
+			}
+		}
+	} else {
+		return nil, clirun.Usagef("--package %q: want a bundle ID (64 hex digits) or a fingerprint", s)
+	}
+	return nil, exitcode.Wrap(exitcode.Bundle, fmt.Errorf("no key package %s on the medium", s), "")
+}
+
+func job(p *verify.Package) *upload.Job {
+	m := p.Manifest()
+	return &upload.Job{Package: p.ID, Vault: p.Vault, KeyName: p.KeyName, KeyType: p.KeyType, Target: m.Target, PublicKey: m.PublicKey, BYOK: m.BYOK}
+}
+
+func item(j *upload.Job, outcome string) uploadItem {
+	return uploadItem{Package: fp(j.Package), KeyName: j.KeyName, KeyType: j.KeyType, Vault: j.Vault, Outcome: outcome}
+}
+
+func pkgItem(p *verify.Package, outcome string) uploadItem {
+	return uploadItem{Package: fp(p.ID), KeyName: p.KeyName, KeyType: p.KeyType, Vault: p.Vault, Outcome: outcome}
+}
+
+func (r *uploadResult) add(it uploadItem) {
+	r.Packages = append(r.Packages, it)
+	r.Counts[it.Outcome]++
+}
+
+func (r *uploadResult) write(w io.Writer) error {
+	var b strings.Builder
+	if len(r.Packages) == 0 {
+		b.WriteString("nothing to upload\n")
+	}
+	for _, it := range r.Packages {
+		fmt.Fprintf(&b, "%s  %s  %s  %s\n", it.Package.Fingerprint, it.KeyName, it.KeyType, it.Outcome)
+		if it.KID != "" {
+			fmt.Fprintf(&b, "    key:     %s\n", it.KID)
+		}
+		if it.Receipt != nil {
+			fmt.Fprintf(&b, "    receipt: %s\n", it.Receipt.Fingerprint)
+		}
+		if it.Detail != "" {
+			fmt.Fprintf(&b, "    detail:  %s\n", it.Detail)
+		}
+		if it.Error != "" {
+			fmt.Fprintf(&b, "    error:   %s\n", it.Error)
+		}
+		for _, why := range it.Reasons {
+			fmt.Fprintf(&b, "    reason:  %s\n", why)
+		}
+	}
+	for _, req := range r.Requests {
+		b.WriteString("\n")
+		b.WriteString(req.String())
+	}
+	if len(r.Packages) > 0 {
+		var parts []string
+		for _, k := range []string{upload.OutcomeImported, upload.OutcomePublicKeyMismatch, upload.OutcomeRejected, upload.OutcomeFailed,
+			upload.OutcomeNotImported, upload.OutcomeInterrupted, outcomeRefused, outcomeSkipped, outcomeWould, outcomeWouldLook} {
+			if n := r.Counts[k]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, k))
+			}
+		}
+		fmt.Fprintf(&b, "%s\n", strings.Join(parts, ", "))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// err returns the run's error, most severe first: interrupted, a public key mismatch,
+// refused packages, Key Vault failures and refusals.
+func (r *uploadResult) err(ctx context.Context) error {
+	first := func(outcome string) *uploadItem {
+		for i := range r.Packages {
+			if r.Packages[i].Outcome == outcome {
+				return &r.Packages[i]
+			}
+		}
+		return nil
+	}
+	if it := first(upload.OutcomeInterrupted); it != nil || ctx.Err() != nil {
+		return fmt.Errorf("%w: the upload stopped; run upload again to finish", exitcode.ErrInterrupted)
+	}
+	if it := first(upload.OutcomePublicKeyMismatch); it != nil {
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("public key mismatch: Key Vault holds %s with another public key than key package %s describes (%d such)",
+			it.KID, it.Package.Fingerprint, r.Counts[upload.OutcomePublicKeyMismatch]), "the receipt records it; do not use this key until the difference is understood")
+	}
+	if it := first(outcomeRefused); it != nil {
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("key package %s (%s) cannot be uploaded: %s", it.Package.Fingerprint, it.KeyName, strings.Join(it.Reasons, "; ")), "")
+	}
+	for _, k := range []string{upload.OutcomeFailed, upload.OutcomeRejected} {
+		if it := first(k); it != nil {
+			msg := it.Error
+			if msg == "" {
+				msg = it.Detail
+			}
+			return exitcode.Wrap(exitcode.Vault, fmt.Errorf("key package %s (%s) %s: %s", it.Package.Fingerprint, it.KeyName, k, msg), "")
+		}
+	}
+	return nil
+}
+
+// receiptWriter appends receipts to the online chain one at a time.
+type receiptWriter struct {
+	st       *station.Station
+	key      ed25519.PrivateKey
+	policy   bundle.ID
+	lifetime time.Duration
+	now      func() time.Time
+	mu       sync.Mutex
+}
+
+// Write implements upload.Receipts.
+func (w *receiptWriter) Write(ctx context.Context, r *payload.Receipt) (bundle.ID, error) {
+	if err := r.Validate(); err != nil {
+		return bundle.ID{}, fmt.Errorf("receipt for %s: %w", r.Package.Short(), err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b, err := appendOwn(ctx, w.st, w.policy, r, w.key, w.now(), w.lifetime)
+	if err != nil {
+		return bundle.ID{}, err
+	}
+	return b.ID(), nil
+}
+
+// vaultCache holds one client per vault URL.
+type vaultCache struct {
+	d  deps
+	o  vault.Options
+	mu sync.Mutex
+	m  map[string]vault.Vault
+}
+
+func (c *vaultCache) get(url string) (vault.Vault, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[url]
+	if !ok {
+		v = c.d.newVault(url, c.o)
+		c.m[url] = v
+	}
+	return v, nil
+}
+
+// progress shows the uploads: a bar on a terminal, a log line per package otherwise.
+type progress struct {
+	env   *clirun.Env
+	tty   bool
+	total int
+	mu    sync.Mutex
+	done  int
+	bad   int
+}
+
+func newProgress(env *clirun.Env, total int) *progress {
+	p := &progress{env: env, total: total}
+	if f, ok := env.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		p.tty = true
+	}
+	return p
+}
+
+func (p *progress) add(r upload.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done++
+	if r.Outcome != upload.OutcomeImported && r.Outcome != upload.OutcomeNotImported {
+		p.bad++
+	}
+	if !p.tty {
+		p.env.Log.Info("upload progress", "done", p.done, "total", p.total, "package", r.Job.Package.Short(), "outcome", r.Outcome)
+		return
+	}
+	const width = 30
+	n := width * p.done / max(p.total, 1)
+	fmt.Fprintf(p.env.Stderr, "\r[%s%s] %d/%d uploaded", strings.Repeat("=", n), strings.Repeat(" ", width-n), p.done, p.total)
+	if p.bad > 0 {
+		fmt.Fprintf(p.env.Stderr, ", %d not imported", p.bad)
+	}
+}
+
+func (p *progress) close() {
+	if p.tty && p.done > 0 {
+		fmt.Fprintln(p.env.Stderr)
+	}
+}

@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/online/internal/keyfile"
+	"github.com/airgap-byok/airgap-byok/online/internal/store"
+	"github.com/airgap-byok/airgap-byok/online/internal/vault"
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/station"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+)
+
+// defaultLifetime is the lifetime of the enrollment, which no policy bounds yet.
+const defaultLifetime = 30 * 24 * time.Hour
+
+// stationFlags locate the state folder and the medium.
+type stationFlags struct {
+	StateDir string
+	Media    string
+}
+
+func (s *stationFlags) flags(media bool) []cli.Flag {
+	fl := []cli.Flag{&cli.StringFlag{Name: "state-dir", Usage: "the station's state folder (key and ledger)", EnvVars: []string{"BYOK_ONLINE_STATE_DIR"}, Destination: &s.StateDir}}
+	if media {
+		fl = append(fl, &cli.StringFlag{Name: "media", Usage: "the transfer medium folder on the stick", EnvVars: []string{"BYOK_MEDIA"}, Destination: &s.Media})
+	}
+	return fl
+}
+
+func (s stationFlags) check(media bool) error {
+	if s.StateDir == "" {
+		return clirun.Usagef("--state-dir is required (or BYOK_ONLINE_STATE_DIR)")
+	}
+	if media && s.Media == "" {
+		return clirun.Usagef("--media is required (or BYOK_MEDIA)")
+	}
+	return nil
+}
+
+func (s stationFlags) keyPath() string { return filepath.Join(s.StateDir, keyfile.Name) }
+
+// azureFlags say how to reach Key Vault.
+type azureFlags struct {
+	CAFile         string
+	TokenFile      string
+	RequestTimeout time.Duration
+}
+
+func (a *azureFlags) flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "ca-file", Usage: "PEM CA certificates to trust besides the system roots (a local Key Vault)", EnvVars: []string{"BYOK_ONLINE_CA_FILE"}, Destination: &a.CAFile},
+		&cli.StringFlag{Name: "token-file", Usage: "file holding a static bearer token (instead of azidentity's default credential)", EnvVars: []string{"BYOK_ONLINE_TOKEN_FILE"}, Destination: &a.TokenFile},
+		&cli.DurationFlag{Name: "request-timeout", Usage: "time allowed for each request to Key Vault", Value: vault.DefaultRequestTimeout, Destination: &a.RequestTimeout},
+	}
+}
+
+func (a azureFlags) options(conns int) vault.Options {
+	return vault.Options{CAFile: a.CAFile, TokenFile: a.TokenFile, RequestTimeout: a.RequestTimeout, MaxConns: conns}
+}
+
+// openStation opens the ledger (and the medium, if the flags name one) with the online
+// chain's journal; a write open finishes any interrupted append first.
+func openStation(env *clirun.Env, s stationFlags, write, create bool) (*station.Station, *store.Store, func() error, error) {
+	st, release, err := station.Open(station.OpenOptions{
+		Chain: bundle.ChainOnline, StateDir: s.StateDir, MediaDir: s.Media, Schema: store.Schema,
+		Write: write, Create: create, Log: env.Log,
+	}, store.ApplyOwn)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return st, store.New(st.DB), release, nil
+}
+
+// loadKey loads the station key, which init created.
+func loadKey(s stationFlags) (ed25519.PrivateKey, error) {
+	key, err := keyfile.Load(s.keyPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("no station key in %s", s.StateDir), "run byok-online init first, or pass the --state-dir that init used")
+	}
+	return key, err
+}
+
+// appendOwn appends payload v to the online chain under policy, signed with key, at a time
+// never before the chain's head (a chain's times do not go backwards, even if the clock
+// does).
+func appendOwn(ctx context.Context, st *station.Station, policy bundle.ID, v any, key ed25519.PrivateKey, now time.Time, lifetime time.Duration) (*bundle.Bundle, error) {
+	pos, err := st.Position(policy)
+	if err != nil {
+		return nil, err
+	}
+	if head := time.Unix(pos.Head.Created, 0); now.Before(head) {
+		now = head
+	}
+	return st.Append(ctx, pos, v, key, now, lifetime, store.ApplyOwn)
+}
+
+// policyLifetime is the longest lifetime the policy allows a bundle.
+func policyLifetime(p *chain.PolicyRecord) time.Duration {
+	return time.Duration(p.Policy.BundleLifetimeSeconds) * time.Second
+}
+
+// fingerprint is an ID in both spellings, for JSON output.
+type fingerprint struct {
+	ID          bundle.ID `json:"id"`
+	Fingerprint string    `json:"fingerprint"`
+}
+
+func fp(id bundle.ID) fingerprint { return fingerprint{ID: id, Fingerprint: id.Short()} }
+
+func keyID(key ed25519.PrivateKey) bundle.ID {
+	id, _ := bundle.KeyID(key.Public())
+	return id
+}
+
+func noArgs(c *cli.Context) error {
+	if c.Args().Present() {
+		return clirun.Usagef("unexpected argument %q", c.Args().First())
+	}
+	return nil
+}
+
+func timeText(t time.Time) string { return t.UTC().Format(time.RFC3339) }
