@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -121,6 +122,22 @@ func scriptCommands() map[string]func(ts *testscript.TestScript, neg bool, args 
 			ts.Fatalf("jsonenv: %s has no string field %q", args[1], args[2])
 		}
 		ts.Setenv(args[0], v)
+	}
+	// waitfile FILE waits until FILE exists (a background command's ready file).
+	cmds["waitfile"] = func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 1 {
+			ts.Fatalf("usage: waitfile FILE")
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				ts.Fatalf("waitfile: %s did not appear", args[0])
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	return cmds
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -282,6 +283,15 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	}
 	if err := o.HSM.validate(); err != nil {
 		return err
+	}
+	if o.State.Media == "" {
+		return clirun.Usagef("--media is required (the airgap-byok folder on the transfer medium)")
+	}
+	// The online station writes the medium first: without its marker there is no
+	// enrollment to read (and nothing is created here).
+	if !fileExists(filepath.Join(o.State.Media, media.MarkerName)) {
+		return exitcode.Wrap(exitcode.Bundle, fmt.Errorf("the medium holds no online station enrollment (%s is not an airgap-byok medium yet)", o.State.Media),
+			"run byok-online init with this medium first, then bring it here")
 	}
 	sess, err := openSession(env, o.State, true, true, true)
 	if err != nil {

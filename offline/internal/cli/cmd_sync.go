@@ -82,6 +82,7 @@ type syncResult struct {
 	New        int             `json:"new"`
 	Packages   []packageStatus `json:"packages"`
 	Mismatches int             `json:"mismatches"`
+	Findings   int             `json:"findings"`
 }
 
 func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
@@ -106,9 +107,11 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 			rec.Version = kid.Version
 		}
 		for _, f := range v.Findings {
-			if errors.Is(f, chain.ErrKeyMismatch) || rec.Finding == "" {
-				rec.Finding = f.Error()
+			mismatch := errors.Is(f, chain.ErrKeyMismatch)
+			if mismatch || rec.Finding == "" {
+				rec.Finding = chain.Verdict(f) + ": " + f.Error()
 			}
+			rec.KeyMismatch = rec.KeyMismatch || mismatch
 		}
 		receipts[r.Package] = append(receipts[r.Package], rec)
 		return nil
@@ -141,8 +144,11 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 	}
 	for i := range pkgs {
 		s := packageStatusOf(&pkgs[i])
-		if s.State == store.PackageMismatch {
+		switch {
+		case s.State == store.PackageMismatch:
 			out.Mismatches++
+		case s.Finding != "":
+			out.Findings++
 		}
 		out.Packages = append(out.Packages, s)
 	}
@@ -150,9 +156,13 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 	if err := env.Result(out, func(w io.Writer) error { return writeSync(w, out) }); err != nil {
 		return err
 	}
-	if out.Mismatches > 0 {
+	switch {
+	case out.Mismatches > 0:
 		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("%w: %d key(s) in Key Vault are not the keys this station packaged", chain.ErrKeyMismatch, out.Mismatches),
 			"do not use those keys; investigate with the online operator")
+	case out.Findings > 0:
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("%d upload(s) broke the policy (see the findings)", out.Findings),
+			"a key reached Key Vault against the policy: investigate with the online operator")
 	}
 	return nil
 }
@@ -167,7 +177,7 @@ func stateFromReceipts(rs []store.Receipt) string {
 			if state == store.PackageOutstanding {
 				state = store.PackageRejected
 			}
-		case r.Outcome == payload.OutcomePublicKeyMismatch || strings.Contains(r.Finding, chain.ErrKeyMismatch.Error()):
+		case r.Outcome == payload.OutcomePublicKeyMismatch || r.KeyMismatch:
 			state = store.PackageMismatch
 		default:
 			state = store.PackageImported
@@ -182,6 +192,11 @@ func writeSync(w io.Writer, r syncResult) error {
 	writePackages(&b, r.Packages)
 	if r.Mismatches > 0 {
 		fmt.Fprintf(&b, "WARNING: %d key(s) in Key Vault are not the packaged keys\n", r.Mismatches)
+	}
+	for _, p := range r.Packages {
+		if p.Finding != "" {
+			fmt.Fprintf(&b, "FINDING %s: %s\n", p.Fingerprint, p.Finding)
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -11,7 +11,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/airgap-byok/airgap-byok/shared/medialock"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
@@ -27,6 +31,10 @@ import (
 //	byok-test receipt [--package ID|all] [--outcome imported|rejected|public_key_mismatch|wrong-key]
 //	byok-test attestation-root FILE
 //	byok-test unwrap [--bits N] [--expect KEYGEN_JSON] FILE.byok
+//	byok-test hold [--ledger FILE] [--lock-media DIR] READY_FILE
+//
+// hold takes the ledger's file lock and/or the medium's write lock, creates READY_FILE and
+// waits to be killed, as another byok process would.
 func Command(args []string, stdout, stderr io.Writer) int {
 	if err := command(args, stdout); err != nil {
 		fmt.Fprintf(stderr, "byok-test: %v\n", err)
@@ -53,6 +61,8 @@ func command(args []string, stdout io.Writer) error {
 	pkg := fs.String("package", "all", "key package ID, fingerprint, or all")
 	outcome := fs.String("outcome", payload.OutcomeImported, "receipt outcome")
 	expect := fs.String("expect", "", "keygen --json output the unwrapped key must match")
+	holdLedger := fs.String("ledger", "", "ledger file to lock")
+	holdMedia := fs.String("lock-media", "", "medium folder to lock")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -62,6 +72,11 @@ func command(args []string, stdout io.Writer) error {
 			return fmt.Errorf("unwrap takes one .byok file")
 		}
 		return unwrap(stdout, fs.Arg(0), oo.Bits, *expect)
+	case "hold":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("hold takes the ready file")
+		}
+		return hold(*holdLedger, *holdMedia, fs.Arg(0))
 	case "enroll", "offer", "receipt", "attestation-root":
 	default:
 		return fmt.Errorf("unknown command %q", args[0])
@@ -193,4 +208,28 @@ func unwrap(w io.Writer, path string, bits int, expect string) error {
 	}
 	fmt.Fprintln(w, "matches the HSM's key")
 	return nil
+}
+
+// hold locks what a running byok process locks and waits to be killed.
+func hold(ledgerFile, mediaDir, ready string) error {
+	if ledgerFile != "" {
+		db, err := bolt.Open(ledgerFile, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+	}
+	if mediaDir != "" {
+		l, err := medialock.Exclusive(mediaDir)
+		if err != nil {
+			return err
+		}
+		defer l.Release()
+	}
+	if err := os.WriteFile(ready, nil, 0o644); err != nil {
+		return err
+	}
+	for {
+		time.Sleep(time.Hour)
+	}
 }

@@ -142,6 +142,8 @@ type Receipt struct {
 	Error   string    `json:"error,omitempty"`
 	Created int64     `json:"created,omitempty"` // Key Vault's creation time
 	Finding string    `json:"finding,omitempty"` // a verification finding about the receipt
+	// KeyMismatch reports that Key Vault holds another key than the packaged one.
+	KeyMismatch bool `json:"key_mismatch,omitempty"`
 }
 
 // Package is a key package this station wrote.
