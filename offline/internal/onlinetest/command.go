@@ -27,7 +27,7 @@ import (
 // medium $BYOK_MEDIA (or --media), and a .byok unwrapper. It returns the exit code.
 //
 //	byok-test enroll
-//	byok-test offer [--vault URL] [--managed] [--bits N] [--kek-expires D] [--lifetime D] [--name N] [--tamper]
+//	byok-test offer [--vault URL] [--managed] [--bits N] [--kek-expires D] [--lifetime D] [--name N] [--tamper|--truncate]
 //	byok-test receipt [--package ID|all] [--outcome imported|rejected|public_key_mismatch|wrong-key]
 //	byok-test attestation-root FILE
 //	byok-test unwrap [--bits N] [--expect KEYGEN_JSON] FILE.byok
@@ -58,6 +58,7 @@ func command(args []string, stdout io.Writer) error {
 	fs.DurationVar(&oo.Lifetime, "lifetime", 0, "offer bundle lifetime")
 	fs.StringVar(&oo.Name, "name", "kek", "KEK name")
 	tamper := fs.Bool("tamper", false, "flip a bit of the written offer")
+	truncate := fs.Bool("truncate", false, "cut the written offer in half")
 	pkg := fs.String("package", "all", "key package ID, fingerprint, or all")
 	outcome := fs.String("outcome", payload.OutcomeImported, "receipt outcome")
 	expect := fs.String("expect", "", "keygen --json output the unwrapped key must match")
@@ -102,6 +103,14 @@ func command(args []string, stdout io.Writer) error {
 		}
 		if *tamper {
 			if err := Tamper(s.File(b)); err != nil {
+				return err
+			}
+		}
+		if *truncate {
+			if err := os.Chmod(s.File(b), 0o644); err != nil {
+				return err
+			}
+			if err := os.Truncate(s.File(b), int64(len(b.Marshal())/2)); err != nil {
 				return err
 			}
 		}

@@ -241,7 +241,7 @@ func (s *Station) Receipt(pkg bundle.ID, outcome string) (*bundle.Bundle, error)
 	switch outcome {
 	case payload.OutcomeImported:
 	case payload.OutcomeRejected:
-		r.KID, r.PublicKey, r.Created, r.Tags = "", nil, 0, nil
+		r.Outcome, r.KID, r.PublicKey, r.Created, r.Tags = payload.OutcomeRejected, "", nil, 0, nil
 		r.Error = "BadParameter: the key could not be imported"
 	case payload.OutcomePublicKeyMismatch:
 		r.Outcome, r.PublicKey = payload.OutcomePublicKeyMismatch, other
