@@ -7,7 +7,6 @@ package integration_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/pem"
@@ -67,9 +66,18 @@ type onlineRigConfig struct {
 	Lifetime       time.Duration // bundle lifetime in the policy; default 7 days
 }
 
+// rigTB is what a rig needs of a test: testing.TB, or a testscript script (scriptTB).
+type rigTB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+}
+
 // onlineRig is one online station, its medium, a local Key Vault and the offline side.
 type onlineRig struct {
-	t         testing.TB
+	t         rigTB
+	cleanup   func(func())
 	bin       string
 	vault     *kvemu.Server
 	dir       string
@@ -86,32 +94,41 @@ type onlineRig struct {
 
 func newOnlineRig(t testing.TB, bin string, cfg onlineRigConfig) *onlineRig {
 	t.Helper()
+	r, err := startOnlineRig(t.TempDir(), bin, cfg, t.Cleanup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.t = t
+	return r
+}
+
+// startOnlineRig starts a rig in dir; cleanup registers what to do at the end.
+func startOnlineRig(dir, bin string, cfg onlineRigConfig, cleanup func(func())) (*onlineRig, error) {
 	if cfg.Kind == "" {
 		cfg.Kind = kvemu.KindPremium
 	}
 	if cfg.KEKBits == 0 {
 		cfg.KEKBits = 2048
 	}
-	dir := t.TempDir()
 	tok, err := kvemu.NewToken()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	v, err := kvemu.Start(kvemu.Config{Kind: cfg.Kind, Token: tok, Limits: cfg.Limits, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { v.Close() })
-	r := &onlineRig{t: t, bin: bin, vault: v, dir: dir, cfg: cfg,
+	cleanup(func() { v.Close() })
+	r := &onlineRig{cleanup: cleanup, bin: bin, vault: v, dir: dir, cfg: cfg,
 		state: filepath.Join(dir, "state"), media: filepath.Join(dir, "media"),
 		caFile: filepath.Join(dir, "ca.pem"), tokenFile: filepath.Join(dir, "token")}
 	if err := os.WriteFile(r.caFile, v.CACertPEM(), 0o644); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := os.WriteFile(r.tokenFile, []byte(tok.Reveal()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return r
+	return r, nil
 }
 
 // env is the environment byok-online runs with: every common flag through its variable.
@@ -210,12 +227,18 @@ func (r *onlineRig) kind() string {
 func (r *onlineRig) init() {
 	r.t.Helper()
 	r.must(0, "init")
+	r.attach()
+}
+
+// attach starts the offline side's ceremony on the medium that init wrote.
+func (r *onlineRig) attach() {
+	r.t.Helper()
 	c, err := chaintest.New(chaintest.Config{Dir: r.media, Seed: 7, Start: time.Now(), Step: time.Millisecond,
 		Vault: r.vault.URL(), VaultKind: r.kind(), KEKBits: r.cfg.KEKBits, AllowWeakerKEK: r.cfg.AllowWeakerKEK, Lifetime: r.cfg.Lifetime})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.t.Cleanup(func() { c.Close() })
+	r.cleanup(func() { c.Close() })
 	c.OnlineKey = r.stationKey()
 	r.c = c
 	r.syncOnline()
@@ -300,6 +323,12 @@ func (r *onlineRig) setup() {
 func (r *onlineRig) kek(name string) bundle.ID {
 	r.t.Helper()
 	r.must(0, "kek", "create", "--vault", r.vault.URL(), "--name", name, "--size", fmt.Sprint(r.cfg.KEKBits))
+	return r.takeOffer()
+}
+
+// takeOffer registers the KEK offer at the head of the online chain with the offline side.
+func (r *onlineRig) takeOffer() bundle.ID {
+	r.t.Helper()
 	r.syncOnline()
 	b := r.bundle(bundle.ChainOnline, r.c.Heads.Online.Seq)
 	o := openPayload(r.t, b).(*payload.KEKOffer)
@@ -344,7 +373,7 @@ func (r *onlineRig) bundle(c bundle.Chain, seq uint64) *bundle.Bundle {
 	return b
 }
 
-func openPayload(t testing.TB, b *bundle.Bundle) any {
+func openPayload(t rigTB, b *bundle.Bundle) any {
 	t.Helper()
 	raw, err := b.Open()
 	if err != nil {
@@ -468,5 +497,3 @@ func copyDir(t testing.TB, src, dst string) {
 		t.Fatal(err)
 	}
 }
-
-var _ = context.Background

@@ -26,6 +26,10 @@ func TestOnline(t *testing.T) {
 	}
 	bins := buildOnline(t, t.TempDir())
 
+	t.Run("Scripts", func(t *testing.T) {
+		t.Parallel()
+		runOnlineScripts(t, bins)
+	})
 	t.Run("EveryKeyType", func(t *testing.T) {
 		t.Parallel()
 		testOnlineEveryKeyType(t, bins)
