@@ -283,7 +283,7 @@ func (s *crashStation) objects(label string) int {
 	if err != nil {
 		s.t.Fatalf("pkcs11-tool --list-objects: %v\n%s", err, out)
 	}
-	return len(regexp.MustCompile(`(?m)^\s+label:\s+` + regexp.QuoteMeta(label) + `$`).FindAll(out, -1))
+	return len(regexp.MustCompile(`(?m)^\s+label:\s+`+regexp.QuoteMeta(label)+`$`).FindAll(out, -1))
 }
 
 // onMedium is what the medium holds of the offline chain.
