@@ -350,6 +350,9 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 	return rep, nil
 }
 
+// progressEvery is how many bundles pass between progress log lines.
+const progressEvery = 10_000
+
 // auditor collects what the report needs while the replay goes.
 type auditor struct {
 	log        *slog.Logger
@@ -361,8 +364,6 @@ type auditor struct {
 	lastPolicy *payload.Policy         // the latest policy version seen (in force or awaiting approval)
 	pending    map[bundle.ID]*pkgInfo  // key packages awaiting upload, as chain.State.Packages
 	state      *chain.State            // the final state
-	pin        pin
-	tofu       bool
 	replayed   uint64
 	order      uint64      // timeline position, across checkpoints
 	err        error       // a failure of the audit itself inside OnBundle
@@ -430,7 +431,6 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 		}
 	}
 	ropts.Anchor = anchor
-	a.pin = pin
 
 	a.log.Info("audit", "medium", opts.Media, "anchor", shortOrNone(anchor), "since", opts.Since)
 	res, stopErr := chain.Replay(ctx, m, ropts)
@@ -447,9 +447,13 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 	for i, f := range res.Findings {
 		nf := newFinding(f)
 		nf.Stopped = stopErr != nil && i == len(res.Findings)-1
-		if !slices.ContainsFunc(findings, func(e Finding) bool { return e.same(nf) }) {
-			findings = append(findings, nf)
+		// A replay resumed before the bundle that stopped the earlier one stops there again:
+		// one finding, found by this audit too.
+		if j := slices.IndexFunc(findings[:len(earlier)], nf.same); j >= 0 {
+			findings[j] = nf
+			continue
 		}
+		findings = append(findings, nf)
 	}
 	var rf chain.Finding
 	if stopErr != nil && !errors.As(stopErr, &rf) {
@@ -473,7 +477,7 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 	}
 	if a.html != nil {
 		for _, f := range findings {
-			if f.Stopped && f.ID != "" {
+			if f.Stopped && f.ID != "" && !f.Earlier {
 				if err := a.html.failed(a, f); err != nil {
 					return err
 				}
@@ -503,7 +507,6 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 	if rep.Pinned {
 		rep.TrustedOnFirstUse = false
 	}
-	a.tofu = rep.TrustedOnFirstUse
 	rep.Counts.Replayed = a.replayed
 	rep.Counts.Keys = a.keys.n
 	rep.Counts.Findings = len(findings)
@@ -580,6 +583,9 @@ func (a *auditor) learnPolicy(p *payload.Policy) {
 func (a *auditor) onBundle(v *chain.Verified) error {
 	a.replayed++
 	a.order++
+	if a.replayed%progressEvery == 0 {
+		a.log.Info("audit progress", "verified", a.replayed, "chain", v.Entry.Chain.String(), "seq", v.Entry.Seq)
+	}
 	h := &v.Bundle.Header
 	var si stepInfo
 	switch p := v.Payload.(type) {

@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -527,4 +528,39 @@ func tree(t testing.TB, dir string) map[string]string {
 		return nil
 	}))
 	return m
+}
+
+// The HTML report and the checkpoint appear whole or not at all: an interrupted audit leaves
+// nothing in their folder, a finished one exactly the two files.
+func TestOutputsAtomic(t *testing.T) {
+	c := newCeremony(t, chaintest.Config{})
+	must[[]*bundle.Bundle](t)(c.Full(payload.RSA3072))
+	out := t.TempDir()
+	opts := audit.Options{Media: c.M.Dir(), HTML: filepath.Join(out, "report.html"), Checkpoint: filepath.Join(out, "cp.json")}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := audit.Run(ctx, opts, nil)
+	if !errors.Is(err, exitcode.ErrInterrupted) {
+		t.Fatalf("Run(cancelled) = %v, want ErrInterrupted", err)
+	}
+	if ents := must[[]os.DirEntry](t)(os.ReadDir(out)); len(ents) != 0 {
+		t.Fatalf("an interrupted audit left %v", ents)
+	}
+
+	rep := run(t, opts)
+	var names []string
+	for _, e := range must[[]os.DirEntry](t)(os.ReadDir(out)) {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"cp.json", "report.html"}) {
+		t.Errorf("output folder holds %v, want cp.json and report.html", names)
+	}
+	if rep.HTML != opts.HTML || rep.Checkpoint != opts.Checkpoint {
+		t.Errorf("report names html %q and checkpoint %q", rep.HTML, rep.Checkpoint)
+	}
+	page := string(must[[]byte](t)(os.ReadFile(opts.HTML)))
+	if !strings.HasPrefix(page, "<!DOCTYPE html>") || !strings.HasSuffix(page, "</html>\n") {
+		t.Errorf("the report is not one whole page")
+	}
 }
