@@ -155,22 +155,24 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 	defer tok.Close()
 
 	var rec *store.Key
+	trial := o.WrapWithTrusted && (o.SOPINFile != "" || envSet(envSOPIN))
 	if selecting {
 		rec, err = adoptKey(ctx, env, s, tok, pol.Policy, o.Ident, hsm.KeyRef{Label: o.SelectLabel, ID: selectID})
 	} else {
-		rec, err = generateKey(ctx, env, s, tok, o.Ident, kt, o.WrapWithTrusted, prev != nil)
+		var check func(*hsm.Key) error
+		if trial {
+			// The key is recorded as ready only once the SO has shown they can release it;
+			// a failed trial leaves the keygen to be rerun.
+			check = func(k *hsm.Key) error { return trialExport(ctx, env, tok, k, o.SOPINFile) }
+		}
+		rec, err = generateKey(ctx, env, s, tok, o.Ident, kt, o.WrapWithTrusted, prev != nil, check)
 	}
 	if err != nil {
 		return err
 	}
 	res := keyResultOf(rec)
 	res.Resumed = prev != nil
-	if o.WrapWithTrusted && (o.SOPINFile != "" || envSet(envSOPIN)) {
-		if err := trialExport(ctx, env, tok, rec, o.SOPINFile); err != nil {
-			return err
-		}
-		res.TrialExport = true
-	}
+	res.TrialExport = trial && !selecting
 	return env.Result(res, func(w io.Writer) error { return writeKey(w, res) })
 }
 
@@ -200,7 +202,9 @@ func joinTypes(ts []payload.KeyType) string {
 
 // generateKey generates the target key, convergently: the intent is recorded first, and a
 // rerun after an interruption adopts the object the interrupted run created.
-func generateKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.Token, ident string, kt payload.KeyType, trusted, resuming bool) (*store.Key, error) {
+//
+// check, if not nil, must pass before the key is recorded as ready.
+func generateKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.Token, ident string, kt payload.KeyType, trusted, resuming bool, check func(*hsm.Key) error) (*store.Key, error) {
 	rec := &store.Key{Ident: ident, State: store.KeyGenerating, Type: kt, Label: ident, WrapWithTrusted: trusted, Created: now().UTC()}
 	if err := s.StartKey(rec); err != nil {
 		return nil, err
@@ -237,6 +241,11 @@ func generateKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.
 	}
 	if err := fillKey(rec, k); err != nil {
 		return nil, err
+	}
+	if check != nil {
+		if err := check(k); err != nil {
+			return nil, err
+		}
 	}
 	rec.State = store.KeyReady
 	if err := s.PutKey(rec); err != nil {
@@ -301,7 +310,7 @@ func fillKey(rec *store.Key, k *hsm.Key) error {
 // trialExport proves that the security officer can release a CKA_WRAP_WITH_TRUSTED key: it
 // wraps the key for a fresh RSA key whose private half is discarded at once, so that the
 // ciphertext can be opened by nobody.
-func trialExport(ctx context.Context, env *clirun.Env, tok *hsm.Token, rec *store.Key, soPINFile string) error {
+func trialExport(ctx context.Context, env *clirun.Env, tok *hsm.Token, k *hsm.Key, soPINFile string) error {
 	so, err := readSecret(secret.Source{What: fmt.Sprintf("security officer PIN of token %q", tok.Label()), File: soPINFile, Env: envSOPIN, Prompt: true},
 		"give the SO PIN with --so-pin-file or $"+envSOPIN)
 	if err != nil {
@@ -312,16 +321,10 @@ func trialExport(ctx context.Context, env *clirun.Env, tok *hsm.Token, rec *stor
 	if err != nil {
 		return err
 	}
-	pub := throwaway.PublicKey
-	throwaway = nil
-	k, err := tok.FindTarget(ctx, hsm.KeyRef{Label: rec.Label})
-	if err != nil {
+	if _, err := tok.WrapTrusted(ctx, k, &throwaway.PublicKey, so); err != nil {
 		return hsmErr(err)
 	}
-	if _, err := tok.WrapTrusted(ctx, k, &pub, so); err != nil {
-		return hsmErr(err)
-	}
-	env.Log.Info("the security officer can release the key", "ident", rec.Ident)
+	env.Log.Info("the security officer can release the key", "label", k.Label)
 	return nil
 }
 
