@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/airgap-byok/airgap-byok/shared/audit"
@@ -57,9 +58,15 @@ func run(t testing.TB, opts audit.Options) *audit.Report {
 	return rep
 }
 
+// cliMu serialises cliRun: urfave/cli v2 writes package-level flags (help, version) while
+// it parses, so two apps must not run at once in one process.
+var cliMu sync.Mutex
+
 // cliRun runs the audit command as a binary would, returning exit code, stdout and stderr.
 func cliRun(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
+	cliMu.Lock()
+	defer cliMu.Unlock()
 	var out, errb bytes.Buffer
 	env := clirun.NewEnv("byok-test", strings.NewReader(""), &out, &errb)
 	app := clirun.NewApp(env, "test", "", []*cli.Command{audit.Command(env)})
