@@ -142,8 +142,17 @@ type Store struct {
 	DB *bolt.DB
 }
 
+// intentBatchDelay is how long RecordIntent waits for concurrent intents to share its
+// transaction: long enough for a pool's first burst to coalesce, short enough that a single
+// upload does not wait for company that never comes (bbolt's default is 10 ms).
+const intentBatchDelay = time.Millisecond
+
 // New returns the store of db, which must be at Schema's version (station.Open with Schema).
-func New(db *bolt.DB) *Store { return &Store{DB: db} }
+// It sets db's batch delay for RecordIntent.
+func New(db *bolt.DB) *Store {
+	db.MaxBatchDelay = intentBatchDelay
+	return &Store{DB: db}
+}
 
 func online(tx *bolt.Tx) (*bolt.Bucket, error) {
 	b := tx.Bucket(bucketOnline)
