@@ -64,6 +64,8 @@ type onlineRigConfig struct {
 	AllowWeakerKEK bool
 	Limits         kvemu.Limits
 	Lifetime       time.Duration // bundle lifetime in the policy; default 7 days
+	// FastWrite makes the offline side write its bundles without fsync (benchmarks).
+	FastWrite bool
 }
 
 // rigTB is what a rig needs of a test: testing.TB, or a testscript script (scriptTB).
@@ -234,7 +236,8 @@ func (r *onlineRig) init() {
 func (r *onlineRig) attach() {
 	r.t.Helper()
 	c, err := chaintest.New(chaintest.Config{Dir: r.media, Seed: 7, Start: time.Now(), Step: time.Millisecond,
-		Vault: r.vault.URL(), VaultKind: r.kind(), KEKBits: r.cfg.KEKBits, AllowWeakerKEK: r.cfg.AllowWeakerKEK, Lifetime: r.cfg.Lifetime})
+		Vault: r.vault.URL(), VaultKind: r.kind(), KEKBits: r.cfg.KEKBits, AllowWeakerKEK: r.cfg.AllowWeakerKEK, Lifetime: r.cfg.Lifetime,
+		FastWrite: r.cfg.FastWrite})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/airgap-byok/airgap-byok/integration/kvemu"
+	"github.com/airgap-byok/airgap-byok/integration/kvemu/kvemutest"
+	"github.com/airgap-byok/airgap-byok/shared/secret"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -134,6 +137,38 @@ func TestOnline(t *testing.T) {
 		good := r.pkg(payload.ECP256, "key-2")
 		r.must(0, "upload")
 		r.exactlyOnce(good)
+	})
+	t.Run("RejectedByKeyVault", func(t *testing.T) {
+		t.Parallel()
+		r := newOnlineRig(t, bins.plain, onlineRigConfig{AllowWeakerKEK: true})
+		r.setup()
+		p := r.pkg(payload.ECP256, "key-1")
+		// The KEK is gone from the vault: Key Vault refuses the import for good.
+		c := kvemutest.NewClient(t, r.vault.URL(), r.vault.CACertPEM(), kvemutest.Credential{Token: secret.New(r.token())}, nil)
+		if _, err := c.DeleteKey(context.Background(), "kek", nil); err != nil {
+			t.Fatal(err)
+		}
+		res := r.must(6, "upload")
+		if !strings.Contains(res.stdout, "key-1  EC-P256  rejected") || !strings.Contains(res.stderr, "rejected: 400 BadParameter") {
+			t.Errorf("stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+		}
+		rcs := r.receipts()[p.ID()]
+		if len(rcs) != 1 || rcs[0].Outcome != payload.OutcomeRejected || !strings.HasPrefix(rcs[0].Error, "400 BadParameter") {
+			t.Fatalf("receipts = %+v, want one rejected receipt", rcs)
+		}
+		// A rejected package is not tried again unless it is named.
+		res = r.must(0, "upload")
+		if !strings.Contains(res.stdout, "key-1  EC-P256  skipped") {
+			t.Errorf("second upload: %s", res.stdout)
+		}
+		r.must(6, "upload", "--package", p.ID().Short())
+		if n := len(r.receipts()[p.ID()]); n != 2 {
+			t.Errorf("%d receipts, want 2 rejected ones", n)
+		}
+		if st := r.vault.Stats(); st.Imports != 0 || st.ImportsRefused != 2 {
+			t.Errorf("emulator: %d imports, %d refused; want 0 and 2", st.Imports, st.ImportsRefused)
+		}
+		r.must(0, "verify") // rejected receipts are no finding: the package stays outstanding
 	})
 	t.Run("ThrottleLimit", func(t *testing.T) {
 		t.Parallel()
