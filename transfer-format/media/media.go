@@ -42,6 +42,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 )
@@ -90,7 +91,23 @@ func hook(point string) {
 type Media struct {
 	dir  string
 	root *os.Root
+
+	// dirs keeps a few folders of the medium open, so that reading the bundles of a shard
+	// one after the other resolves one name per file rather than every folder of its path
+	// (three fewer system calls per read, which is most of the cost of reading a small file).
+	mu   sync.Mutex
+	dirs map[string]*dirRef
 }
+
+// dirRef is a folder kept open by ReadFile, and how many reads are using it.
+type dirRef struct {
+	root  *os.Root
+	users int
+}
+
+// maxOpenDirs bounds the folders kept open: a replay reads one shard of each chain at a
+// time.
+const maxOpenDirs = 8
 
 // Open opens an existing medium for reading and writing. A folder without the marker is
 // refused with ErrNotMedia unless it is empty.
@@ -146,7 +163,52 @@ func Init(dir string) (*Media, error) {
 func (m *Media) Dir() string { return m.dir }
 
 // Close closes the medium.
-func (m *Media) Close() error { return m.root.Close() }
+func (m *Media) Close() error {
+	m.mu.Lock()
+	for k, d := range m.dirs {
+		d.root.Close()
+		delete(m.dirs, k)
+	}
+	m.mu.Unlock()
+	return m.root.Close()
+}
+
+// openDir returns folder p of the medium as a root for ReadFile, and the function to call when
+// done with it. Folders stay open for the next read until more than maxOpenDirs are open;
+// then the unused ones are closed.
+func (m *Media) openDir(p string) (*os.Root, func(), error) {
+	if p == "." {
+		return m.root, func() {}, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.dirs[p]
+	if !ok {
+		r, err := m.root.OpenRoot(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		if m.dirs == nil {
+			m.dirs = map[string]*dirRef{}
+		}
+		if len(m.dirs) >= maxOpenDirs {
+			for k, o := range m.dirs {
+				if o.users == 0 {
+					o.root.Close()
+					delete(m.dirs, k)
+				}
+			}
+		}
+		d = &dirRef{root: r}
+		m.dirs[p] = d
+	}
+	d.users++
+	return d.root, func() {
+		m.mu.Lock()
+		d.users--
+		m.mu.Unlock()
+	}, nil
+}
 
 func truncate(s string, n int) string {
 	if len(s) > n {
@@ -310,7 +372,13 @@ func (m *Media) Read(e Entry) ([]byte, error) {
 
 // ReadFile reads a regular file of at most limit bytes from the medium.
 func (m *Media) ReadFile(p string, limit int64) ([]byte, error) {
-	fi, err := m.root.Lstat(p)
+	dir, name := path.Split(p)
+	r, done, err := m.openDir(path.Clean(dir))
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	fi, err := r.Lstat(name)
 	if err != nil {
 		return nil, err
 	}
@@ -320,16 +388,34 @@ func (m *Media) ReadFile(p string, limit int64) ([]byte, error) {
 	if fi.Size() > limit {
 		return nil, &bundle.ParseError{What: "bundle", Err: fmt.Errorf("%w: %s has %d bytes, at most %d", bundle.ErrTooLarge, p, fi.Size(), limit)}
 	}
-	f, err := m.root.OpenFile(p, os.O_RDONLY|noFollow, 0)
+	f, err := r.OpenFile(name, os.O_RDONLY|noFollow, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	// Ask for what the file held at Lstat and one byte more, to see whether it has grown.
+	// A regular file reads short only at its end, so one read usually does.
+	b := make([]byte, fi.Size()+1)
+	n, err := f.Read(b)
+	if err == nil && int64(n) == fi.Size() {
+		return b[:n], nil
+	}
+	if err == nil {
+		var more int
+		more, err = io.ReadFull(f, b[n:])
+		n += more
+	}
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return b[:n], nil
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	rest, err := io.ReadAll(io.LimitReader(f, limit+1-int64(n)))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
-	if int64(len(b)) > limit {
+	if b = append(b, rest...); int64(len(b)) > limit {
 		return nil, &bundle.ParseError{What: "bundle", Err: fmt.Errorf("%w: %s grew beyond %d bytes", bundle.ErrTooLarge, p, limit)}
 	}
 	return b, nil

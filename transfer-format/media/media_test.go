@@ -3,6 +3,7 @@ package media_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
@@ -465,6 +467,12 @@ func TestReadFileLimits(t *testing.T) {
 	if b, err := c.M.ReadFile("big", 101); err != nil || len(b) != 101 {
 		t.Errorf("ReadFile(101 bytes, limit 101) = %d bytes, %v", len(b), err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "empty"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := c.M.ReadFile("empty", 100); err != nil || len(b) != 0 {
+		t.Errorf("ReadFile(empty) = %d bytes, %v", len(b), err)
+	}
 	if _, err := c.M.ReadFile("offline", 100); err == nil {
 		t.Error("ReadFile(folder) succeeded")
 	}
@@ -639,4 +647,41 @@ func TestWriteByok(t *testing.T) {
 	if ws, err := c.M.Scan(); err != nil || len(ws) != 0 {
 		t.Errorf("Scan() = %v, %v; want no warnings", ws, err)
 	}
+}
+
+// TestReadFileConcurrent reads files of more folders than the medium keeps open, from many
+// goroutines at once: every read must succeed while folders are opened and closed.
+func TestReadFileConcurrent(t *testing.T) {
+	m, err := media.Init(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var paths []string
+	for i := range 20 {
+		p := fmt.Sprintf("offline/%013d/f", i)
+		if err := os.MkdirAll(filepath.Join(m.Dir(), filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(m.Dir(), p), []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				p := paths[(g*7+i)%len(paths)]
+				b, err := m.ReadFile(p, 100)
+				if err != nil || string(b) != p {
+					t.Errorf("ReadFile(%s) = %q, %v", p, b, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
