@@ -58,19 +58,51 @@ func (b *Bundle) Marshal() []byte {
 // VerifySignature checks the station signature with pub. It returns ErrBadSignature if pub
 // is not the key the header names or the signature does not verify.
 func (b *Bundle) VerifySignature(pub crypto.PublicKey) error {
-	kid, err := KeyID(pub)
+	v, err := NewVerifier(pub)
 	if err != nil {
 		return err
 	}
-	if kid != b.Header.Signer {
-		return fmt.Errorf("%w: signed by key %s, not %s", ErrBadSignature, b.Header.Signer.Short(), kid.Short())
-	}
-	alg, _ := AlgOf(pub)
-	if alg != b.Header.Alg {
-		return fmt.Errorf("%w: header says %s, key is %s", ErrBadSignature, b.Header.Alg, alg)
-	}
-	return Verify(pub, SignatureMessage(b.id), b.Signature)
+	return b.VerifySignatureWith(v)
 }
+
+// VerifySignatureWith is VerifySignature with a key prepared by NewVerifier, for callers
+// that check many bundles with one key.
+func (b *Bundle) VerifySignatureWith(v *Verifier) error {
+	if v.id != b.Header.Signer {
+		return fmt.Errorf("%w: signed by key %s, not %s", ErrBadSignature, b.Header.Signer.Short(), v.id.Short())
+	}
+	if v.alg != b.Header.Alg {
+		return fmt.Errorf("%w: header says %s, key is %s", ErrBadSignature, b.Header.Alg, v.alg)
+	}
+	return Verify(v.pub, SignatureMessage(b.id), b.Signature)
+}
+
+// Verifier is a public key that can sign bundles, with its key ID and algorithm computed
+// once.
+type Verifier struct {
+	pub crypto.PublicKey
+	id  ID
+	alg Alg
+}
+
+// NewVerifier prepares pub, which must be a key KeyID accepts, for VerifySignatureWith.
+func NewVerifier(pub crypto.PublicKey) (*Verifier, error) {
+	id, err := KeyID(pub)
+	if err != nil {
+		return nil, err
+	}
+	alg, err := AlgOf(pub)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{pub: pub, id: id, alg: alg}, nil
+}
+
+// ID returns the key ID.
+func (v *Verifier) ID() ID { return v.id }
+
+// PublicKey returns the key.
+func (v *Verifier) PublicKey() crypto.PublicKey { return v.pub }
 
 // Open checks the stored payload against its digest, decompresses it within the declared
 // length, checks the decoded digest and returns the payload. Call it only after

@@ -803,3 +803,38 @@ func TestOpenLimits(t *testing.T) {
 		})
 	}
 }
+
+func TestVerifier(t *testing.T) {
+	b, err := bundle.Seal(draft(bundle.KindKeyPackage, bundle.ChainOffline, []byte(`{}`)), ecKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := bundle.NewVerifier(ecKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.ID() != mustKeyID(t, ecKey.Public()) || !ecKey.PublicKey.Equal(v.PublicKey()) {
+		t.Errorf("Verifier ID %s, key %v", v.ID().Short(), v.PublicKey())
+	}
+	if err := b.VerifySignatureWith(v); err != nil {
+		t.Errorf("VerifySignatureWith(signer) = %v", err)
+	}
+	other, err := bundle.NewVerifier(ecKey2.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.VerifySignatureWith(other); !errors.Is(err, bundle.ErrBadSignature) {
+		t.Errorf("VerifySignatureWith(other key) = %v, want ErrBadSignature", err)
+	}
+	b.Signature[3] ^= 1
+	if err := b.VerifySignatureWith(v); !errors.Is(err, bundle.ErrBadSignature) {
+		t.Errorf("VerifySignatureWith(flipped signature) = %v, want ErrBadSignature", err)
+	}
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bundle.NewVerifier(p384.Public()); !errors.Is(err, bundle.ErrUnsupportedKey) {
+		t.Errorf("NewVerifier(p-384) = %v, want ErrUnsupportedKey", err)
+	}
+}
