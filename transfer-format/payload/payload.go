@@ -53,7 +53,11 @@ func Unmarshal(data []byte, v interface{ Validate() error }) error {
 	if !bytes.Equal(again, data) {
 		return &bundle.ParseError{What: "payload", Err: errors.New("not in canonical form")}
 	}
-	if err := v.Validate(); err != nil {
+	validate := v.Validate
+	if k, ok := v.(*KeyPackage); ok {
+		validate = k.validateAndKeep
+	}
+	if err := validate(); err != nil {
 		return &bundle.ParseError{What: "payload", Err: err}
 	}
 	return nil

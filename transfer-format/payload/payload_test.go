@@ -451,7 +451,9 @@ func TestValidateRules(t *testing.T) {
 		rcp("imported without a creation time", func(r *payload.Receipt) { r.Created = 0 }),
 		rcp("imported with an error", func(r *payload.Receipt) { r.Error = "oops" }),
 		rcp("imported public key not DER", func(r *payload.Receipt) { r.PublicKey = []byte{1} }),
-		rcp("rejected with a kid", func(r *payload.Receipt) { r.Outcome, r.PublicKey, r.Created, r.Error = payload.OutcomeRejected, nil, 0, "x" }),
+		rcp("rejected with a kid", func(r *payload.Receipt) {
+			r.Outcome, r.PublicKey, r.Created, r.Error = payload.OutcomeRejected, nil, 0, "x"
+		}),
 		rcp("rejected with a public key", func(r *payload.Receipt) { r.Outcome, r.KID, r.Created, r.Error = payload.OutcomeRejected, "", 0, "x" }),
 		rcp("rejected without an error", func(r *payload.Receipt) { r.Outcome, r.KID, r.PublicKey = payload.OutcomeRejected, "", nil }),
 		rcp("error of 1025 bytes", func(r *payload.Receipt) {
@@ -692,4 +694,42 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+func TestKeyPackageFile(t *testing.T) {
+	ex := examples(t)
+	k := fresh[payload.KeyPackage](t, ex, bundle.KindKeyPackage)
+	f1, err := k.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := byok.Parse(k.BYOK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f1.Header != want.Header || !bytes.Equal(f1.Ciphertext, want.Ciphertext) {
+		t.Fatalf("File() = %+v, want the parsed .byok", f1.Header)
+	}
+	if f2, _ := k.File(); f2 != f1 {
+		t.Error("File() parsed the .byok again although Decode had parsed it")
+	}
+	// A changed .byok is parsed again, never served from the cache.
+	other, err := byok.New(k.KEK.KID, bytes.Repeat([]byte{9}, 3072/8+40), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.BYOK = other.Marshal()
+	if f3, err := k.File(); err != nil || f3.Generator != "other" {
+		t.Errorf("File() after BYOK changed = %v, %v; want the new file", f3, err)
+	}
+	k.BYOK[10] = '!'
+	if _, err := k.File(); err == nil {
+		t.Error("File() of a corrupted .byok succeeded")
+	}
+	// A package that did not come from Decode parses on demand.
+	var fresh payload.KeyPackage
+	fresh.BYOK = want.Marshal()
+	if f, err := fresh.File(); err != nil || f.Header != want.Header {
+		t.Errorf("File() of a new package = %v, %v", f, err)
+	}
 }

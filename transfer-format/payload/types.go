@@ -390,70 +390,103 @@ type KeyPackage struct {
 	KCV        []byte     `json:"kcv,omitempty"`        // key check value, AES
 	BYOK       []byte     `json:"byok"`                 // the .byok file, canonical
 	Provenance Provenance `json:"provenance"`
+
+	// file is the .byok parsed while Unmarshal validated the package, and fileSrc the bytes
+	// it was parsed from (see File).
+	file    *byok.File
+	fileSrc []byte
+}
+
+// File returns the package's .byok file, parsed; the caller must not modify it. A package
+// from Decode or Unmarshal returns the file parsed during validation (parsing a .byok is the
+// most expensive step of decoding a package) as long as BYOK still holds the same bytes.
+func (k *KeyPackage) File() (*byok.File, error) {
+	if k.file != nil && bytes.Equal(k.fileSrc, k.BYOK) {
+		return k.file, nil
+	}
+	return byok.Parse(k.BYOK)
 }
 
 // Validate implements the §7.4 rules that need no other bundle.
 func (k *KeyPackage) Validate() error {
+	_, err := k.validate()
+	return err
+}
+
+// validateAndKeep is Validate, keeping the parsed .byok for File.
+func (k *KeyPackage) validateAndKeep() error {
+	f, err := k.validate()
+	if err == nil {
+		k.file, k.fileSrc = f, bytes.Clone(k.BYOK)
+	}
+	return err
+}
+
+// validate implements Validate and returns the parsed .byok.
+func (k *KeyPackage) validate() (*byok.File, error) {
 	if err := checkVaultURL(k.Vault); err != nil {
-		return err
+		return nil, err
 	}
 	if !keyNameRE.MatchString(k.KeyName) {
-		return fmt.Errorf("key name %q: want 1 to 127 letters, digits and dashes", k.KeyName)
+		return nil, fmt.Errorf("key name %q: want 1 to 127 letters, digits and dashes", k.KeyName)
 	}
 	if k.KEK.Offer.IsZero() {
-		return errors.New("kek.offer is zero")
+		return nil, errors.New("kek.offer is zero")
 	}
 	kid, err := byok.ParseKeyID(k.KEK.KID)
 	if err != nil {
-		return fmt.Errorf("kek.kid: %w", err)
+		return nil, fmt.Errorf("kek.kid: %w", err)
 	}
 	if kid.Vault != k.Vault {
-		return fmt.Errorf("KEK %s is not in vault %s", k.KEK.KID, k.Vault)
+		return nil, fmt.Errorf("KEK %s is not in vault %s", k.KEK.KID, k.Vault)
 	}
 	f, err := byok.Parse(k.BYOK)
 	if err != nil {
-		return fmt.Errorf("byok: %w", err)
+		return nil, fmt.Errorf("byok: %w", err)
 	}
 	if f.Header.KID != k.KEK.KID {
-		return fmt.Errorf("the .byok names KEK %s, the manifest %s", f.Header.KID, k.KEK.KID)
+		return nil, fmt.Errorf("the .byok names KEK %s, the manifest %s", f.Header.KID, k.KEK.KID)
 	}
 	kt, err := k.Target.KeyType()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkKeyOps(k.Target.Kty, k.Target.KeyOps); err != nil {
-		return err
+		return nil, err
 	}
 	if k.Target.NotBefore < 0 || k.Target.Expires < 0 || (k.Target.Expires != 0 && k.Target.Expires <= k.Target.NotBefore) {
-		return errors.New("target not_before/expires out of order")
+		return nil, errors.New("target not_before/expires out of order")
 	}
 	if err := checkTags(k.Target.Tags); err != nil {
-		return err
+		return nil, err
 	}
 	if kt.IsSymmetric() {
 		if len(k.PublicKey) != 0 || len(k.KCV) != 3 {
-			return errors.New("an AES target has a 3-byte kcv and no public key")
+			return nil, errors.New("an AES target has a 3-byte kcv and no public key")
 		}
 	} else {
 		if len(k.KCV) != 0 {
-			return errors.New("an RSA or EC target has a public key and no kcv")
+			return nil, errors.New("an RSA or EC target has a public key and no kcv")
 		}
 		pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
 		if err != nil {
-			return fmt.Errorf("public_key: %v", err)
+			return nil, fmt.Errorf("public_key: %v", err)
 		}
 		pt, err := KeyTypeOfPublic(pub)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if pt != kt {
-			return fmt.Errorf("public key is %s, target says %s", pt, kt)
+			return nil, fmt.Errorf("public key is %s, target says %s", pt, kt)
 		}
 	}
 	if !textRE.MatchString(k.Provenance.Tool) || !textRE.MatchString(k.Provenance.Wrap.Path) {
-		return errors.New("provenance has text that is not printable ASCII")
+		return nil, errors.New("provenance has text that is not printable ASCII")
 	}
-	return k.Provenance.Token.Validate()
+	if err := k.Provenance.Token.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 func checkTags(tags map[string]string) error {
