@@ -31,14 +31,22 @@ type item struct {
 	opened       bool      // payload decoded (or openErr set)
 	payload      any
 	openErr      error
+	// approved[i] is true if signature i of an approval payload verified, in stage 1, with
+	// the custodian key whose ID it names. Stage 2 still decides whether that custodian may
+	// approve; it skips only the signature check.
+	approved []bool
 
 	done chan struct{}
 }
 
-// keySet maps key IDs to keys that stage 1 may verify with. Any key whose ID matches the
-// header's signer is the right key (the ID is its hash); whether that signer is allowed is
-// stage 2's decision.
-type keySet = map[bundle.ID]crypto.PublicKey
+// keySet holds the keys stage 1 may verify with, by key ID: the station keys and the
+// custodian keys of every policy known so far. Any key whose ID matches the one a bundle
+// names is the right key (the ID is its hash); whether that key was allowed to sign is stage
+// 2's decision. Custodian keys are never used for station signatures.
+type keySet struct {
+	stations   map[bundle.ID]*bundle.Verifier
+	custodians map[bundle.ID]crypto.PublicKey
+}
 
 func stage1(it *item, src Source, keys *atomic.Pointer[keySet]) {
 	defer close(it.done)
@@ -59,8 +67,24 @@ func stage1(it *item, src Source, keys *atomic.Pointer[keySet]) {
 		return
 	}
 	if ks := keys.Load(); ks != nil {
-		if pub, ok := (*ks)[b.Header.Signer]; ok {
-			verifyAndOpen(it, pub)
+		if v, ok := ks.stations[b.Header.Signer]; ok {
+			verifyAndOpen(it, v)
+			verifyApprovals(it, ks)
+		}
+	}
+}
+
+// verifyApprovals checks the custodian signatures of an approval payload with the custodian
+// keys known so far, so that stage 2 need not (it is the most expensive part of an approval).
+func verifyApprovals(it *item, ks *keySet) {
+	a, ok := it.payload.(*payload.Approval)
+	if !ok || it.openErr != nil {
+		return
+	}
+	it.approved = make([]bool, len(a.Signatures))
+	for i, s := range a.Signatures {
+		if pub, ok := ks.custodians[s.Custodian]; ok {
+			it.approved[i] = bundle.VerifyApproval(pub, a.Target, [bundle.SignatureSize]byte(s.Sig)) == nil
 		}
 	}
 }
@@ -76,10 +100,10 @@ func checkName(e media.Entry, b *bundle.Bundle) error {
 	return nil
 }
 
-// verifyAndOpen checks the signature with pub and, only if it verifies, opens and decodes the
+// verifyAndOpen checks the signature with v and, only if it verifies, opens and decodes the
 // payload.
-func verifyAndOpen(it *item, pub crypto.PublicKey) {
-	if err := it.b.VerifySignature(pub); err != nil {
+func verifyAndOpen(it *item, v *bundle.Verifier) {
+	if err := it.b.VerifySignatureWith(v); err != nil {
 		it.sigErr = err
 		return
 	}
