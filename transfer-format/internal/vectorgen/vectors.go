@@ -468,6 +468,17 @@ func ruleVectors() []vector {
 				v.expectAt(offline, 5)
 				return nil
 			}},
+		{"approval-by-retired-custodian", "unknown signer",
+			"Policy v2 (custodian 3 and two new ones) replaces v1; custodian 1, a custodian of v1 only, then approves a key package made under v2 (offline seq 8). The signature is valid, but custodian 1 may no longer approve.",
+			func(v *vec) error {
+				c := v.setup(chaintest.Config{})
+				rotate(c, []int{2}, []*ecdsa.PrivateKey{c.Key("new-custodian-1"), c.Key("new-custodian-2")}, 2)
+				off := must(c.Offer())
+				pkg := must(c.Package(off.ID(), payload.RSA2048, "key-1"))
+				must(c.Approve(pkg.ID(), bundle.KindKeyPackage, 0))
+				v.expectAt(offline, 8)
+				return nil
+			}},
 		{"approval-bad-signature", "bad signature",
 			"The approval at offline seq 5 names the key package as its target, but custodian 1's signature in it is over the policy's ID.",
 			func(v *vec) error {
