@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -164,6 +166,7 @@ type packer struct {
 	signer *hsm.SigningKey
 	info   hsm.Info
 	soPIN  func() (secret.Value, bool)
+	keks   []store.KEK
 }
 
 // packagePlan is a request checked against the ledger, the policy and the medium.
@@ -346,10 +349,15 @@ func vaultList(p *payload.Policy) string {
 // chooseKEK picks the accepted KEK the request names, or the newest accepted one for the
 // vault.
 func (p *packer) chooseKEK(req packageRequest) (*store.KEK, error) {
-	keks, err := p.sess.store.KEKs()
-	if err != nil {
-		return nil, err
+	if p.keks == nil {
+		// KEK decisions change only in kek accept: read them once per run.
+		keks, err := p.sess.store.KEKs()
+		if err != nil {
+			return nil, err
+		}
+		p.keks = keks
 	}
+	keks := p.keks
 	var cands []store.KEK
 	for _, k := range keks {
 		if k.State == store.KEKAccepted && k.Vault == req.Vault {
@@ -420,16 +428,13 @@ func (p *packer) checkKEK(k *store.KEK, kt payload.KeyType) error {
 // upload. One with the same key name and KEK is returned (rerunning package converges);
 // anything else is refused.
 func (p *packer) existingPackage(plan *packagePlan) (*store.Package, error) {
-	pkgs, err := p.sess.store.Packages()
+	pkgs, err := p.sess.store.PackagesOf(plan.req.Ident, plan.req.Vault)
 	if err != nil {
 		return nil, err
 	}
 	t := now().Unix()
 	for i := len(pkgs) - 1; i >= 0; i-- {
 		old := &pkgs[i]
-		if old.Ident != plan.req.Ident || old.Vault != plan.req.Vault {
-			continue
-		}
 		rec, outstanding := p.state.Packages[old.ID]
 		switch {
 		case !outstanding:
@@ -520,9 +525,6 @@ func (p *packer) pack(ctx context.Context, plan *packagePlan) (*packageResult, e
 	if err := writeByokCopy(p.env, p.sess, rec, kp.BYOK); err != nil {
 		return nil, err
 	}
-	if rec, err = p.sess.store.Package(b.ID()); err != nil {
-		return nil, err
-	}
 	p.env.Log.Info("key package written", "package", b.ID().Short(), "key_name", kp.KeyName, "vault", kp.Vault, "byok", rec.ByokCopy)
 	return p.resultOf(plan, rec, w, false)
 }
@@ -581,7 +583,7 @@ func writeByokCopy(env *clirun.Env, sess *session, rec *store.Package, data []by
 		return exitcode.Wrap(exitcode.Media, fmt.Errorf("write %s: %w", name, err), "check that the stick is writable and not full")
 	}
 	crashpoint.Hit("package-byok-written")
-	return sess.store.SetByokCopy(rec.ID, path)
+	return nil
 }
 
 // ensureByokCopies writes the plain .byok copies an interrupted package did not write.
@@ -592,7 +594,7 @@ func ensureByokCopies(env *clirun.Env, sess *session) error {
 	}
 	for i := range pkgs {
 		rec := &pkgs[i]
-		if rec.ByokCopy != "" {
+		if _, err := os.Lstat(filepath.Join(sess.st.Media.Dir(), filepath.FromSlash(rec.ByokCopy))); err == nil {
 			continue
 		}
 		e := media.Entry{Chain: bundle.ChainOffline, Seq: rec.Seq, ID: rec.ID, Path: media.Path(bundle.ChainOffline, rec.Seq, rec.ID)}

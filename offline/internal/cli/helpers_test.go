@@ -43,13 +43,13 @@ var allPINs = func() []string {
 // fixture is a station under test: SoftHSM2 tokens, a state folder and a medium, with the
 // environment byok-offline reads them from.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	state string
 	media string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	mod := softhsmtest.Setup(t, testTokens...)
 	dir := t.TempDir()

@@ -3,8 +3,8 @@
 //
 // # Bucket tree
 //
-// Version 1 of the schema (see Schema; migrations run in order, each in its own
-// transaction):
+// Version 3 of the schema (see Schema; migrations run in order, each in its own
+// transaction: 1 the station bucket, 2 the v1 buckets, 3 the package index):
 //
 //	meta/                         owned by shared/ledger: schema name and version
 //	station/                      owned by shared/station: own head, peer head, anchor, pending
@@ -20,6 +20,7 @@
 //	  keks/<offer id>             JSON KEK: a KEK offer accepted or refused (32-byte key)
 //	  packages/<package id>       JSON Package: a key package, its approvals and receipt
 //	  policies/<version>          JSON Policy: a policy version (8-byte big-endian key)
+//	  package-index/<ident>\x00<vault>\x00<seq>   package ID: the packages of a key for a vault
 //
 // # Rules
 //

@@ -4,12 +4,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/airgap-byok/airgap-byok/shared/ledger"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/media"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
@@ -92,7 +94,11 @@ func recordPackage(tx *bolt.Tx, b *bundle.Bundle, k *payload.KeyPackage) error {
 		Offer: k.KEK.Offer, KID: k.KEK.KID, Created: b.Header.Created, Expires: b.Header.Expires,
 		State: PackageOutstanding, Approvals: []Approval{},
 	}
-	return put(sub(tx, bucketPackages), rec.ID[:], &rec)
+	rec.ByokCopy = path.Join(media.ByokDir, rec.ByokName())
+	if err := put(sub(tx, bucketPackages), rec.ID[:], &rec); err != nil {
+		return err
+	}
+	return sub(tx, bucketPkgIndex).Put(pkgIndexKey(rec.Ident, rec.Vault, rec.Seq), rec.ID[:])
 }
 
 // identOf finds the ident of the target key with the given label and CKA_ID (hex).

@@ -161,7 +161,7 @@ type Package struct {
 	State     string          `json:"state"`
 	Approvals []Approval      `json:"approvals"`
 	Receipts  []Receipt       `json:"receipts,omitempty"`
-	ByokCopy  string          `json:"byok_copy,omitempty"` // path of the plain .byok on the medium
+	ByokCopy  string          `json:"byok_copy,omitempty"` // where the plain .byok copy goes on the medium
 }
 
 // Approved returns the custodian key IDs that approved the package.

@@ -27,6 +27,7 @@ var (
 	bucketKEKs       = []byte("keks")
 	bucketPackages   = []byte("packages")
 	bucketPolicies   = []byte("policies")
+	bucketPkgIndex   = []byte("package-index")
 
 	keyStation    = []byte("station")
 	keyOnline     = []byte("online")
@@ -52,6 +53,35 @@ var Migrations = []ledger.Migration{
 		}
 		return nil
 	}},
+	{Name: "package index by key and vault", Apply: func(tx *bolt.Tx) error {
+		idx, err := tx.Bucket(bucketV1).CreateBucketIfNotExists(bucketPkgIndex)
+		if err != nil {
+			return err
+		}
+		pb := tx.Bucket(bucketV1).Bucket(bucketPackages)
+		return pb.ForEach(func(k, v []byte) error {
+			var p Package
+			if err := get(pb, k, &p); err != nil {
+				return err
+			}
+			return idx.Put(pkgIndexKey(p.Ident, p.Vault, p.Seq), p.ID[:])
+		})
+	}},
+}
+
+// pkgIndexKey is the key of a package in v1/package-index: ident, vault and sequence number,
+// so that the packages of one key for one vault are one prefix, in chain order.
+func pkgIndexKey(ident, vault string, seq uint64) []byte {
+	k := pkgIndexPrefix(ident, vault)
+	return append(k, ledger.PutU64(seq)...)
+}
+
+func pkgIndexPrefix(ident, vault string) []byte {
+	k := make([]byte, 0, len(ident)+len(vault)+10)
+	k = append(k, ident...)
+	k = append(k, 0)
+	k = append(k, vault...)
+	return append(k, 0)
 }
 
 // Schema returns the ledger schema of byok-offline.
@@ -400,16 +430,23 @@ func (s *Store) UpdatePackages(f func(p *Package) (bool, error)) error {
 	})
 }
 
-// SetByokCopy records where the plain copy of a package's .byok is on the medium.
-func (s *Store) SetByokCopy(id bundle.ID, path string) error {
-	return s.update(bucketPackages, func(b *bolt.Bucket) error {
-		var p Package
-		if err := get(b, id[:], &p); err != nil {
-			return err
+// PackagesOf returns the packages of the key ident for vault, in chain order.
+func (s *Store) PackagesOf(ident, vault string) ([]Package, error) {
+	var out []Package
+	err := s.db.View(func(tx *bolt.Tx) error {
+		idx, pb := sub(tx, bucketPkgIndex), sub(tx, bucketPackages)
+		prefix := pkgIndexPrefix(ident, vault)
+		c := idx.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var p Package
+			if err := get(pb, v, &p); err != nil {
+				return fmt.Errorf("package index %x: %w", v, err)
+			}
+			out = append(out, p)
 		}
-		p.ByokCopy = path
-		return put(b, id[:], &p)
+		return nil
 	})
+	return out, err
 }
 
 // Policies returns every policy version, in version order.

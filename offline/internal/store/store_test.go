@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -45,6 +46,12 @@ func TestMigrations(t *testing.T) {
 				if v1.Bucket([]byte(b)) == nil {
 					return errors.New("no v1/" + b + " bucket")
 				}
+			}
+			return nil
+		}},
+		{"package index by key and vault", 3, func(tx *bolt.Tx) error {
+			if tx.Bucket([]byte("v1")).Bucket([]byte("package-index")) == nil {
+				return errors.New("no v1/package-index bucket")
 			}
 			return nil
 		}},
@@ -282,5 +289,50 @@ func TestIntents(t *testing.T) {
 	}
 	if _, err := s.Intent("tok", "byok-station"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Intent() after PutStation = %v, want ErrNotFound", err)
+	}
+}
+
+// TestPackageIndexMigrationBackfills opens a version-2 ledger holding packages and checks
+// that migration 3 indexes them.
+func TestPackageIndexMigrationBackfills(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	db, err := ledger.Open(path, ledger.Schema{Name: store.SchemaName, Migrations: store.Migrations[:2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgs := []store.Package{
+		{ID: bundle.ID{1}, Seq: 4, Ident: "app", Vault: "https://a.vault.azure.net"},
+		{ID: bundle.ID{2}, Seq: 6, Ident: "app", Vault: "https://b.vault.azure.net"},
+		{ID: bundle.ID{3}, Seq: 9, Ident: "app", Vault: "https://a.vault.azure.net"},
+		{ID: bundle.ID{4}, Seq: 11, Ident: "app-2", Vault: "https://a.vault.azure.net"},
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("v1")).Bucket([]byte("packages"))
+		for _, p := range pkgs {
+			j, err := json.Marshal(p)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(p.ID[:], j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err = ledger.Open(path, store.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := store.New(db).PackagesOf("app", "https://a.vault.azure.net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != pkgs[0].ID || got[1].ID != pkgs[2].ID {
+		t.Errorf("PackagesOf(app, a) = %+v, want packages 1 and 3 in order", got)
 	}
 }
