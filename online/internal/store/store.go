@@ -288,6 +288,54 @@ func (s *Store) Upload(pkg bundle.ID) (*Upload, error) {
 	return r, err
 }
 
+// Intent announces an ImportKey call for a package.
+type Intent struct {
+	Package bundle.ID
+	Vault   string
+	KeyName string
+}
+
+// RecordIntents commits intents for several packages in one transaction and returns their
+// attempt numbers, in order. If any package was imported already it records none and
+// returns an error wrapping ErrUploaded.
+func (s *Store) RecordIntents(now time.Time, intents ...Intent) ([]int, error) {
+	attempts := make([]int, len(intents))
+	err := s.DB.Update(func(tx *bolt.Tx) error {
+		b, err := online(tx)
+		if err != nil {
+			return err
+		}
+		for i, in := range intents {
+			if attempts[i], err = recordIntent(b.Bucket(bucketUploads), in, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return attempts, nil
+}
+
+func recordIntent(ub *bolt.Bucket, in Intent, now time.Time) (int, error) {
+	u, err := getJSON[Upload](ub, in.Package[:])
+	if err != nil {
+		return 0, err
+	}
+	if u == nil {
+		u = &Upload{Package: in.Package, Vault: in.Vault, KeyName: in.KeyName, Started: now.Unix()}
+	}
+	if u.Terminal() {
+		return 0, fmt.Errorf("%s: %w", in.Package.Short(), ErrUploaded)
+	}
+	u.State = StateIntent
+	u.Attempts++
+	u.Updated = now.Unix()
+	u.Error = ""
+	return u.Attempts, putJSON(ub, in.Package[:], u)
+}
+
 // RecordIntent commits that an ImportKey call for pkg is about to be made, and returns the
 // attempt number. It refuses with ErrUploaded a package already imported. Concurrent calls
 // are coalesced into one transaction (bbolt's Batch), so a pool of uploads pays for one
@@ -299,23 +347,8 @@ func (s *Store) RecordIntent(pkg bundle.ID, vault, keyName string, now time.Time
 		if err != nil {
 			return err
 		}
-		ub := b.Bucket(bucketUploads)
-		u, err := getJSON[Upload](ub, pkg[:])
-		if err != nil {
-			return err
-		}
-		if u == nil {
-			u = &Upload{Package: pkg, Vault: vault, KeyName: keyName, Started: now.Unix()}
-		}
-		if u.Terminal() {
-			return fmt.Errorf("%s: %w", pkg.Short(), ErrUploaded)
-		}
-		u.State = StateIntent
-		u.Attempts++
-		u.Updated = now.Unix()
-		u.Error = ""
-		attempt = u.Attempts
-		return putJSON(ub, pkg[:], u)
+		attempt, err = recordIntent(b.Bucket(bucketUploads), Intent{Package: pkg, Vault: vault, KeyName: keyName}, now)
+		return err
 	})
 	return attempt, err
 }

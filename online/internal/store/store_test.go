@@ -187,3 +187,24 @@ func keyIDOf(t *testing.T, k ed25519.PrivateKey) bundle.ID {
 	}
 	return id
 }
+
+func TestRecordIntentsIsAllOrNothing(t *testing.T) {
+	s := storetest.Open(t)
+	a, b := bundle.ID{1}, bundle.ID{2}
+	got, err := s.RecordIntents(now, store.Intent{Package: a, Vault: "v", KeyName: "a"}, store.Intent{Package: b, Vault: "v", KeyName: "b"})
+	if err != nil || len(got) != 2 || got[0] != 1 || got[1] != 1 {
+		t.Fatalf("RecordIntents() = %v, %v", got, err)
+	}
+	// b is imported now: a group with b records nothing.
+	if err := s.DB.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("online")).Bucket([]byte("uploads")).Put(b[:], []byte(`{"state":"imported"}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RecordIntents(now, store.Intent{Package: a}, store.Intent{Package: b}); !errors.Is(err, store.ErrUploaded) {
+		t.Fatalf("RecordIntents() = %v, want ErrUploaded", err)
+	}
+	if u, _ := s.Upload(a); u.Attempts != 1 {
+		t.Errorf("a has %d attempts, want 1: the refused group must record nothing", u.Attempts)
+	}
+}

@@ -6,7 +6,8 @@
 // For each key package (a Job), one worker of a pool:
 //
 //  1. waits for the throttling limiter of the package's vault and key type;
-//  2. commits an intent to the ledger (package, vault, key name, attempt number);
+//  2. commits an intent to the ledger (package, vault, key name, attempt number): for first
+//     attempts, a pool's worth at a time in one transaction (see Run);
 //  3. calls ImportKey once, with the SDK's retries off, tagging the new key version with
 //     TagPackage = the package bundle ID;
 //  4. on 429 waits Retry-After (the limiter holds the whole bucket back) and goes to 1: a
@@ -42,6 +43,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airgap-byok/airgap-byok/online/internal/store"
 	"github.com/airgap-byok/airgap-byok/online/internal/vault"
 	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
 	"github.com/airgap-byok/airgap-byok/shared/logsetup"
@@ -98,6 +100,7 @@ type Result struct {
 // Ledger is where intents are committed (store.Store).
 type Ledger interface {
 	RecordIntent(pkg bundle.ID, vault, keyName string, now time.Time) (int, error)
+	RecordIntents(now time.Time, intents ...store.Intent) ([]int, error)
 	MarkFailed(pkg bundle.ID, reason string, now time.Time) error
 }
 
@@ -163,9 +166,16 @@ func (e *Engine) defaults() {
 // reconciliations first), and returns one Result per job in the same order. A failure that
 // concerns every job (Key Vault refused the credential, the medium cannot take a receipt)
 // stops the run: the jobs not started end as failed with that error.
+//
+// The intents of first attempts are committed a pool's worth at a time, in one transaction,
+// just before those jobs are handed to the workers: every intent still precedes its call,
+// and a run of n packages pays for n/Concurrency ledger commits instead of n. A crash leaves
+// at most two pools' worth of intents whose call was never made; the next run looks for
+// them in Key Vault, finds nothing, and imports them.
 func (e *Engine) Run(ctx context.Context, jobs []*Job) []Result {
 	e.defaults()
 	results := make([]Result, len(jobs))
+	pre := make([]int, len(jobs)) // attempt numbers of intents committed by the dispatcher
 	var fatal atomic.Pointer[error]
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -177,8 +187,9 @@ func (e *Engine) Run(ctx context.Context, jobs []*Job) []Result {
 				var r Result
 				if f := fatal.Load(); f != nil {
 					r = Result{Job: jobs[i], Outcome: OutcomeFailed, Err: fmt.Errorf("not attempted: %w", *f)}
+					e.unannounce(jobs[i], pre[i], r.Err)
 				} else {
-					r = e.one(ctx, jobs[i])
+					r = e.one(ctx, jobs[i], pre[i])
 					if r.Err != nil && isFatal(r.Err) {
 						fatal.CompareAndSwap(nil, &r.Err)
 					}
@@ -192,22 +203,62 @@ func (e *Engine) Run(ctx context.Context, jobs []*Job) []Result {
 	}
 	i := 0
 feed:
-	for ; i < len(jobs); i++ {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
+	for i < len(jobs) {
+		end := min(i+e.Concurrency, len(jobs))
+		e.announce(jobs[i:end], pre[i:end])
+		for ; i < end; i++ {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				break feed
+			}
 		}
 	}
 	close(next)
 	wg.Wait()
 	for ; i < len(jobs); i++ {
 		results[i] = Result{Job: jobs[i], Outcome: OutcomeInterrupted, Err: ctx.Err()}
+		e.unannounce(jobs[i], pre[i], ctx.Err())
 		if e.OnResult != nil {
 			e.OnResult(results[i])
 		}
 	}
 	return results
+}
+
+// announce commits, in one transaction, the intents of the jobs that start with an import,
+// and stores their attempt numbers in attempts. If that fails, each job records its own
+// intent later (and reports the failure there).
+func (e *Engine) announce(jobs []*Job, attempts []int) {
+	var intents []store.Intent
+	var idx []int
+	for k, j := range jobs {
+		if !j.Reconcile && !j.ReconcileOnly {
+			intents = append(intents, store.Intent{Package: j.Package, Vault: j.Vault, KeyName: j.KeyName})
+			idx = append(idx, k)
+		}
+	}
+	if len(intents) == 0 {
+		return
+	}
+	got, err := e.Ledger.RecordIntents(e.Now(), intents...)
+	if err != nil {
+		e.Log.Warn("could not record intents together; recording them one by one", "err", err)
+		return
+	}
+	for n, k := range idx {
+		attempts[k] = got[n]
+	}
+}
+
+// unannounce marks a job whose intent the dispatcher committed but which never ran.
+func (e *Engine) unannounce(j *Job, attempt int, why error) {
+	if attempt == 0 {
+		return
+	}
+	if err := e.Ledger.MarkFailed(j.Package, fmt.Sprintf("not attempted: %v", why), e.Now()); err != nil {
+		e.Log.Warn("could not mark an upload that did not start", "package", j.Package.Short(), "err", err)
+	}
 }
 
 // errReceipt marks a failure to write a receipt: the medium or the ledger is gone, and no
@@ -222,8 +273,9 @@ func isFatal(err error) bool {
 	return errors.Is(err, vault.ErrUnauthorized) || errors.As(err, &re)
 }
 
-// one runs the protocol of the package doc for one job.
-func (e *Engine) one(ctx context.Context, j *Job) Result {
+// one runs the protocol of the package doc for one job. attempt is the number of an intent
+// already committed for its first import, or 0.
+func (e *Engine) one(ctx context.Context, j *Job, attempt int) Result {
 	r := Result{Job: j}
 	fail := func(outcome string, err error) Result {
 		r.Outcome, r.Err = outcome, err
@@ -288,16 +340,20 @@ func (e *Engine) one(ctx context.Context, j *Job) Result {
 			}
 		}
 		if err := e.Limiter.Wait(ctx, v.URL(), bucket); err != nil {
+			// A committed intent without its call stays: the next run looks, finds
+			// nothing and imports.
 			return interrupted()
 		}
-		attempt, err := e.Ledger.RecordIntent(j.Package, j.Vault, j.KeyName, e.Now())
-		if err != nil {
-			return fail(OutcomeFailed, fmt.Errorf("record intent: %w", err))
+		if attempt == 0 {
+			if attempt, err = e.Ledger.RecordIntent(j.Package, j.Vault, j.KeyName, e.Now()); err != nil {
+				return fail(OutcomeFailed, fmt.Errorf("record intent: %w", err))
+			}
 		}
 		crashpoint.Hit("upload-before-import")
 		r.Imports++
 		log.Debug("importing", "attempt", attempt)
 		key, err := v.ImportKey(ctx, j.KeyName, importParams(j))
+		attempt = 0 // a retry commits a new intent
 		if err == nil {
 			crashpoint.Hit("upload-after-import")
 			return e.finish(ctx, j, key, r)

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/online/internal/upload"
 	"github.com/airgap-byok/airgap-byok/online/internal/vault"
 	"github.com/airgap-byok/airgap-byok/online/internal/vault/vaultfake"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
@@ -318,5 +320,75 @@ func TestInterruptedRunKeepsIntents(t *testing.T) {
 	}
 	if got := f.state(t, j.Package); got != store.StateIntent {
 		t.Errorf("ledger state = %q, want intent", got)
+	}
+}
+
+// checkingVault fails the test if ImportKey is called for a package whose intent is not in
+// the ledger with at least as many attempts as calls so far.
+type checkingVault struct {
+	vault.Vault
+	t     *testing.T
+	s     *store.Store
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *checkingVault) ImportKey(ctx context.Context, name string, p vault.ImportParams) (*vault.Key, error) {
+	id, err := bundle.ParseID(p.Tags[upload.TagPackage])
+	if err != nil {
+		c.t.Errorf("import without the package tag: %v", p.Tags)
+	}
+	c.mu.Lock()
+	c.calls[name]++
+	n := c.calls[name]
+	c.mu.Unlock()
+	u, err := c.s.Upload(id)
+	if err != nil || u == nil || u.State != store.StateIntent || u.Attempts < n {
+		c.t.Errorf("ImportKey(%s) call %d with ledger record %+v: the intent was not committed first", name, n, u)
+	}
+	return c.Vault.ImportKey(ctx, name, p)
+}
+
+func TestEveryImportIsPrecededByItsIntent(t *testing.T) {
+	f := newFixture(t, payload.VaultPremium)
+	cv := &checkingVault{Vault: f.v, t: t, s: f.s, calls: map[string]int{}}
+	f.engine.Vault = func(string) (vault.Vault, error) { return cv, nil }
+	f.engine.Concurrency = 3
+	var jobs []*upload.Job
+	for i := range 10 {
+		jobs = append(jobs, f.job(t, payload.ECP256, fmt.Sprintf("key-%d", i)))
+	}
+	f.v.Fail(vaultfake.OpImport, vaultfake.Fault{Err: serverError(503, 0), Count: 3})
+	f.v.Fail(vaultfake.OpImport, vaultfake.Fault{Err: &vault.Error{Status: 429, Kind: vault.ErrThrottled, RetryAfter: time.Second}, Count: 2})
+	for _, r := range f.upload(t, jobs...) {
+		if r.Outcome != upload.OutcomeImported {
+			t.Errorf("result %+v", r)
+		}
+	}
+	if n := f.v.Calls(vaultfake.OpImport); n != 15 {
+		t.Errorf("%d import calls, want 15 (10 + 3 server errors + 2 throttled)", n)
+	}
+	if f.v.Imports() != 10 {
+		t.Errorf("%d imports, want 10", f.v.Imports())
+	}
+}
+
+func TestUnstartedJobsDoNotKeepTheirIntents(t *testing.T) {
+	f := newFixture(t, payload.VaultPremium)
+	f.engine.Concurrency = 2
+	var jobs []*upload.Job
+	for i := range 4 {
+		jobs = append(jobs, f.job(t, payload.RSA2048, fmt.Sprintf("key-%d", i)))
+	}
+	f.v.Fail(vaultfake.OpImport, vaultfake.Fault{Err: &vault.Error{Op: "import key", Status: 401, Kind: vault.ErrUnauthorized}, Count: 2})
+	for _, r := range f.upload(t, jobs...) {
+		if r.Outcome != upload.OutcomeFailed {
+			t.Errorf("result %+v", r)
+		}
+	}
+	for _, j := range jobs {
+		if got := f.state(t, j.Package); got != store.StateFailed {
+			t.Errorf("%s: ledger state %q, want failed: no call was made, or it was refused", j.KeyName, got)
+		}
 	}
 }
