@@ -14,14 +14,16 @@
 //     medium that is a no-op.
 //   - Constant memory: the timeline of the HTML report is streamed to a temporary file as the
 //     replay goes and the key inventory is spooled to another, so memory depends on the number
-//     of policy versions and of key packages awaiting upload, not on the length of the chains.
+//     of policy versions, key packages awaiting upload and findings, not on the length of the
+//     chains.
 //   - Atomic outputs: the HTML report and the checkpoint are written to a temporary file in
 //     the target folder, synced and renamed into place; a failed audit leaves no partial file.
 //   - Incremental: a checkpoint holds the replay's state, the trust anchor, the heads and the
 //     findings so far, so an audit --since it replays only newer bundles and reaches the same
 //     verdict as a full replay (a failure stays a failure). A checkpoint made for another
 //     anchor, or for a medium that no longer extends it (rolled back or forked), is refused
-//     with a finding.
+//     with a finding. A checkpoint is the auditor's own record, trusted as such: keep it where
+//     those who carry the medium cannot change it.
 //
 // # Exit codes
 //
