@@ -65,6 +65,28 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	})
 
+	// Any command that writes finishes the interrupted write, not only a rerun of the same
+	// command; a read-only log shows the timeline meanwhile.
+	t.Run("package then sync", func(t *testing.T) {
+		for _, point := range []string{"pending-recorded", "media-written", "committed", "package-appended"} {
+			t.Run(point, func(t *testing.T) {
+				t.Parallel()
+				s := newCrashStation(t, bin, mod)
+				s.ready()
+				s.must("keygen", "--type", "EC-P256", "--ident", "app")
+				s.crash(point, "package", "--key", "app", "--vault", onlinetest.DefaultVault)
+				s.must("log")
+				s.must("sync")
+				s.checkPackages(map[string]int{"app": 1})
+				out := s.must("package", "--key", "app", "--vault", onlinetest.DefaultVault)
+				if !strings.Contains(out, "exists already") {
+					t.Errorf("package after sync recovered it: %s, want the existing package", out)
+				}
+				s.checkPackages(map[string]int{"app": 1})
+			})
+		}
+	})
+
 	t.Run("approve", func(t *testing.T) {
 		for _, point := range []string{
 			"pending-recorded", "media-written", "committed", "tmp-written", "renamed", "synced",

@@ -87,12 +87,17 @@ func runKEKAccept(ctx context.Context, o kekAcceptOptions, env *clirun.Env) erro
 			return err
 		}
 	}
-	sess, err := openSession(env, o.State, false, false, true)
+	// Opened for writing: the medium's write lock, so that a write an interrupted command
+	// left pending is finished before the replay compares the medium with the ledger.
+	sess, err := openSession(env, o.State, true, false, true)
 	if err != nil {
 		return err
 	}
 	defer sess.close()
 	if _, _, err := sess.requireInit(); err != nil {
+		return err
+	}
+	if err := ensureByokCopies(env, sess); err != nil {
 		return err
 	}
 	var offers []*chain.Verified

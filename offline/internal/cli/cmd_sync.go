@@ -86,12 +86,16 @@ type syncResult struct {
 }
 
 func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
-	sess, err := openSession(env, o.State, false, false, true)
+	// Opened for writing, as kek accept: an interrupted write is finished first.
+	sess, err := openSession(env, o.State, true, false, true)
 	if err != nil {
 		return err
 	}
 	defer sess.close()
 	if _, _, err := sess.requireInit(); err != nil {
+		return err
+	}
+	if err := ensureByokCopies(env, sess); err != nil {
 		return err
 	}
 	receipts := map[bundle.ID][]store.Receipt{}
