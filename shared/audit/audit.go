@@ -43,6 +43,7 @@ import (
 	"iter"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -281,6 +282,11 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 	}
 	if fi, err := os.Stat(opts.Media); err != nil || !fi.IsDir() {
 		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("medium %s is not a folder", opts.Media), "point --media at the airgap-byok folder on the stick or its copy")
+	}
+	for _, out := range []struct{ flag, path string }{{"--html", opts.HTML}, {"--checkpoint", opts.Checkpoint}} {
+		if out.path != "" && onMedium(opts.Media, out.path) {
+			return nil, fmt.Errorf("%w: %s %s is on the medium, and the audit never writes there", exitcode.ErrUsage, out.flag, out.path)
+		}
 	}
 	lock, err := medialock.Shared(opts.Media)
 	if err != nil {
@@ -803,6 +809,22 @@ func policies(st *chain.State) []Policy {
 		add(st.Pending.PolicyRecord)
 	}
 	return out
+}
+
+// onMedium reports whether file p would be written inside the medium folder.
+func onMedium(medium, p string) bool {
+	real := func(q string) string {
+		q, err := filepath.Abs(q)
+		if err != nil {
+			return q
+		}
+		if r, err := filepath.EvalSymlinks(q); err == nil {
+			return r
+		}
+		return q
+	}
+	rel, err := filepath.Rel(real(medium), real(filepath.Dir(p)))
+	return err == nil && (rel == "." || !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && rel != "..")
 }
 
 func cmpID(x, y bundle.ID) int { return bytes.Compare(x[:], y[:]) }

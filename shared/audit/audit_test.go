@@ -461,6 +461,8 @@ func TestCommandErrors(t *testing.T) {
 		{"media without marker", []string{"audit", "--media", notMedium}, exitcode.Usage},
 		{"bad fingerprint", []string{"audit", "--media", c.M.Dir(), "--policy", "not-a-fingerprint!"}, exitcode.Usage},
 		{"html in missing folder", []string{"audit", "--media", c.M.Dir(), "--html", filepath.Join(notMedium, "nope", "r.html")}, exitcode.Usage},
+		{"html on the medium", []string{"audit", "--media", c.M.Dir(), "--html", filepath.Join(c.M.Dir(), "report.html")}, exitcode.Usage},
+		{"checkpoint on the medium", []string{"audit", "--media", c.M.Dir(), "--checkpoint", filepath.Join(c.M.Dir(), "offline", "cp.json")}, exitcode.Usage},
 		{"missing checkpoint", []string{"audit", "--media", c.M.Dir(), "--since", filepath.Join(notMedium, "none.json")}, exitcode.Bundle},
 		{"malformed checkpoint", []string{"audit", "--media", c.M.Dir(), "--since", garbage}, exitcode.Bundle},
 	}

@@ -98,3 +98,23 @@ func TestHTMLHeadEscapes(t *testing.T) {
 		t.Errorf("the hostile text appears escaped %d times, want it shown (escaped) everywhere it was put", n)
 	}
 }
+
+func TestOnMedium(t *testing.T) {
+	m := t.TempDir()
+	tests := []struct {
+		p    string
+		want bool
+	}{
+		{m + "/report.html", true},
+		{m + "/offline/0000000000000/x", true},
+		{m + "/..hidden/x", true},
+		{m + "-copy/report.html", false},
+		{m + "/../report.html", false},
+		{"/tmp/report.html", false},
+	}
+	for _, tt := range tests {
+		if got := onMedium(m, tt.p); got != tt.want {
+			t.Errorf("onMedium(%q, %q) = %v, want %v", m, tt.p, got, tt.want)
+		}
+	}
+}
