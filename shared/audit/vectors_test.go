@@ -33,6 +33,7 @@ func TestAuditVectors(t *testing.T) {
 				Expect     string       `json:"expect"`
 				Anchor     string       `json:"anchor"`
 				Remembered *chain.Heads `json:"remembered"`
+				Warnings   int          `json:"warnings"`
 				At         *struct {
 					Chain string `json:"chain"`
 					Seq   uint64 `json:"seq"`
@@ -70,6 +71,9 @@ func TestAuditVectors(t *testing.T) {
 				t.Fatalf("exit code %d, want %d for %q\nstderr: %s", code, want, v.Expect, errs)
 			}
 			r := parseJSON(t, out)
+			if v.Warnings > 0 && (r.WarningCount != v.Warnings || len(r.Warnings) != v.Warnings) {
+				t.Errorf("warnings %d %q, want %d", r.WarningCount, r.Warnings, v.Warnings)
+			}
 			if v.Expect == "success" {
 				if len(r.Findings) != 0 {
 					t.Fatalf("findings %+v on a valid vector", r.Findings)
