@@ -44,6 +44,8 @@ type benchMedium struct {
 	packages int
 	offline  *ecdsa.PublicKey
 	online   ed25519.PublicKey
+	// custodians are the custodian keys by key ID, for the floor with approvals.
+	custodians map[bundle.ID]*ecdsa.PublicKey
 }
 
 var (
@@ -106,7 +108,15 @@ func buildBenchMedium(dir string, n int) (*benchMedium, error) {
 	if err != nil {
 		return nil, err
 	}
-	bm := &benchMedium{dir: dir, anchor: c.PolicyID, offline: &c.OfflineKey.PublicKey, online: c.OnlineKey.Public().(ed25519.PublicKey)}
+	bm := &benchMedium{dir: dir, anchor: c.PolicyID, offline: &c.OfflineKey.PublicKey, online: c.OnlineKey.Public().(ed25519.PublicKey),
+		custodians: map[bundle.ID]*ecdsa.PublicKey{}}
+	for _, k := range c.Custodians {
+		id, err := bundle.KeyID(k.Public())
+		if err != nil {
+			return nil, err
+		}
+		bm.custodians[id] = &k.PublicKey
+	}
 	count := len(c.Written)
 	c.Written = nil // do not keep every bundle in memory
 	for count < n {
@@ -221,79 +231,140 @@ func BenchmarkReplay(b *testing.B) {
 
 // floorBundle is what the floor needs of a bundle, prepared outside the timed loop.
 type floorBundle struct {
-	data  []byte
-	ecdsa bool
+	data      []byte
+	ecdsa     bool
+	approvals []floorApproval // of an approval bundle, for the floor with approvals
 }
 
+// floorApproval is one custodian signature of an approval.
+type floorApproval struct {
+	pub    *ecdsa.PublicKey
+	digest [32]byte // SHA-256 of the approval message
+	r, s   *big.Int
+}
+
+// BenchmarkFloor measures, single-threaded on bundles held in memory, what no verifier can
+// skip: SHA-256 of the stored payload, the station signature and the zstd decode. Its
+// with-approvals variant also verifies the custodian signatures of the approval bundles
+// (extracted beforehand), which the replay must do too: it shows how much of the gap between
+// the replay and the floor is mandatory signature checking.
 func BenchmarkFloor(b *testing.B) {
 	for _, n := range benchSizes {
-		b.Run(fmt.Sprintf("bundles=%d", n), func(b *testing.B) {
-			bm := benchMediumOf(b, n)
-			// Every bundle file, in memory.
-			var bs []floorBundle
-			m, err := media.Open(bm.dir)
-			if err != nil {
-				b.Fatal(err)
+		for _, withApprovals := range []bool{false, true} {
+			name := fmt.Sprintf("bundles=%d", n)
+			if withApprovals {
+				name += "/with-approvals"
 			}
-			for _, c := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
-				for e, err := range m.Entries(c, 1, nil) {
-					if err != nil {
-						b.Fatal(err)
-					}
-					d, err := m.Read(e)
-					if err != nil {
-						b.Fatal(err)
-					}
-					bs = append(bs, floorBundle{data: d, ecdsa: c == bundle.ChainOffline})
-				}
-			}
-			m.Close()
-			dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(bundle.MaxPayload),
-				zstd.WithDecoderMaxWindow(bundle.MaxPayload), zstd.WithDecoderConcurrency(0))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer dec.Close()
-			out := make([]byte, 0, bundle.MaxPayload)
-			const sigDomain = "airgap-byok/v1/bundle-signature\x00"
-			const idDomain = "airgap-byok/v1/bundle-id\x00"
-			msg := make([]byte, len(sigDomain)+32)
-			copy(msg, sigDomain)
-			buf := make([]byte, len(idDomain)+bundle.HeaderSize)
-			copy(buf, idDomain)
-			cpu := processCPU()
-			for b.Loop() {
-				for _, fb := range bs {
-					d := fb.data
-					hdr, sig, stored := d[:bundle.HeaderSize], d[bundle.HeaderSize:bundle.HeaderSize+bundle.SignatureSize], d[bundle.HeaderSize+bundle.SignatureSize:]
-					// SHA-256 of the stored payload.
-					if sd := sha256.Sum256(stored); string(sd[:]) != string(hdr[216:248]) {
-						b.Fatal("stored digest mismatch")
-					}
-					// The station signature over the bundle ID.
-					copy(buf[len(idDomain):], hdr)
-					id := sha256.Sum256(buf)
-					copy(msg[len(sigDomain):], id[:])
-					if fb.ecdsa {
-						h := sha256.Sum256(msg)
-						r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
-						if !ecdsa.Verify(bm.offline, h[:], r, s) {
-							b.Fatal("bad signature")
-						}
-					} else if !ed25519.Verify(bm.online, msg, sig) {
-						b.Fatal("bad signature")
-					}
-					// The zstd decode.
-					if out, err = dec.DecodeAll(stored, out[:0]); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			cpu = processCPU() - cpu
-			b.ReportMetric(float64(len(bs)*b.N)/b.Elapsed().Seconds(), "bundles/s")
-			if cpu > 0 {
-				b.ReportMetric(float64(cpu.Microseconds())/float64(len(bs)*b.N), "cpu-µs/bundle")
-			}
-		})
+			b.Run(name, func(b *testing.B) { benchFloor(b, n, withApprovals) })
+		}
 	}
+}
+
+func benchFloor(b *testing.B, n int, withApprovals bool) {
+	bm := benchMediumOf(b, n)
+	// Every bundle file, in memory.
+	var bs []floorBundle
+	m, err := media.Open(bm.dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
+		for e, err := range m.Entries(c, 1, nil) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			d, err := m.Read(e)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fb := floorBundle{data: d, ecdsa: c == bundle.ChainOffline}
+			if withApprovals {
+				fb.approvals = floorApprovals(b, bm, d)
+			}
+			bs = append(bs, fb)
+		}
+	}
+	m.Close()
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(bundle.MaxPayload),
+		zstd.WithDecoderMaxWindow(bundle.MaxPayload), zstd.WithDecoderConcurrency(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dec.Close()
+	out := make([]byte, 0, bundle.MaxPayload)
+	const sigDomain = "airgap-byok/v1/bundle-signature\x00"
+	const idDomain = "airgap-byok/v1/bundle-id\x00"
+	msg := make([]byte, len(sigDomain)+32)
+	copy(msg, sigDomain)
+	buf := make([]byte, len(idDomain)+bundle.HeaderSize)
+	copy(buf, idDomain)
+	cpu := processCPU()
+	for b.Loop() {
+		for _, fb := range bs {
+			d := fb.data
+			hdr, sig, stored := d[:bundle.HeaderSize], d[bundle.HeaderSize:bundle.HeaderSize+bundle.SignatureSize], d[bundle.HeaderSize+bundle.SignatureSize:]
+			// SHA-256 of the stored payload.
+			if sd := sha256.Sum256(stored); string(sd[:]) != string(hdr[216:248]) {
+				b.Fatal("stored digest mismatch")
+			}
+			// The station signature over the bundle ID.
+			copy(buf[len(idDomain):], hdr)
+			id := sha256.Sum256(buf)
+			copy(msg[len(sigDomain):], id[:])
+			if fb.ecdsa {
+				h := sha256.Sum256(msg)
+				r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+				if !ecdsa.Verify(bm.offline, h[:], r, s) {
+					b.Fatal("bad signature")
+				}
+			} else if !ed25519.Verify(bm.online, msg, sig) {
+				b.Fatal("bad signature")
+			}
+			// The zstd decode.
+			if out, err = dec.DecodeAll(stored, out[:0]); err != nil {
+				b.Fatal(err)
+			}
+			for _, a := range fb.approvals {
+				if !ecdsa.Verify(a.pub, a.digest[:], a.r, a.s) {
+					b.Fatal("bad approval")
+				}
+			}
+		}
+	}
+	cpu = processCPU() - cpu
+	b.ReportMetric(float64(len(bs)*b.N)/b.Elapsed().Seconds(), "bundles/s")
+	if cpu > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(len(bs)*b.N), "cpu-µs/bundle")
+	}
+}
+
+// floorApprovals returns the custodian signatures of an approval bundle, decoded outside the
+// timed loop; nil for other bundles.
+func floorApprovals(b *testing.B, bm *benchMedium, data []byte) []floorApproval {
+	bb, err := bundle.Parse(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if bb.Header.Kind != bundle.KindApproval {
+		return nil
+	}
+	p, err := bb.Open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := payload.Decode(bundle.KindApproval, p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := v.(*payload.Approval)
+	var out []floorApproval
+	for _, s := range a.Signatures {
+		pub, ok := bm.custodians[s.Custodian]
+		if !ok {
+			b.Fatalf("approval by an unknown custodian %s", s.Custodian.Short())
+		}
+		out = append(out, floorApproval{pub: pub, digest: sha256.Sum256(bundle.ApprovalMessage(a.Target)),
+			r: new(big.Int).SetBytes(s.Sig[:32]), s: new(big.Int).SetBytes(s.Sig[32:])})
+	}
+	return out
 }
