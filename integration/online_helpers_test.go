@@ -66,6 +66,8 @@ type onlineRigConfig struct {
 	Lifetime       time.Duration // bundle lifetime in the policy; default 7 days
 	// FastWrite makes the offline side write its bundles without fsync (benchmarks).
 	FastWrite bool
+	// Dir, if set, holds the state folder and the medium instead of a new t.TempDir().
+	Dir string
 }
 
 // rigTB is what a rig needs of a test: testing.TB, or a testscript script (scriptTB).
@@ -97,7 +99,11 @@ type onlineRig struct {
 
 func newOnlineRig(t testing.TB, bin string, cfg onlineRigConfig) *onlineRig {
 	t.Helper()
-	r, err := startOnlineRig(t.TempDir(), bin, cfg, t.Cleanup)
+	dir := cfg.Dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	r, err := startOnlineRig(dir, bin, cfg, t.Cleanup)
 	if err != nil {
 		t.Fatal(err)
 	}

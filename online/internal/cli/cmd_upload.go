@@ -36,7 +36,7 @@ type uploadOptions struct {
 }
 
 // DefaultConcurrency is the upload pool size.
-const DefaultConcurrency = 16
+const DefaultConcurrency = 32
 
 func uploadCommand(env *clirun.Env, d deps) *cli.Command {
 	var o uploadOptions
