@@ -13,6 +13,7 @@ import (
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,7 +33,8 @@ import (
 // online chain. Next to each audit it measures, in the same process, the verification floor:
 // for the same bundle bytes held in memory, single-threaded, only what no verifier can skip
 // (SHA-256 of the header and of the stored payload, the station signature, the zstd decode).
-// It reports bundles/s, the ratio to the floor and the peak live heap.
+// It reports bundles/s, the ratio to the floor, CPU time per bundle (the audit's and the
+// floor's: on a shared machine wall time also measures the neighbours) and the peak live heap.
 //
 //	go test -run '^$' -bench 'Audit' -benchtime 1x -timeout 60m ./audit/
 
@@ -45,7 +47,8 @@ type benchMedium struct {
 	packages int
 	offline  *ecdsa.PublicKey
 	online   ed25519.PublicKey
-	floor    float64 // bundles/s, measured once
+	floor    float64       // bundles/s, measured once
+	floorCPU time.Duration // CPU time per bundle of the floor
 }
 
 var (
@@ -137,9 +140,10 @@ func floorRate(b *testing.B, bm *benchMedium) float64 {
 	b.Helper()
 	if bm.floor == 0 {
 		fl := loadFloor(b, bm)
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime(b)
 		fl.run(b)
 		bm.floor = float64(len(fl.bundles)) / time.Since(start).Seconds()
+		bm.floorCPU = (cpuTime(b) - cpu) / time.Duration(len(fl.bundles))
 	}
 	return bm.floor
 }
@@ -219,6 +223,16 @@ func (fl *floor) run(b *testing.B) {
 	}
 }
 
+// cpuTime returns the CPU time the process has used (user and system): on a shared machine
+// it measures the work per bundle where wall time measures the neighbours too.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // peakHeap samples the live heap every few milliseconds until stop.
 type peakHeap struct {
 	peak atomic.Uint64
@@ -273,6 +287,7 @@ func BenchmarkAudit(b *testing.B) {
 					opts.HTML = filepath.Join(out, "report.html")
 				}
 				peak := startPeakHeap()
+				cpu := cpuTime(b)
 				for b.Loop() {
 					rep, err := audit.Run(context.Background(), opts, nil)
 					if err != nil {
@@ -284,14 +299,23 @@ func BenchmarkAudit(b *testing.B) {
 					rep.Close()
 				}
 				heap := peak.stop()
-				rate := float64(bm.bundles*b.N) / b.Elapsed().Seconds()
-				b.ReportMetric(rate, "bundles/s")
-				b.ReportMetric(floor, "floor-bundles/s")
-				b.ReportMetric(rate/floor, "x-floor")
-				b.ReportMetric(heap, "peak-heap-MiB")
+				reportRates(b, bm, floor, cpu, heap)
 			})
 		}
 	}
+}
+
+// reportRates reports throughput next to the floor's, CPU time per bundle next to the
+// floor's, and the peak live heap.
+func reportRates(b *testing.B, bm *benchMedium, floor float64, cpu0 time.Duration, heap float64) {
+	rate := float64(bm.bundles*b.N) / b.Elapsed().Seconds()
+	cpu := float64(cpuTime(b)-cpu0) / float64(bm.bundles*b.N) / float64(time.Microsecond)
+	b.ReportMetric(rate, "bundles/s")
+	b.ReportMetric(floor, "floor-bundles/s")
+	b.ReportMetric(rate/floor, "x-floor")
+	b.ReportMetric(cpu, "cpu-µs/bundle")
+	b.ReportMetric(float64(bm.floorCPU)/float64(time.Microsecond), "floor-cpu-µs/bundle")
+	b.ReportMetric(heap, "peak-heap-MiB")
 }
 
 // BenchmarkAuditReplay is chain.Replay alone on the same media, with the same workers and
@@ -302,6 +326,7 @@ func BenchmarkAuditReplay(b *testing.B) {
 			bm := benchMediumOf(b, n)
 			floor := floorRate(b, bm)
 			peak := startPeakHeap()
+			cpu := cpuTime(b)
 			for b.Loop() {
 				m, err := media.Open(bm.dir)
 				if err != nil {
@@ -313,12 +338,7 @@ func BenchmarkAuditReplay(b *testing.B) {
 					b.Fatalf("Replay() = %v, findings %v", err, res.Err())
 				}
 			}
-			heap := peak.stop()
-			rate := float64(bm.bundles*b.N) / b.Elapsed().Seconds()
-			b.ReportMetric(rate, "bundles/s")
-			b.ReportMetric(floor, "floor-bundles/s")
-			b.ReportMetric(rate/floor, "x-floor")
-			b.ReportMetric(heap, "peak-heap-MiB")
+			reportRates(b, bm, floor, cpu, peak.stop())
 		})
 	}
 }
