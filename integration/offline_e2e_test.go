@@ -1,0 +1,248 @@
+package integration_test
+
+// The whole ceremony with both real binaries: byok-offline on SoftHSM2 tokens, byok-online
+// against the local Key Vault (TLS, the real azkeys client), one medium between them.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/airgap-byok/airgap-byok/integration/kvemu"
+	"github.com/airgap-byok/airgap-byok/shared/softhsmtest"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// offlineTokens are the SoftHSM2 tokens of the offline station and its custodians.
+var offlineTokens = []softhsmtest.Token{
+	{Label: "station", PIN: "station-pin-8181", SOPIN: "station-so-8282"},
+	{Label: "alice", PIN: "alice-pin-8383", SOPIN: "alice-so-8484"},
+	{Label: "bob", PIN: "bob-pin-8585", SOPIN: "bob-so-8686"},
+}
+
+// TestOfflineWithOnline runs init, trust, KEK creation and acceptance, keygen, package,
+// approve, upload and sync across byok-offline and byok-online, for a Premium vault and a
+// Managed HSM, and checks that every key landed exactly once, as the key the HSM made.
+func TestOfflineWithOnline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs both binaries")
+	}
+	mod := softhsmtest.Require(t)
+	dir := t.TempDir()
+	offline := filepath.Join(dir, "byok-offline")
+	build := exec.Command("go", "build", "-C", "../offline", "-o", offline, "./cmd/byok-offline")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build byok-offline: %v\n%s", err, out)
+	}
+	online := buildOnline(t, dir).plain
+
+	tests := []struct {
+		name  string
+		kind  kvemu.Kind
+		vault string // the vault kind in the policy
+		types []payload.KeyType
+	}{
+		{"premium", kvemu.KindPremium, "premium", []payload.KeyType{payload.RSA2048, payload.RSA3072, payload.ECP256, payload.ECP384}},
+		{"managed HSM", kvemu.KindManagedHSM, "managed_hsm", []payload.KeyType{payload.AES256, payload.ECP521}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := newCrossRig(t, offline, online, mod, tt.kind)
+			c.ceremony(tt.vault, tt.types)
+		})
+	}
+}
+
+// crossRig is both stations, a medium and a local Key Vault.
+type crossRig struct {
+	t        *testing.T
+	offline  string
+	online   string
+	vault    *kvemu.Server
+	offEnv   []string
+	onEnv    []string
+	dir      string
+	medium   string
+	attRoot  string
+	allPINs  []string
+	vaultURL string
+}
+
+func newCrossRig(t *testing.T, offline, online, mod string, kind kvemu.Kind) *crossRig {
+	dir := t.TempDir()
+	tok, err := kvemu.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := kvemu.Start(kvemu.Config{Kind: kind, Token: tok, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	c := &crossRig{t: t, offline: offline, online: online, vault: v, dir: dir, medium: filepath.Join(dir, "medium"), vaultURL: v.URL()}
+	write := func(name string, data []byte, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ca := write("ca.pem", v.CACertPEM(), 0o644)
+	token := write("token", []byte(tok.Reveal()+"\n"), 0o600)
+	c.attRoot = write("attestation-root.pem", v.AttestationRootPEM(), 0o644)
+
+	conf, err := softhsmtest.Config(filepath.Join(dir, "softhsm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BYOK_") && !strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
+			base = append(base, kv)
+		}
+	}
+	c.offEnv = append(slices.Clip(base), "SOFTHSM2_CONF="+conf, "BYOK_OFFLINE_HSM_MODULE="+mod, "BYOK_OFFLINE_TOKEN_LABEL=station",
+		"BYOK_OFFLINE_STATE_DIR="+filepath.Join(dir, "offline-state"), "BYOK_MEDIA="+c.medium)
+	for i, tk := range offlineTokens {
+		if err := softhsmtest.InitToken(conf, tk); err != nil {
+			t.Fatal(err)
+		}
+		c.allPINs = append(c.allPINs, tk.PIN, tk.SOPIN)
+		if i == 0 {
+			c.offEnv = append(c.offEnv, "BYOK_OFFLINE_PIN="+tk.PIN)
+		} else {
+			c.offEnv = append(c.offEnv, "BYOK_OFFLINE_CUSTODIAN_PIN_"+strings.ToUpper(tk.Label)+"="+tk.PIN)
+		}
+	}
+	c.allPINs = append(c.allPINs, tok.Reveal())
+	c.onEnv = append(slices.Clip(base), "BYOK_ONLINE_STATE_DIR="+filepath.Join(dir, "online-state"), "BYOK_MEDIA="+c.medium,
+		"BYOK_ONLINE_CA_FILE="+ca, "BYOK_ONLINE_TOKEN_FILE="+token)
+	return c
+}
+
+// run runs a binary and fails the test unless it exits 0; no secret may appear in its
+// output.
+func (c *crossRig) run(bin string, env []string, args ...string) string {
+	c.t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	for _, s := range c.allPINs {
+		if strings.Contains(out.String()+errb.String(), s) {
+			c.t.Errorf("%s %s printed a secret", filepath.Base(bin), args[0])
+		}
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) || err != nil {
+		c.t.Fatalf("%s %s: %v\n%s%s", filepath.Base(bin), strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+func (c *crossRig) off(args ...string) string { c.t.Helper(); return c.run(c.offline, c.offEnv, args...) }
+func (c *crossRig) on(args ...string) string  { c.t.Helper(); return c.run(c.online, c.onEnv, args...) }
+
+func (c *crossRig) offJSON(v any, args ...string) {
+	c.t.Helper()
+	if err := json.Unmarshal([]byte(c.off(append(args, "--json")...)), v); err != nil {
+		c.t.Fatalf("byok-offline %s --json: %v", args[0], err)
+	}
+}
+
+func (c *crossRig) ceremony(vaultKind string, types []payload.KeyType) {
+	t := c.t
+	// The online station enrols; its operator reads the fingerprint to the offline one.
+	m := regexp.MustCompile(`(?m)^station key fingerprint: ([0-9A-Z-]{19})$`).FindStringSubmatch(c.on("init"))
+	if m == nil {
+		t.Fatal("byok-online init shows no fingerprint")
+	}
+	var in struct {
+		Policy struct {
+			Fingerprint string `json:"fingerprint"`
+		} `json:"policy"`
+	}
+	c.offJSON(&in, "init", "--custodian", "alice=alice", "--custodian", "bob=bob", "--threshold", "2",
+		"--vault", c.vaultURL+"="+vaultKind+":local", "--allow-weaker-kek", "--online-fingerprint", m[1])
+
+	// The online station pins the policy after comparing its fingerprint, creates a KEK in
+	// the vault and offers it; the offline station accepts it.
+	c.on("trust", "--fingerprint", in.Policy.Fingerprint)
+	c.on("kek", "create", "--vault", c.vaultURL, "--name", "kek", "--size", "3072")
+	var keks struct {
+		KEKs []struct {
+			State       string `json:"state"`
+			Attestation string `json:"attestation"`
+		} `json:"keks"`
+	}
+	c.offJSON(&keks, "kek", "accept", "--attestation-root", c.attRoot)
+	wantAtt := "none"
+	if vaultKind == "managed_hsm" {
+		wantAtt = "verified"
+	}
+	if len(keks.KEKs) != 1 || keks.KEKs[0].State != "accepted" || keks.KEKs[0].Attestation != wantAtt {
+		t.Fatalf("kek accept = %+v, want one accepted KEK with attestation %s", keks, wantAtt)
+	}
+
+	// Keys are generated, packaged and approved offline.
+	type pkg struct {
+		Fingerprint  string `json:"fingerprint"`
+		KeyName      string `json:"key_name"`
+		PublicSHA256 string `json:"public_key_sha256"`
+		KCV          string `json:"kcv"`
+	}
+	var pkgs []pkg
+	for _, kt := range types {
+		ident := strings.ToLower(string(kt))
+		c.off("keygen", "--type", string(kt), "--ident", ident)
+		var p pkg
+		c.offJSON(&p, "package", "--key", ident, "--vault", c.vaultURL)
+		c.off("approve", "--package", p.Fingerprint, "--custodian", "alice", "--custodian", "bob")
+		pkgs = append(pkgs, p)
+	}
+
+	// The online station verifies and uploads; the offline station reads the receipts.
+	c.on("verify")
+	c.on("upload")
+	var sync struct {
+		Packages []struct {
+			Fingerprint string `json:"fingerprint"`
+			KeyName     string `json:"key_name"`
+			State       string `json:"state"`
+			Version     string `json:"version"`
+		} `json:"packages"`
+	}
+	c.offJSON(&sync, "sync")
+	if len(sync.Packages) != len(pkgs) {
+		t.Fatalf("sync shows %d packages, want %d", len(sync.Packages), len(pkgs))
+	}
+	for _, p := range sync.Packages {
+		versions, err := c.vault.KeyVersions(p.KeyName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.State != "imported" || len(versions) != 1 || versions[0].Version != p.Version {
+			t.Errorf("key %s: offline says %s as version %q; the vault has %d version(s) %+v", p.KeyName, p.State, p.Version, len(versions), versions)
+		}
+	}
+	if st := c.vault.Stats(); st.Imports != uint64(len(pkgs)) {
+		t.Errorf("the vault imported %d keys, want %d", st.Imports, len(pkgs))
+	}
+	// Both stations' views of the medium agree: no findings either side.
+	c.on("verify")
+	log := c.off("log")
+	if strings.Contains(log, "finding") || strings.Count(log, " receipt ") != len(pkgs) {
+		t.Errorf("byok-offline log shows findings or not one receipt per package:\n%s", log)
+	}
+}
