@@ -151,8 +151,11 @@ func (c *crossRig) run(bin string, env []string, args ...string) string {
 	return out.String()
 }
 
-func (c *crossRig) off(args ...string) string { c.t.Helper(); return c.run(c.offline, c.offEnv, args...) }
-func (c *crossRig) on(args ...string) string  { c.t.Helper(); return c.run(c.online, c.onEnv, args...) }
+func (c *crossRig) off(args ...string) string {
+	c.t.Helper()
+	return c.run(c.offline, c.offEnv, args...)
+}
+func (c *crossRig) on(args ...string) string { c.t.Helper(); return c.run(c.online, c.onEnv, args...) }
 
 func (c *crossRig) offJSON(v any, args ...string) {
 	c.t.Helper()
