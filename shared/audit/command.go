@@ -25,18 +25,18 @@ func Command(env *clirun.Env) *cli.Command {
 			"the findings. Never writes to the medium. Exit codes: 0 PASS, 3 FAIL, 4 unreadable or\n" +
 			"malformed input, 2 usage.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "media", Usage: "the medium folder, or a copy of it", Destination: &o.Media},
+			&cli.StringFlag{Name: "media", Usage: "the medium folder, or a copy of it", EnvVars: []string{"BYOK_MEDIA"}, Destination: &o.Media, TakesFile: true},
 			&cli.StringFlag{Name: "policy", Usage: "fingerprint (or 64-digit ID) of policy version 1 to pin; without it the first policy is trusted on first use, and the report says so", Destination: &o.Policy},
-			&cli.StringFlag{Name: "since", Usage: "checkpoint `FILE` of an earlier audit: verify only bundles after it", Destination: &o.Since},
-			&cli.StringFlag{Name: "checkpoint", Usage: "write a checkpoint to `FILE` for the next audit's --since", Destination: &o.Checkpoint},
-			&cli.StringFlag{Name: "html", Usage: "write a self-contained HTML report to `FILE`", Destination: &o.HTML},
+			&cli.StringFlag{Name: "since", Usage: "checkpoint `FILE` of an earlier audit: verify only bundles after it", Destination: &o.Since, TakesFile: true},
+			&cli.StringFlag{Name: "checkpoint", Usage: "write a checkpoint to `FILE` for the next audit's --since", Destination: &o.Checkpoint, TakesFile: true},
+			&cli.StringFlag{Name: "html", Usage: "write a self-contained HTML report to `FILE`", Destination: &o.HTML, TakesFile: true},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return clirun.Usagef("audit takes no arguments, got %q", c.Args().First())
 			}
 			if o.Media == "" {
-				return clirun.Usagef("--media is required")
+				return clirun.Usagef("--media is required (or BYOK_MEDIA)")
 			}
 			rep, err := Run(c.Context, o, env.Log)
 			if err != nil {
