@@ -6,7 +6,6 @@ package integration_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -71,7 +70,6 @@ type crossRig struct {
 	vault    *kvemu.Server
 	offEnv   []string
 	onEnv    []string
-	dir      string
 	medium   string
 	attRoot  string
 	allPINs  []string
@@ -89,7 +87,7 @@ func newCrossRig(t *testing.T, offline, online, mod string, kind kvemu.Kind) *cr
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { v.Close() })
-	c := &crossRig{t: t, offline: offline, online: online, vault: v, dir: dir, medium: filepath.Join(dir, "medium"), vaultURL: v.URL()}
+	c := &crossRig{t: t, offline: offline, online: online, vault: v, medium: filepath.Join(dir, "medium"), vaultURL: v.URL()}
 	write := func(name string, data []byte, mode os.FileMode) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, data, mode); err != nil {
@@ -144,8 +142,7 @@ func (c *crossRig) run(bin string, env []string, args ...string) string {
 			c.t.Errorf("%s %s printed a secret", filepath.Base(bin), args[0])
 		}
 	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) || err != nil {
+	if err != nil {
 		c.t.Fatalf("%s %s: %v\n%s%s", filepath.Base(bin), strings.Join(args, " "), err, out.String(), errb.String())
 	}
 	return out.String()
@@ -155,7 +152,10 @@ func (c *crossRig) off(args ...string) string {
 	c.t.Helper()
 	return c.run(c.offline, c.offEnv, args...)
 }
-func (c *crossRig) on(args ...string) string { c.t.Helper(); return c.run(c.online, c.onEnv, args...) }
+func (c *crossRig) on(args ...string) string {
+	c.t.Helper()
+	return c.run(c.online, c.onEnv, args...)
+}
 
 func (c *crossRig) offJSON(v any, args ...string) {
 	c.t.Helper()
