@@ -629,14 +629,14 @@ func (r *replayer) approval(it *item, v *Verified, a *payload.Approval, pol *Pol
 			r.soft(it, v, &ExpiredError{ID: a.Target, What: a.TargetKind, Expires: time.Unix(expires, 0).UTC(), At: h.CreatedTime()})
 			return
 		}
-		for i, s := range a.Signatures {
+		for k, s := range a.Signatures {
 			pub, ok := approvers(s.Custodian)
 			if !ok {
 				r.soft(it, v, &SignerError{Chain: h.Chain, Seq: h.Seq, Signer: s.Custodian})
 				continue
 			}
 			// Stage 1 may have verified it with the key of the same ID.
-			if i >= len(it.approved) || !it.approved[i] {
+			if k >= len(it.approved) || !it.approved[k] {
 				if err := bundle.VerifyApproval(pub, a.Target, [bundle.SignatureSize]byte(s.Sig)); err != nil {
 					r.soft(it, v, fmt.Errorf("approval by %s: %w", s.Custodian.Short(), err))
 					continue
