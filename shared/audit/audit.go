@@ -511,7 +511,8 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 		}
 		rep.Policies = policies(st)
 	}
-	rep.TrustedOnFirstUse = res.TrustedOnFirstUse || (cp != nil && cp.TrustedOnFirstUse && rep.Since.Resumed)
+	// Trust taken on first use by the audit that wrote the checkpoint is still that.
+	rep.TrustedOnFirstUse = res.TrustedOnFirstUse || (cp != nil && cp.TrustedOnFirstUse)
 	if rep.Pinned {
 		rep.TrustedOnFirstUse = false
 	}
