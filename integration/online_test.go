@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/airgap-byok/airgap-byok/integration/kvemu"
 	"github.com/airgap-byok/airgap-byok/integration/kvemu/kvemutest"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/fstest"
 	"github.com/airgap-byok/airgap-byok/shared/secret"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
@@ -149,7 +152,8 @@ func TestOnline(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := r.must(6, "upload")
-		if !strings.Contains(res.stdout, "key-1  EC-P256  rejected") || !strings.Contains(res.stderr, "rejected: 400 BadParameter") {
+		if !strings.Contains(res.stdout, "key-1  EC-P256  rejected") || !strings.Contains(res.stderr, "key vault rejected key package") ||
+			!strings.Contains(res.stderr, "400 BadParameter") {
 			t.Errorf("stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
 		}
 		rcs := r.receipts()[p.ID()]
@@ -169,6 +173,36 @@ func TestOnline(t *testing.T) {
 			t.Errorf("emulator: %d imports, %d refused; want 0 and 2", st.Imports, st.ImportsRefused)
 		}
 		r.must(0, "verify") // rejected receipts are no finding: the package stays outstanding
+	})
+	t.Run("ReceiptCannotBeWritten", func(t *testing.T) {
+		t.Parallel()
+		r := newOnlineRig(t, bins.plain, onlineRigConfig{AllowWeakerKEK: true})
+		r.setup()
+		p := r.pkg(payload.ECP256, "key-1")
+		// The online chain's folder on the stick turns read-only (write-protect switch).
+		shard := filepath.Dir(r.c.File(r.bundle(bundle.ChainOnline, 1)))
+		fstest.ReadOnly(t, shard)
+		res := r.must(exitcode.Media, "upload")
+		if !strings.Contains(res.stderr, "was imported but not receipted") {
+			t.Errorf("stderr = %s", res.stderr)
+		}
+		if n := len(r.versions("key-1")); n != 1 {
+			t.Fatalf("%d versions, want 1", n)
+		}
+		if os.Geteuid() == 0 {
+			if out, err := exec.Command("umount", shard).CombinedOutput(); err != nil {
+				t.Fatalf("umount: %v: %s", err, out)
+			}
+		} else if err := os.Chmod(shard, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// The journal still holds the signed receipt: the rerun writes it first.
+		res = r.must(0, "upload")
+		if !strings.Contains(res.stderr, "finishing an interrupted write") || !strings.Contains(res.stdout, "nothing to upload") {
+			t.Errorf("the rerun did not finish the receipt:\n%s\n%s", res.stdout, res.stderr)
+		}
+		r.exactlyOnce(p)
+		r.must(0, "verify")
 	})
 	t.Run("ThrottleLimit", func(t *testing.T) {
 		t.Parallel()

@@ -86,6 +86,8 @@ type uploadItem struct {
 	Detail     string          `json:"detail,omitempty"`
 	Error      string          `json:"error,omitempty"`
 	Reasons    []string        `json:"reasons,omitempty"`
+
+	err error // the failure behind Error, for its exit code
 }
 
 type uploadResult struct {
@@ -193,7 +195,7 @@ func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) er
 				it.Receipt = &f
 			}
 			if r.Err != nil {
-				it.Error = r.Err.Error()
+				it.Error, it.err = r.Err.Error(), r.Err
 			}
 			res.add(it)
 		}
@@ -361,6 +363,13 @@ func (r *uploadResult) err(ctx context.Context) error {
 	if it := first(upload.OutcomeInterrupted); it != nil || ctx.Err() != nil {
 		return fmt.Errorf("%w: the upload stopped; run upload again to finish", exitcode.ErrInterrupted)
 	}
+	for _, it := range r.Packages {
+		// Imported, but the receipt could not be written: the medium or the ledger failed.
+		if it.err != nil && (it.Outcome == upload.OutcomeImported || it.Outcome == upload.OutcomePublicKeyMismatch || it.Outcome == upload.OutcomeRejected) {
+			return exitcode.Wrap(exitcode.From(it.err), fmt.Errorf("key package %s (%s) was %s but not receipted: %w", it.Package.Fingerprint, it.KeyName, it.Outcome, it.err),
+				"run upload again with the stick writable: it finds the import and writes the receipt")
+		}
+	}
 	if it := first(upload.OutcomePublicKeyMismatch); it != nil {
 		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("public key mismatch: Key Vault holds %s with another public key than key package %s describes (%d such)",
 			it.KID, it.Package.Fingerprint, r.Counts[upload.OutcomePublicKeyMismatch]), "the receipt records it; do not use this key until the difference is understood")
@@ -368,14 +377,14 @@ func (r *uploadResult) err(ctx context.Context) error {
 	if it := first(outcomeRefused); it != nil {
 		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("key package %s (%s) cannot be uploaded: %s", it.Package.Fingerprint, it.KeyName, strings.Join(it.Reasons, "; ")), "")
 	}
-	for _, k := range []string{upload.OutcomeFailed, upload.OutcomeRejected} {
-		if it := first(k); it != nil {
-			msg := it.Error
-			if msg == "" {
-				msg = it.Detail
-			}
-			return exitcode.Wrap(exitcode.Vault, fmt.Errorf("key package %s (%s) %s: %s", it.Package.Fingerprint, it.KeyName, k, msg), "")
+	if it := first(upload.OutcomeFailed); it != nil {
+		if it.err != nil {
+			return fmt.Errorf("key package %s (%s) failed: %w", it.Package.Fingerprint, it.KeyName, it.err)
 		}
+		return exitcode.Wrap(exitcode.Vault, fmt.Errorf("key package %s (%s) failed", it.Package.Fingerprint, it.KeyName), "")
+	}
+	if it := first(upload.OutcomeRejected); it != nil {
+		return exitcode.Wrap(exitcode.Vault, fmt.Errorf("key vault rejected key package %s (%s): %s", it.Package.Fingerprint, it.KeyName, it.Detail), "")
 	}
 	return nil
 }
