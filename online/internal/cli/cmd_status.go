@@ -11,7 +11,11 @@ import (
 
 	"github.com/airgap-byok/airgap-byok/online/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/medialock"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+	"github.com/airgap-byok/airgap-byok/transfer-format/media"
 )
 
 type statusOptions struct {
@@ -23,10 +27,11 @@ func statusCommand(env *clirun.Env, d deps) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show the station's key, pinned policy, chain heads, KEKs and uploads",
-		Description: `status reads the state folder only (not the medium): the station key fingerprint, the
-pinned policy, the head of the online chain and the latest verified head of the offline
-chain, the KEKs this station offered, and every upload with its state.`,
-		Flags: o.flags(false),
+		Description: `status reads the state folder: the station key fingerprint, the pinned policy, the head of
+the online chain and the latest verified head of the offline chain, the KEKs this station
+offered, and every upload with its state. With --media it also lists how far each chain on
+the medium goes, without verifying anything (verify does that).`,
+		Flags: o.flags(true),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -46,6 +51,13 @@ type statusResult struct {
 	KEKs       []store.KEK    `json:"keks"`
 	Uploads    []store.Upload `json:"uploads"`
 	Counts     map[string]int `json:"upload_counts"`
+	Medium     *mediumHeads   `json:"medium,omitempty"`
+}
+
+// mediumHeads are the last sequence numbers on the medium, unverified.
+type mediumHeads struct {
+	Online  uint64 `json:"online_seq"`
+	Offline uint64 `json:"offline_seq"`
 }
 
 type pinnedPolicy struct {
@@ -97,7 +109,40 @@ func runStatus(_ context.Context, o statusOptions, env *clirun.Env, _ deps) erro
 	for _, u := range r.Uploads {
 		r.Counts[u.State]++
 	}
+	if o.Media != "" {
+		if r.Medium, err = readHeads(o.Media); err != nil {
+			return err
+		}
+	}
 	return env.Result(r, r.write)
+}
+
+// readHeads lists the medium's chain heads under a read lock.
+func readHeads(dir string) (*mediumHeads, error) {
+	lock, err := medialock.Shared(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	m, err := media.Open(dir)
+	if err != nil {
+		return nil, exitcode.Wrap(exitcode.Usage, err, "point --media at the airgap-byok folder on the stick")
+	}
+	defer m.Close()
+	var out mediumHeads
+	for _, c := range []struct {
+		chain bundle.Chain
+		seq   *uint64
+	}{{bundle.ChainOnline, &out.Online}, {bundle.ChainOffline, &out.Offline}} {
+		e, ok, err := m.Head(c.chain)
+		if err != nil {
+			return nil, exitcode.Wrap(exitcode.Bundle, fmt.Errorf("list the medium: %w", err), "")
+		}
+		if ok {
+			*c.seq = e.Seq
+		}
+	}
+	return &out, nil
 }
 
 func (r statusResult) write(w io.Writer) error {
@@ -115,6 +160,9 @@ func (r statusResult) write(w io.Writer) error {
 		return fmt.Sprintf("seq %d, %s", h.Seq, h.ID.Short())
 	}
 	fmt.Fprintf(&b, "online chain:   %s\noffline chain:  %s (latest verified)\n", head(r.Online), head(r.Offline))
+	if m := r.Medium; m != nil {
+		fmt.Fprintf(&b, "medium:         online seq %d, offline seq %d (not verified)\n", m.Online, m.Offline)
+	}
 	if r.Pending {
 		fmt.Fprintf(&b, "pending write:  yes; the next command that writes to the medium finishes it\n")
 	}
