@@ -116,8 +116,3 @@ func ledgerKeys(env *clirun.Env, o stateOptions) (map[bundle.ID]crypto.PublicKey
 	}
 	return keys, nil
 }
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -284,4 +283,8 @@ func splitList(vals []string) []string {
 // envSet reports whether the environment variable name is set and not empty.
 func envSet(name string) bool { return os.Getenv(name) != "" }
 
-func equalBytes(a, b []byte) bool { return bytes.Equal(a, b) }
+// fileExists reports whether path exists.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

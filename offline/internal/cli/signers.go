@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -80,5 +81,5 @@ func ensureSigner(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm
 // samePublic reports whether pub's DER SubjectPublicKeyInfo is spki.
 func samePublic(pub crypto.PublicKey, spki []byte) bool {
 	der, err := x509.MarshalPKIXPublicKey(pub)
-	return err == nil && equalBytes(der, spki)
+	return err == nil && bytes.Equal(der, spki)
 }

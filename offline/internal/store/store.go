@@ -279,11 +279,6 @@ func (s *Store) Intent(token, label string) (*Intent, error) {
 	return &in, nil
 }
 
-// DeleteIntent forgets the intent for label on token.
-func (s *Store) DeleteIntent(token, label string) error {
-	return s.update(bucketIntents, func(b *bolt.Bucket) error { return b.Delete(intentKey(token, label)) })
-}
-
 // Key returns the target key called ident, or ErrNotFound.
 func (s *Store) Key(ident string) (*Key, error) {
 	var k Key
