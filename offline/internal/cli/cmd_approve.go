@@ -84,14 +84,16 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureByokCopies(env, sess); err != nil {
-		return err
-	}
-	res, err := sess.st.Replay(ctx, nil)
+	res, err := sess.replay(ctx, nil)
 	if err != nil {
 		return err
 	}
 	warnFindings(env, res)
+	// The replay checked that the medium holds this station's chain: now finish the plain
+	// .byok copies an interrupted package did not write.
+	if err := ensureByokCopies(env, sess); err != nil {
+		return err
+	}
 	pol := res.State.Current()
 	if pol == nil {
 		return exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")

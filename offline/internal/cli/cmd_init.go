@@ -367,7 +367,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	}
 
 	// Replay what is on the medium: the peer reference of this station's bundles.
-	if _, err := sess.st.Replay(ctx, nil); err != nil {
+	if _, err := sess.replay(ctx, nil); err != nil {
 		return err
 	}
 	res := initResult{Station: keyInfo{Name: stRec.Name, Token: stRec.TokenLabel, Label: stRec.KeyLabel, Fingerprint: stRec.Fingerprint(), KeyID: stRec.Key.ID().String(), Adopted: stRec.Adopted},

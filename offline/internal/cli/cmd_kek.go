@@ -97,11 +97,8 @@ func runKEKAccept(ctx context.Context, o kekAcceptOptions, env *clirun.Env) erro
 	if _, _, err := sess.requireInit(); err != nil {
 		return err
 	}
-	if err := ensureByokCopies(env, sess); err != nil {
-		return err
-	}
 	var offers []*chain.Verified
-	res, err := sess.st.Replay(ctx, func(v *chain.Verified) error {
+	res, err := sess.replay(ctx, func(v *chain.Verified) error {
 		if _, ok := v.Payload.(*payload.KEKOffer); ok {
 			offers = append(offers, v)
 		}
@@ -111,6 +108,11 @@ func runKEKAccept(ctx context.Context, o kekAcceptOptions, env *clirun.Env) erro
 		return err
 	}
 	warnFindings(env, res)
+	// The replay checked that the medium holds this station's chain: now finish the plain
+	// .byok copies an interrupted package did not write.
+	if err := ensureByokCopies(env, sess); err != nil {
+		return err
+	}
 	pol := res.State.Current()
 	if pol == nil {
 		return exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")

@@ -62,7 +62,7 @@ func runLog(ctx context.Context, o logOptions, env *clirun.Env) error {
 	defer sess.close()
 	out := logResult{Entries: []logEntry{}, Findings: []string{}}
 	names := map[bundle.ID]string{}
-	res, rerr := sess.st.Replay(ctx, func(v *chain.Verified) error {
+	res, rerr := sess.replay(ctx, func(v *chain.Verified) error {
 		h := &v.Bundle.Header
 		e := logEntry{Chain: h.Chain.String(), Seq: h.Seq, Kind: h.Kind.String(), ID: v.Bundle.ID().String(), Fingerprint: v.Bundle.ID().Short(),
 			Created: when(h.Created), Expires: when(h.Expires), Summary: summary(v.Payload, names), Findings: []string{}}

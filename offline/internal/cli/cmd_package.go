@@ -243,14 +243,16 @@ func openPacker(ctx context.Context, env *clirun.Env, sto stateOptions, ho hsmOp
 		return fail(err)
 	}
 	p.st = st
-	if err := ensureByokCopies(env, sess); err != nil {
-		return fail(err)
-	}
-	res, err := sess.st.Replay(ctx, nil)
+	res, err := sess.replay(ctx, nil)
 	if err != nil {
 		return fail(err)
 	}
 	warnFindings(env, res)
+	// The replay checked that the medium holds this station's chain: now finish the plain
+	// .byok copies an interrupted package did not write.
+	if err := ensureByokCopies(env, sess); err != nil {
+		return fail(err)
+	}
 	p.state = res.State
 	if p.pol = res.State.Current(); p.pol == nil {
 		return fail(exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), ""))

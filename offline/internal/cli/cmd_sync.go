@@ -95,12 +95,9 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 	if _, _, err := sess.requireInit(); err != nil {
 		return err
 	}
-	if err := ensureByokCopies(env, sess); err != nil {
-		return err
-	}
 	receipts := map[bundle.ID][]store.Receipt{}
 	count := 0
-	res, err := sess.st.Replay(ctx, func(v *chain.Verified) error {
+	res, err := sess.replay(ctx, func(v *chain.Verified) error {
 		r, ok := v.Payload.(*payload.Receipt)
 		if !ok {
 			return nil
@@ -124,6 +121,11 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 		return err
 	}
 	warnFindings(env, res)
+	// The replay checked that the medium holds this station's chain: now finish the plain
+	// .byok copies an interrupted package did not write.
+	if err := ensureByokCopies(env, sess); err != nil {
+		return err
+	}
 	out := syncResult{Receipts: count, Packages: []packageStatus{}}
 	err = sess.store.UpdatePackages(func(p *store.Package) (bool, error) {
 		rs := receipts[p.ID]

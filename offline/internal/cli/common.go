@@ -16,6 +16,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/secret"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 )
 
 // Environment variables.
@@ -208,6 +209,23 @@ func openSession(env *clirun.Env, o stateOptions, write, create, needMedia bool)
 		return nil, err
 	}
 	return &session{st: st, store: store.New(st.DB), release: release}, nil
+}
+
+// replay verifies the medium against the ledger (station.Replay) and adds the operator's
+// next step to the failures that have an obvious one.
+func (s *session) replay(ctx context.Context, onBundle func(*chain.Verified) error) (*chain.Result, error) {
+	res, err := s.st.Replay(ctx, onBundle)
+	if err != nil && exitcode.Hint(err) == "" {
+		switch {
+		case errors.Is(err, chain.ErrRollback):
+			err = exitcode.Wrap(exitcode.From(err), err, "is this the right stick? it must hold everything both stations wrote")
+		case errors.Is(err, chain.ErrUntrusted):
+			err = exitcode.Wrap(exitcode.From(err), err, "this medium belongs to another ceremony")
+		case errors.Is(err, chain.ErrFork), errors.Is(err, station.ErrForeignBundles):
+			err = exitcode.Wrap(exitcode.From(err), err, "another station wrote to this medium's chains: do not use it, investigate")
+		}
+	}
+	return res, err
 }
 
 // requireInit returns the station and the policy in force, or a usage error if init has not
