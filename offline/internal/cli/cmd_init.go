@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
@@ -527,13 +528,14 @@ func approveWith(c *custodianSession, id bundle.ID) (payload.Signature, error) {
 }
 
 // appendBundle appends v to this station's chain under policy (zero for the enrollment and
-// the first policy), recording it with store.RecordOwn.
+// the first policy), recording it with store.Record (store.RecordOwn without decoding the
+// payload again; a recovery uses RecordOwn).
 func appendBundle(ctx context.Context, sess *session, policy bundle.ID, v any, signer *hsm.SigningKey, lifetime time.Duration) (*bundle.Bundle, error) {
 	pos, err := sess.st.Position(policy)
 	if err != nil {
 		return nil, err
 	}
-	b, err := sess.st.Append(ctx, pos, v, signer, now(), lifetime, store.RecordOwn)
+	b, err := sess.st.Append(ctx, pos, v, signer, now(), lifetime, func(tx *bolt.Tx, b *bundle.Bundle) error { return store.Record(tx, b, v) })
 	if err != nil {
 		return nil, hsmErr(err)
 	}

@@ -29,6 +29,12 @@ func RecordOwn(tx *bolt.Tx, b *bundle.Bundle) error {
 	if err != nil {
 		return fmt.Errorf("decode own bundle %s: %w", b.ID().Short(), err)
 	}
+	return Record(tx, b, v)
+}
+
+// Record is RecordOwn for a bundle whose payload v the caller has at hand because it just
+// sealed it: the same changes, without decoding the payload again.
+func Record(tx *bolt.Tx, b *bundle.Bundle, v any) error {
 	id := b.ID()
 	switch p := v.(type) {
 	case *payload.Enrollment:
