@@ -69,9 +69,10 @@ func ParseLimits(specs []string) (map[string]int, error) {
 // holds a bucket back while Key Vault asked for a pause (Retry-After).
 //
 // Key Vault counts requests when they arrive; the limiter counts them when they leave, and
-// the time in between varies. The limiter's window is therefore longer than Key Vault's by
-// a margin (a tenth of it), so that jitter in the network cannot put more than the limit of
-// arrivals into one of Key Vault's windows.
+// the time in between varies (a new connection's TLS handshake, a retransmission, a busy
+// machine). The limiter's window is therefore longer than Key Vault's by a margin, a tenth
+// of it but at least a second, so that jitter cannot put more than the limit of arrivals
+// into one of Key Vault's windows.
 type Limiter struct {
 	window time.Duration
 	limits map[string]int
@@ -104,7 +105,7 @@ func NewLimiter(window time.Duration, limits map[string]int, now func() time.Tim
 	if sleep == nil {
 		sleep = Sleep
 	}
-	return &Limiter{window: window + window/10, limits: limits, now: now, sleep: sleep, buckets: map[bucketKey]*bucket{}}
+	return &Limiter{window: window + max(window/10, time.Second), limits: limits, now: now, sleep: sleep, buckets: map[bucketKey]*bucket{}}
 }
 
 // Sleep waits for d or until ctx ends.

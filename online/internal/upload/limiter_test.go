@@ -51,10 +51,11 @@ func TestLimiterKeepsEverySlidingWindowWithinTheLimit(t *testing.T) {
 		if len(times) != 23 {
 			t.Fatalf("%d admissions, want 23", len(times))
 		}
-		// Any 6 consecutive admissions span more than a window: no window holds 6.
+		// Any 6 consecutive admissions span the window and its margin (1s): no window of
+		// Key Vault's holds 6 arrivals, even with a second of jitter.
 		for i := 0; i+5 < len(times); i++ {
-			if span := times[i+5].Sub(times[i]); span <= 10*time.Second {
-				t.Errorf("workers %d: admissions %d..%d within %s, want more than the 10s window", workers, i, i+5, span)
+			if span := times[i+5].Sub(times[i]); span < 11*time.Second {
+				t.Errorf("workers %d: admissions %d..%d within %s, want at least the 10s window and its 1s margin", workers, i, i+5, span)
 			}
 		}
 		// And the limiter does not wait needlessly: the first 5 go at once.
