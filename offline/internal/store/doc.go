@@ -30,10 +30,10 @@
 //
 // # Deriving the ledger from bundles
 //
-// RecordOwn updates the ledger from one of this station's own bundles alone: it is the apply
-// function of every station.Append and the recover function of station.Open, so a bundle
-// that a crash left pending is recorded exactly as a completed append would have recorded
-// it.
+// RecordOwn updates the ledger from one of this station's own bundles alone: it is the
+// recover function of station.Open, and every station.Append applies the same changes
+// (Record, with the payload it just sealed), so a bundle that a crash left pending is
+// recorded exactly as a completed append would have recorded it.
 //
 // Key generation is made convergent with intents: a command records the intent to create
 // a labelled object before asking the HSM, and records the result after; a rerun that finds

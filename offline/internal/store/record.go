@@ -16,7 +16,7 @@ import (
 )
 
 // RecordOwn records one of this station's own bundles in the ledger, from the bundle alone:
-// it is the shared/station Apply of every Append and the recover function of station.Open.
+// it is the recover function of station.Open (Appends use Record).
 // It runs inside the caller's transaction and must not fail for a bundle this station
 // wrote: the payload's digests are checked (the bundle was sealed by this station, so its
 // signature is not checked again).
