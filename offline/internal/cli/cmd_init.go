@@ -102,6 +102,9 @@ var custodianNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
 func (o *initOptions) plan() (*initPlan, error) {
 	p := &initPlan{}
+	if !custodianNameRE.MatchString(o.Name) {
+		return nil, clirun.Usagef("--name %q: station names are lowercase letters, digits, '.', '_' and '-'", o.Name)
+	}
 	if len(o.Custodians.Value()) == 0 {
 		return nil, clirun.Usagef("at least one --custodian NAME=TOKEN_LABEL is required")
 	}
