@@ -175,7 +175,7 @@ type Policy struct {
 	AllowWeakerKEK bool       `json:"allow_weaker_kek"`
 	Lifetime       int64      `json:"bundle_lifetime_seconds"`
 	MaxClockSkew   int64      `json:"max_clock_skew_seconds"`
-	pol            *payload.Policy
+	ApprovedBy     []Approver `json:"approved_by"` // custodians whose approval of this version counted
 }
 
 // Vault is a vault a policy allows.
@@ -319,6 +319,7 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 		custodians: map[bundle.ID]string{},
 		regions:    map[string]string{},
 		pending:    map[bundle.ID]*pkgInfo{},
+		polApprove: map[bundle.ID][]bundle.ID{},
 	}
 	if a.keys, err = newSpool(); err != nil {
 		return nil, err
@@ -363,20 +364,22 @@ const progressEvery = 10_000
 
 // auditor collects what the report needs while the replay goes.
 type auditor struct {
-	log        *slog.Logger
-	html       *htmlWriter
-	keys       *spool
-	stations   map[bundle.Chain]string // station names from the enrollments
-	custodians map[bundle.ID]string    // custodian names from every policy seen
-	regions    map[string]string       // vault URL → region label, from every policy seen
-	lastPolicy *payload.Policy         // the latest policy version seen (in force or awaiting approval)
-	pending    map[bundle.ID]*pkgInfo  // key packages awaiting upload, as chain.State.Packages
-	state      *chain.State            // the final state
-	replayed   uint64
-	order      uint64      // timeline position, across checkpoints
-	err        error       // a failure of the audit itself inside OnBundle
-	refused    bool        // the audit ended before the replay
-	remembered chain.Heads // from the checkpoint: the furthest each chain was seen
+	log          *slog.Logger
+	html         *htmlWriter
+	keys         *spool
+	stations     map[bundle.Chain]string // station names from the enrollments
+	custodians   map[bundle.ID]string    // custodian names from every policy seen
+	regions      map[string]string       // vault URL → region label, from every policy seen
+	lastPolicy   *payload.Policy         // the latest policy version seen (in force or awaiting approval)
+	lastPolicyID bundle.ID
+	pending      map[bundle.ID]*pkgInfo    // key packages awaiting upload, as chain.State.Packages
+	polApprove   map[bundle.ID][]bundle.ID // policy ID → custodians whose approval counted, sorted
+	state        *chain.State              // the final state
+	replayed     uint64
+	order        uint64      // timeline position, across checkpoints
+	err          error       // a failure of the audit itself inside OnBundle
+	refused      bool        // the audit ended before the replay
+	remembered   chain.Heads // from the checkpoint: the furthest each chain was seen
 }
 
 // pkgInfo is what the inventory needs of a key package until its receipt.
@@ -509,7 +512,7 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 			Offers: st.Counts.Offers, Packages: st.Counts.Packages, Approvals: st.Counts.Approvals,
 			Receipts: st.Counts.Receipts, Imported: st.Counts.Imported, Outstanding: len(st.Packages),
 		}
-		rep.Policies = policies(st)
+		rep.Policies = policies(st, func(id bundle.ID) []Approver { return a.approvers(a.polApprove[id]) })
 	}
 	// Trust taken on first use by the audit that wrote the checkpoint is still that.
 	rep.TrustedOnFirstUse = res.TrustedOnFirstUse || (cp != nil && cp.TrustedOnFirstUse)
@@ -558,6 +561,12 @@ func (a *auditor) resume(cp *checkpoint) {
 		a.learnPolicy(cp.State.Pending.Policy)
 	}
 	a.order = cp.Order
+	for id, l := range cp.PolicyApprovals {
+		a.polApprove[id] = l
+	}
+	if pend := cp.State.Pending; pend != nil {
+		a.lastPolicyID = pend.ID
+	}
 	for id, p := range cp.Pending {
 		a.pending[id] = p
 	}
@@ -602,6 +611,7 @@ func (a *auditor) onBundle(v *chain.Verified) error {
 		a.stations[h.Chain] = p.Name
 	case *payload.Policy:
 		a.learnPolicy(p)
+		a.lastPolicyID = v.Bundle.ID()
 	case *payload.KeyPackage:
 		kt, _ := p.Target.KeyType()
 		info := &pkgInfo{Seq: h.Seq, Name: p.KeyName, KeyType: string(kt), Vault: p.Vault, Approvals: []bundle.ID{}}
@@ -614,13 +624,21 @@ func (a *auditor) onBundle(v *chain.Verified) error {
 		a.pending[v.Bundle.ID()] = info
 	case *payload.Approval:
 		si.counted = a.counted(v, p)
+		var have *[]bundle.ID
 		if info, ok := a.pending[p.Target]; ok {
+			have = &info.Approvals
+		} else if p.TargetKind == bundle.KindPolicy.String() && a.lastPolicyID == p.Target && !misdirected(v) {
+			l := a.polApprove[p.Target]
+			have = &l
+			defer func() { a.polApprove[p.Target] = l }()
+		}
+		if have != nil {
 			for i, s := range p.Signatures {
 				if !si.counted[i] {
 					continue
 				}
-				if j, found := slices.BinarySearchFunc(info.Approvals, s.Custodian, cmpID); !found {
-					info.Approvals = slices.Insert(info.Approvals, j, s.Custodian)
+				if j, found := slices.BinarySearchFunc(*have, s.Custodian, cmpID); !found {
+					*have = slices.Insert(*have, j, s.Custodian)
 				}
 			}
 		}
@@ -683,6 +701,18 @@ func (a *auditor) counted(v *chain.Verified, ap *payload.Approval) []bool {
 		ok[i] = true
 	}
 	return ok
+}
+
+// misdirected reports whether the replay found that an approval's target awaits no approval
+// (a policy already in force, say), so that none of its signatures counted.
+func misdirected(v *chain.Verified) bool {
+	for _, f := range v.Findings {
+		var pe *chain.PolicyError
+		if errors.As(f, &pe) && pe.Rule == "approval-target" {
+			return true
+		}
+	}
+	return false
 }
 
 // custodianKey finds a custodian's key in the policy the bundle was checked against or in
@@ -784,14 +814,14 @@ func (f Finding) same(g Finding) bool {
 	return f.Verdict == g.Verdict && f.Chain == g.Chain && f.Seq == g.Seq && f.ID == g.ID && f.Message == g.Message
 }
 
-func policies(st *chain.State) []Policy {
+func policies(st *chain.State, approvers func(bundle.ID) []Approver) []Policy {
 	out := []Policy{}
 	add := func(r chain.PolicyRecord) {
 		p := r.Policy
 		pp := Policy{ID: r.ID.String(), Fingerprint: r.ID.Short(), Version: p.Version, Seq: r.Seq, Effective: r.Effective,
 			Threshold: p.Threshold, OfflineStation: p.OfflineStation.ID().Short(), OnlineStation: p.OnlineStation.ID().Short(),
 			MinKEKBits: p.MinKEKBits, AllowWeakerKEK: p.AllowWeakerKEK, Lifetime: p.BundleLifetimeSeconds, MaxClockSkew: p.MaxClockSkewSeconds,
-			Custodians: []Approver{}, Vaults: []Vault{}, KeyTypes: []string{}, pol: p}
+			Custodians: []Approver{}, Vaults: []Vault{}, KeyTypes: []string{}, ApprovedBy: approvers(r.ID)}
 		for _, c := range p.Custodians {
 			pp.Custodians = append(pp.Custodians, Approver{Name: c.Name, Fingerprint: c.Key.ID().Short(), Key: c.Key.ID().String()})
 		}

@@ -434,6 +434,17 @@ func TestJSONMembers(t *testing.T) {
 		}
 	}
 	r := parseJSON(t, out)
+	if len(r.Policies) != 1 {
+		t.Fatalf("policies = %+v, want one", r.Policies)
+	}
+	var by []string
+	for _, a := range r.Policies[0].ApprovedBy {
+		by = append(by, a.Name)
+	}
+	slices.Sort(by)
+	if !slices.Equal(by, []string{"custodian-1", "custodian-2"}) {
+		t.Errorf("policy v1 approved by %v, want custodian-1 and custodian-2", by)
+	}
 	if !r.TrustedOnFirstUse || r.Pinned || r.AnchorFingerprint != c.PolicyID.Short() {
 		t.Errorf("tofu %v, pinned %v, anchor %s; want trusted on first use of %s", r.TrustedOnFirstUse, r.Pinned, r.AnchorFingerprint, c.PolicyID.Short())
 	}

@@ -30,21 +30,22 @@ var ErrCheckpoint = fmt.Errorf("%w: not an audit checkpoint", exitcode.ErrBundle
 // checkpoint is what an audit leaves for the next one (--checkpoint, --since): the replay's
 // state, the anchor, the heads, and the findings and counts so far.
 type checkpoint struct {
-	Format            string                 `json:"format"`
-	Created           string                 `json:"created"`
-	Medium            string                 `json:"medium"` // informational: the folder audited
-	Anchor            bundle.ID              `json:"anchor"`
-	Pinned            bool                   `json:"pinned"`
-	TrustedOnFirstUse bool                   `json:"trusted_on_first_use"`
-	Heads             chain.Heads            `json:"heads"`      // where the replay stood: the state's heads
-	Remembered        chain.Heads            `json:"remembered"` // the furthest each chain was ever seen, by this audit or an earlier one
-	Verdict           string                 `json:"verdict"`
-	Findings          []Finding              `json:"findings"`
-	Counts            Counts                 `json:"counts"`
-	Order             uint64                 `json:"order"`    // bundles in the timeline so far
-	Stations          map[string]string      `json:"stations"` // chain → station name
-	Pending           map[bundle.ID]*pkgInfo `json:"pending"`  // the inventory's key packages awaiting upload
-	State             *chain.State           `json:"state"`    // nil if no policy was in force: the next audit replays from genesis
+	Format            string                    `json:"format"`
+	Created           string                    `json:"created"`
+	Medium            string                    `json:"medium"` // informational: the folder audited
+	Anchor            bundle.ID                 `json:"anchor"`
+	Pinned            bool                      `json:"pinned"`
+	TrustedOnFirstUse bool                      `json:"trusted_on_first_use"`
+	Heads             chain.Heads               `json:"heads"`      // where the replay stood: the state's heads
+	Remembered        chain.Heads               `json:"remembered"` // the furthest each chain was ever seen, by this audit or an earlier one
+	Verdict           string                    `json:"verdict"`
+	Findings          []Finding                 `json:"findings"`
+	Counts            Counts                    `json:"counts"`
+	Order             uint64                    `json:"order"`            // bundles in the timeline so far
+	Stations          map[string]string         `json:"stations"`         // chain → station name
+	PolicyApprovals   map[bundle.ID][]bundle.ID `json:"policy_approvals"` // policy ID → custodians whose approval counted
+	Pending           map[bundle.ID]*pkgInfo    `json:"pending"`          // the inventory's key packages awaiting upload
+	State             *chain.State              `json:"state"`            // nil if no policy was in force: the next audit replays from genesis
 }
 
 func (a *auditor) checkpoint(rep *Report) *checkpoint {
@@ -52,7 +53,7 @@ func (a *auditor) checkpoint(rep *Report) *checkpoint {
 		Format: checkpointFormat, Created: rep.Generated.Format("2006-01-02T15:04:05Z07:00"), Medium: rep.Medium,
 		Pinned: rep.Pinned, TrustedOnFirstUse: rep.TrustedOnFirstUse, Heads: rep.Heads,
 		Verdict: rep.Verdict, Findings: rep.Findings, Counts: rep.Counts, Order: a.order,
-		Stations: map[string]string{}, Pending: a.pending, Remembered: a.remembered,
+		Stations: map[string]string{}, Pending: a.pending, Remembered: a.remembered, PolicyApprovals: a.polApprove,
 	}
 	cp.Findings = make([]Finding, len(rep.Findings))
 	for i, f := range rep.Findings {

@@ -551,6 +551,18 @@ func writeHead(w *bufio.Writer, rep *Report, rows uint64) error {
 			b.raw(cu.Fingerprint)
 			b.raw(`</span>`)
 		}
+		if len(p.ApprovedBy) > 0 {
+			b.raw(`; approved by `)
+			for i, ap := range p.ApprovedBy {
+				if i > 0 {
+					b.raw(`, `)
+				}
+				b.text(ap.Name)
+				b.raw(` <span class="fp">`)
+				b.raw(ap.Fingerprint)
+				b.raw(`</span>`)
+			}
+		}
 		b.raw(`</td><td>`)
 		for i, vl := range p.Vaults {
 			if i > 0 {

@@ -57,7 +57,12 @@ func WriteText(w io.Writer, r *Report) error {
 		if pol.Effective == 0 {
 			state = "awaiting approval"
 		}
-		p("policy      v%d %s %s: %d of %d custodians (%s)\n", pol.Version, pol.Fingerprint, state, pol.Threshold, len(pol.Custodians), clean(strings.Join(names, ", ")))
+		by := make([]string, len(pol.ApprovedBy))
+		for i, ap := range pol.ApprovedBy {
+			by[i] = ap.Name
+		}
+		p("policy      v%d %s %s: %d of %d custodians (%s), approved by %s\n", pol.Version, pol.Fingerprint, state, pol.Threshold, len(pol.Custodians),
+			clean(strings.Join(names, ", ")), clean(strings.Join(by, ", ")))
 	}
 	if r.HTML != "" {
 		p("html        %s\n", clean(r.HTML))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -47,12 +48,13 @@ func TestSinceSameVerdictAsFullReplay(t *testing.T) {
 		must[*bundle.Bundle](t)(c.Approve(pkg.ID(), bundle.KindKeyPackage, custodians...))
 		return pkg
 	}
-	var pkg *bundle.Bundle
+	var pkg, v2 *bundle.Bundle
 	tests := []struct {
 		name          string
 		before, after func(t *testing.T, c *chaintest.Ceremony)
 		verdict       string // a class among the findings; "" for PASS
 		resumed       bool
+		check         func(t *testing.T, full *audit.Report)
 	}{
 		{
 			name:   "passing",
@@ -74,6 +76,42 @@ func TestSinceSameVerdictAsFullReplay(t *testing.T) {
 				must[*bundle.Bundle](t)(c.Approve(b.ID(), bundle.KindPolicy, 0, 1))
 				pkg := key(t, c, "key-1", 0, 2)
 				must[*bundle.Bundle](t)(c.Receipt(pkg))
+			},
+		},
+		{
+			name: "passing, checkpoint while policy v2 awaits its own custodians",
+			before: func(t *testing.T, c *chaintest.Ceremony) {
+				check(t, c.Setup())
+				p := c.NewPolicy()
+				p.Version, p.Previous = 2, c.PolicyID
+				p.Custodians = p.Custodians[:2] // custodian-1 and -2 stay
+				for _, l := range []string{"new-a", "new-b"} {
+					pk := must[payload.PublicKey](t)(payload.NewPublicKey(c.Key(l).Public()))
+					p.Custodians = append(p.Custodians, payload.Custodian{Name: l, Key: pk})
+				}
+				v2 = must[*bundle.Bundle](t)(c.Append(bundle.ChainOffline, p))
+				must[*bundle.Bundle](t)(c.Approve(v2.ID(), bundle.KindPolicy, 0, 2)) // v1's threshold
+				c.Policy = p
+			},
+			after: func(t *testing.T, c *chaintest.Ceremony) {
+				must[*bundle.Bundle](t)(c.Append(bundle.ChainOffline, c.ApprovalBy(v2.ID(), bundle.KindPolicy, c.Key("new-a"))))
+				c.PolicyID = v2.ID()
+				pkg := key(t, c, "key-1", 0, 1)
+				must[*bundle.Bundle](t)(c.Receipt(pkg))
+			},
+			resumed: true,
+			check: func(t *testing.T, full *audit.Report) {
+				if len(full.Policies) != 2 || full.Policies[1].Effective == 0 {
+					t.Fatalf("policies %+v, want v2 in force", full.Policies)
+				}
+				var by []string
+				for _, a := range full.Policies[1].ApprovedBy {
+					by = append(by, a.Name)
+				}
+				slices.Sort(by)
+				if !slices.Equal(by, []string{"custodian-1", "custodian-3", "new-a"}) {
+					t.Errorf("v2 approved by %v, want custodian-1, custodian-3 (of v1) and new-a (of v2)", by)
+				}
 			},
 		},
 		{
@@ -129,8 +167,9 @@ func TestSinceSameVerdictAsFullReplay(t *testing.T) {
 			first := run(t, audit.Options{Media: c.M.Dir(), Checkpoint: cp})
 			tt.after(t, c)
 
-			since := run(t, audit.Options{Media: c.M.Dir(), Since: cp, Checkpoint: cp, Policy: c.PolicyID.Short()})
-			full := run(t, audit.Options{Media: c.M.Dir(), Policy: c.PolicyID.Short()})
+			v1 := run(t, audit.Options{Media: c.M.Dir()}).AnchorFingerprint // the policy v1 on the medium
+			since := run(t, audit.Options{Media: c.M.Dir(), Since: cp, Checkpoint: cp, Policy: v1})
+			full := run(t, audit.Options{Media: c.M.Dir(), Policy: v1})
 			if since.Verdict != full.Verdict {
 				t.Fatalf("--since verdict %s, full replay %s\nsince: %+v\nfull: %+v", since.Verdict, full.Verdict, since.Findings, full.Findings)
 			}
@@ -141,11 +180,17 @@ func TestSinceSameVerdictAsFullReplay(t *testing.T) {
 			if full.Verdict != wantVerdict || (tt.verdict != "" && !slices.ContainsFunc(full.Findings, func(f audit.Finding) bool { return f.Verdict == tt.verdict })) {
 				t.Fatalf("full replay: %s %+v, want %s with a %q finding", full.Verdict, full.Findings, wantVerdict, tt.verdict)
 			}
+			if tt.check != nil {
+				tt.check(t, full)
+			}
 			if got, want := findingKeys(since), findingKeys(full); !slices.Equal(got, want) {
 				t.Errorf("--since findings %q, full replay %q", got, want)
 			}
 			if got, want := totals(since.Counts), totals(full.Counts); got != want {
 				t.Errorf("--since counts %+v, full replay %+v", got, want)
+			}
+			if !reflect.DeepEqual(since.Policies, full.Policies) {
+				t.Errorf("--since policies %+v, full replay %+v", since.Policies, full.Policies)
 			}
 			if since.Heads != full.Heads {
 				t.Errorf("--since heads %+v, full replay %+v", since.Heads, full.Heads)
