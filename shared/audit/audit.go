@@ -261,7 +261,7 @@ func (r *Report) Err() error {
 	}
 	err := fmt.Errorf("%w: audit FAIL: %d finding(s): %s", exitcode.ErrVerify, len(r.Findings), strings.Join(classes, ", "))
 	if malformed {
-		return exitcode.Wrap(exitcode.Bundle, err, "the medium holds a bundle that cannot be read or parsed: see the first finding")
+		return exitcode.Wrap(exitcode.Bundle, err, "the medium holds a bundle that cannot be read or parsed: see the finding where the replay stopped")
 	}
 	return err
 }
