@@ -2,7 +2,7 @@
 # Install what a fresh Debian machine lacks to build, test and demo airgap-byok:
 # SoftHSM2 (the HSM in tests and the demo), OpenSC (pkcs11-tool), OpenSSL's command line (the
 # independent unwrapper), Chromium (renders the audit report in a test), and util-linux's
-# flock. Go must already be installed (see README).
+# flock, and poppler-utils (pdftotext reads the printed report). Go must already be installed (see README).
 set -euo pipefail
 
 usage() {
@@ -17,6 +17,7 @@ command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v flock >/dev/null 2>&1 || need+=(util-linux)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
