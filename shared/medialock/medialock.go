@@ -14,10 +14,11 @@ import (
 	"syscall"
 
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/transfer-format/media"
 )
 
 // FileName is the name of the lock file.
-const FileName = ".lock"
+const FileName = media.LockName
 
 // ErrLocked means another process holds the lock. It wraps exitcode.ErrLocked.
 var ErrLocked = fmt.Errorf("%w: another byok process is using it", exitcode.ErrLocked)

@@ -51,6 +51,8 @@ import (
 const (
 	MarkerName    = "AIRGAP-BYOK"
 	MarkerContent = "airgap-byok media v1\n"
+	// LockName is the lock file writers hold (the shared medialock package).
+	LockName = ".lock"
 	// ByokDir holds plain copies of .byok files.
 	ByokDir = "byok"
 	// tmpPrefix starts the name of every temporary file.
@@ -130,7 +132,12 @@ func Open(dir string) (*Media, error) {
 			root.Close()
 			return nil, fmt.Errorf("open medium: %w", rerr)
 		}
-		if len(ents) > 0 {
+		for _, e := range ents {
+			// The lock file, and a marker whose write was interrupted, do not make a
+			// folder a foreign one.
+			if n := e.Name(); n == LockName || strings.HasPrefix(n, tmpPrefix) {
+				continue
+			}
 			root.Close()
 			return nil, fmt.Errorf("%s: %w: no %s file and the folder is not empty", dir, ErrNotMedia, MarkerName)
 		}
@@ -615,7 +622,7 @@ func (m *Media) Scan() ([]Warning, error) {
 		switch n := d.Name(); {
 		case n == MarkerName && d.Type().IsRegular():
 		case (n == "offline" || n == "online" || n == ByokDir) && d.IsDir():
-		case n == ".lock" && d.Type().IsRegular():
+		case n == LockName && d.Type().IsRegular():
 		default:
 			warn(classify(n, d))
 		}

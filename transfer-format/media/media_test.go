@@ -685,3 +685,18 @@ func TestReadFileConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestInitOnFolderHoldingOnlyTheLock(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, media.LockName), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := media.Init(dir)
+	if err != nil {
+		t.Fatalf("Init() on a folder with only the lock file = %v", err)
+	}
+	m.Close()
+	if b, err := os.ReadFile(filepath.Join(dir, media.MarkerName)); err != nil || string(b) != media.MarkerContent {
+		t.Fatalf("marker = %q, %v", b, err)
+	}
+}
