@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -60,9 +59,6 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env, d deps) error 
 	// Check the name before anything is created.
 	if !validName(o.Name) {
 		return clirun.Usagef("--name %q: want 1 to 64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", o.Name)
-	}
-	if err := prepareMedium(o.Media); err != nil {
-		return err
 	}
 	st, s, release, err := openStation(env, o.stationFlags, true, true)
 	if err != nil {
@@ -128,23 +124,6 @@ enrollment: online seq %d, %s
 `, r.Name, r.StationKey.Fingerprint, r.Enrollment.Seq, r.Enrollment.Fingerprint, r.Enrollment.Path)
 		return err
 	})
-}
-
-// prepareMedium marks a new or empty folder as a medium before station.Open takes its lock:
-// the lock file would otherwise make the folder "not empty" and not a medium.
-func prepareMedium(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return exitcode.Wrap(exitcode.Media, fmt.Errorf("read the medium folder: %w", err), "")
-	}
-	if len(ents) > 0 {
-		return nil
-	}
-	m, err := media.Init(dir)
-	if err != nil {
-		return exitcode.Wrap(exitcode.Media, err, "is the stick mounted and writable?")
-	}
-	return m.Close()
 }
 
 // validName mirrors the format's rule for station names (SPEC §7.1).
