@@ -763,19 +763,35 @@ func TestOpenLimits(t *testing.T) {
 	w.Write(small)
 	w.Close()
 
+	ze, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	emptyFrame := ze.EncodeAll(nil, nil)
+	skippable := []byte{0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4}
+
 	tests := []struct {
 		name     string
 		b        *bundle.Bundle
 		tooLarge bool
 		what     string // HashMismatchError.What, or "" for a ParseError
 	}{
+		// The stored payload is exactly one frame: nothing may follow it, not even frames
+		// that decode to nothing.
+		{"empty frame after the frame", bundleWithStored(append(zstdFrame(t, small), emptyFrame...), uint32(len(small)), small), false, ""},
+		{"skippable frame after the frame", bundleWithStored(append(zstdFrame(t, small), skippable...), uint32(len(small)), small), false, ""},
+		{"a byte after the frame", bundleWithStored(append(zstdFrame(t, small), 0), uint32(len(small)), small), false, ""},
+		{"frame cut short", func() *bundle.Bundle {
+			f := zstdFrame(t, small)
+			return bundleWithStored(f[:len(f)-1], uint32(len(small)), small)
+		}(), false, ""},
 		{"frame declares more than the header", bundleWithStored(zstdFrame(t, append(bytes.Clone(small), 'x')), uint32(len(small)), small), true, ""},
 		{"frame declares less than the header", bundleWithStored(zstdFrame(t, small[:5]), uint32(len(small)), small), true, ""},
 		{"frame declares 2 MiB", bundleWithStored(bigFrame, 100, small), true, ""},
 		{"frame holds more than it declares", bundleWithStored(lying, bundle.MaxPayload, big[:bundle.MaxPayload]), true, ""},
 		{"streaming frame without a declared size", bundleWithStored(stream.Bytes(), uint32(len(small)), small), false, ""},
 		{"not zstd", bundleWithStored([]byte("plain text, not a zstd frame"), 5, small), false, ""},
-		{"two frames", bundleWithStored(append(zstdFrame(t, small), zstdFrame(t, small)...), uint32(len(small)), small), true, ""},
+		{"two frames", bundleWithStored(append(zstdFrame(t, small), zstdFrame(t, small)...), uint32(len(small)), small), false, ""},
 		{"payload digest mismatch", bundleWithStored(zstdFrame(t, small), uint32(len(small)), []byte("other")), false, "payload"},
 		{"stored digest mismatch", func() *bundle.Bundle {
 			b := bundleWithStored(zstdFrame(t, small), uint32(len(small)), small)

@@ -76,6 +76,13 @@ func decompress(stored []byte, n uint32) ([]byte, error) {
 	if fh.FrameContentSize != uint64(n) {
 		return nil, &ParseError{What: "stored payload", Err: fmt.Errorf("%w: zstd frame declares %d bytes, header %d", ErrTooLarge, fh.FrameContentSize, n)}
 	}
+	// DecodeAll would go on to further frames, and frames that decode to nothing (empty
+	// or skippable ones) would pass unnoticed: the stored payload is exactly one frame.
+	if end, err := frameEnd(stored, &fh); err != nil {
+		return nil, errorf("stored payload", "zstd frame: %v", err)
+	} else if end != len(stored) {
+		return nil, errorf("stored payload", "%d bytes after the zstd frame", len(stored)-end)
+	}
 	out, err := decoder().DecodeAll(stored, make([]byte, 0, n))
 	if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 		// The stored payload holds more than its frame declares: a decompression bomb.
@@ -88,4 +95,39 @@ func decompress(stored []byte, n uint32) ([]byte, error) {
 		return nil, errorf("stored payload", "decoded %d bytes, header declares %d", len(out), n)
 	}
 	return out, nil
+}
+
+// frameEnd returns the length of the zstd frame at the start of b, whose header is fh, by
+// walking its block headers (RFC 8878 §3.1.1.2); it does not decode the blocks.
+func frameEnd(b []byte, fh *zstd.Header) (int, error) {
+	i := fh.HeaderSize
+	for {
+		if len(b)-i < 3 {
+			return 0, errors.New("truncated block header")
+		}
+		bh := uint32(b[i]) | uint32(b[i+1])<<8 | uint32(b[i+2])<<16
+		i += 3
+		size := int(bh >> 3)
+		switch (bh >> 1) & 3 {
+		case 0, 2: // raw, compressed: size bytes follow
+		case 1: // RLE: one byte, repeated size times
+			size = 1
+		default:
+			return 0, errors.New("reserved block type")
+		}
+		if len(b)-i < size {
+			return 0, errors.New("truncated block")
+		}
+		i += size
+		if bh&1 != 0 { // last block
+			break
+		}
+	}
+	if fh.HasCheckSum {
+		if len(b)-i < 4 {
+			return 0, errors.New("truncated checksum")
+		}
+		i += 4
+	}
+	return i, nil
 }
