@@ -703,6 +703,16 @@ func limitVectors() []vector {
 				})
 				return nil
 			}},
+		{"trailing-zstd-frame", "malformed",
+			"The key package at offline seq 4 re-signed with its stored payload followed by a skippable zstd frame (which decodes to nothing): the stored payload is exactly one frame.",
+			func(v *vec) error {
+				resealPkg(v, func(h, p, stored []byte) []byte {
+					st := append(bytes.Clone(stored), 0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4)
+					setStored(h, p, st)
+					return st
+				})
+				return nil
+			}},
 		{"oversized-declared-payload", "too large",
 			"The key package at offline seq 4 re-signed with a header declaring a decoded payload of MaxPayload + 1 bytes.",
 			func(v *vec) error {
