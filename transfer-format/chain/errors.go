@@ -122,9 +122,13 @@ type SignerError struct {
 	Seq    uint64
 	Signer bundle.ID
 	Want   bundle.ID // zero if no key is allowed
+	Reason string    // set for custodian signatures
 }
 
 func (e *SignerError) Error() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("%s chain seq %d: %s %s", e.Chain, e.Seq, e.Reason, e.Signer.Short())
+	}
 	if e.Want.IsZero() {
 		return fmt.Sprintf("%s chain seq %d is signed by %s, and no policy is in force", e.Chain, e.Seq, e.Signer.Short())
 	}

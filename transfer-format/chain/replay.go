@@ -624,7 +624,7 @@ func (r *replayer) nextPolicy(it *item, v *Verified, p *payload.Policy, cur *Pol
 func (r *replayer) approval(it *item, v *Verified, a *payload.Approval, pol *PolicyRecord) {
 	h := &it.b.Header
 	r.st.Counts.Approvals++
-	add := func(approvers func(bundle.ID) (crypto.PublicKey, bool), have *[]bundle.ID, expires int64) {
+	add := func(approvers func(bundle.ID) (crypto.PublicKey, bool), have *[]bundle.ID, at map[bundle.ID]uint64, expires int64) {
 		if h.Created > expires {
 			r.soft(it, v, &ExpiredError{ID: a.Target, What: a.TargetKind, Expires: time.Unix(expires, 0).UTC(), At: h.CreatedTime()})
 			return
@@ -632,7 +632,7 @@ func (r *replayer) approval(it *item, v *Verified, a *payload.Approval, pol *Pol
 		for k, s := range a.Signatures {
 			pub, ok := approvers(s.Custodian)
 			if !ok {
-				r.soft(it, v, &SignerError{Chain: h.Chain, Seq: h.Seq, Signer: s.Custodian})
+				r.soft(it, v, &SignerError{Chain: h.Chain, Seq: h.Seq, Signer: s.Custodian, Reason: "approval signed by a key that is not a custodian of the policy:"})
 				continue
 			}
 			// Stage 1 may have verified it with the key of the same ID.
@@ -648,6 +648,9 @@ func (r *replayer) approval(it *item, v *Verified, a *payload.Approval, pol *Pol
 				continue
 			}
 			*have = slices.Insert(*have, i, s.Custodian)
+			if at != nil {
+				at[s.Custodian] = h.Seq
+			}
 		}
 	}
 	custodianOf := func(ps ...*payload.Policy) func(bundle.ID) (crypto.PublicKey, bool) {
@@ -674,7 +677,7 @@ func (r *replayer) approval(it *item, v *Verified, a *payload.Approval, pol *Pol
 		if cur != nil {
 			curPol = cur.Policy
 		}
-		add(custodianOf(pend.Policy, curPol), &pend.Approvals, pend.Expires)
+		add(custodianOf(pend.Policy, curPol), &pend.Approvals, nil, pend.Expires)
 		if countIn(pend.Approvals, pend.Policy) >= pend.Policy.Threshold && (cur == nil || countIn(pend.Approvals, cur.Policy) >= cur.Policy.Threshold) {
 			rec := pend.PolicyRecord
 			rec.Effective = h.Seq
@@ -688,7 +691,10 @@ func (r *replayer) approval(it *item, v *Verified, a *payload.Approval, pol *Pol
 		if a.TargetKind != bundle.KindKeyPackage.String() {
 			r.soft(it, v, &PolicyError{Rule: "approval-target", Detail: "target_kind says policy for a key package"})
 		}
-		add(custodianOf(pol.Policy), &pkg.Approvals, pkg.Expires)
+		if pkg.ApprovedAt == nil {
+			pkg.ApprovedAt = map[bundle.ID]uint64{}
+		}
+		add(custodianOf(pol.Policy), &pkg.Approvals, pkg.ApprovedAt, pkg.Expires)
 		return
 	}
 	r.soft(it, v, &PolicyError{Rule: "approval-target", Detail: fmt.Sprintf("approves %s, which is neither a policy awaiting approval nor a key package awaiting upload", a.Target.Short())})
@@ -798,7 +804,8 @@ func (r *replayer) receipt(it *item, v *Verified, rc *payload.Receipt, pol *Poli
 	}
 	delete(r.st.Packages, pkg.ID)
 	r.st.Counts.Imported++
-	if n := pkg.ApprovedBy(p); n < p.Threshold {
+	// Only approvals the online station had seen count: those at or before its peer seq.
+	if n := pkg.ApprovedBy(p, h.PeerSeq); n < p.Threshold {
 		r.soft(it, v, &ApprovalError{Target: pkg.ID, Have: n, Need: p.Threshold, Reason: " at upload"})
 	}
 	if h.Created > pkg.Expires+p.MaxClockSkewSeconds {

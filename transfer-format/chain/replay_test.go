@@ -157,3 +157,40 @@ func TestReplayBitFlipInPayload(t *testing.T) {
 		t.Fatalf("Replay() = %v, want a HashMismatchError", err)
 	}
 }
+
+// A receipt counts only the approvals its online station had seen (at or before its peer
+// seq), even though the replay may apply later approvals first.
+func TestReplayReceiptCountsOnlySeenApprovals(t *testing.T) {
+	c := newCeremony(t, chaintest.Config{})
+	if err := c.Setup(); err != nil {
+		t.Fatal(err)
+	}
+	off, err := c.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Package(off.ID(), payload.RSA3072, "late-approval")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Approve(p.ID(), bundle.KindKeyPackage, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The online station syncs now: it has seen one approval.
+	seen := c.Heads.Offline
+	// The second approval arrives on the offline chain after that.
+	if _, err := c.Approve(p.ID(), bundle.KindKeyPackage, 1); err != nil {
+		t.Fatal(err)
+	}
+	c.Seen.Online = seen
+	if _, err := c.Receipt(p, chaintest.NoSync()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := replay(t, c, chain.Options{Anchor: c.PolicyID})
+	if err != nil {
+		t.Fatalf("Replay() stopped: %v", err)
+	}
+	if !errors.Is(res.Err(), chain.ErrMissingApproval) {
+		t.Fatalf("Replay findings = %v, want ErrMissingApproval (the second approval came after the upload)", res.Err())
+	}
+}

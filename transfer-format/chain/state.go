@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
@@ -74,13 +75,19 @@ type PackageRecord struct {
 	KCV       []byte          `json:"kcv,omitempty"`
 	Offer     bundle.ID       `json:"offer"`
 	Approvals []bundle.ID     `json:"approvals"` // custodian key IDs that approved, sorted
-	Rejected  int             `json:"rejected"`  // receipts saying Key Vault refused it
+	// ApprovedAt is the offline sequence number of each custodian's approval.
+	ApprovedAt map[bundle.ID]uint64 `json:"approved_at,omitempty"`
+	Rejected   int                  `json:"rejected"` // receipts saying Key Vault refused it
 }
 
-// ApprovedBy returns how many of the package's approvals come from custodians of p.
-func (r *PackageRecord) ApprovedBy(p *payload.Policy) int {
+// ApprovedBy returns how many of the package's approvals come from custodians of p and were
+// made at or before offline sequence number upTo.
+func (r *PackageRecord) ApprovedBy(p *payload.Policy, upTo uint64) int {
 	n := 0
 	for _, a := range r.Approvals {
+		if seq, ok := r.ApprovedAt[a]; ok && seq > upTo {
+			continue
+		}
 		if _, ok := p.Custodian(a); ok {
 			n++
 		}
@@ -166,6 +173,7 @@ func (s *State) Clone() *State {
 	for k, v := range s.Packages {
 		vv := *v
 		vv.Approvals = slices.Clone(v.Approvals)
+		vv.ApprovedAt = maps.Clone(v.ApprovedAt)
 		c.Packages[k] = &vv
 	}
 	c.Enrolled = make(map[string]bundle.ID, len(s.Enrolled))

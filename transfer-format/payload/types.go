@@ -46,7 +46,13 @@ func CanonicalVaultURL(s string) (string, error) {
 	if u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
 		return "", fmt.Errorf("vault URL %q: want https://<host>", s)
 	}
-	return "https://" + strings.ToLower(u.Host), nil
+	c := "https://" + strings.ToLower(u.Host)
+	// The host must be one a key identifier can name (§10.3), or no KEK, package or receipt
+	// could ever match the vault.
+	if _, err := byok.ParseKeyID(c + "/keys/k/1"); err != nil {
+		return "", fmt.Errorf("vault URL %q: host not usable in a key identifier: %v", s, err)
+	}
+	return c, nil
 }
 
 func checkVaultURL(s string) error {
@@ -268,7 +274,7 @@ func (p *Policy) AllowsKeyType(t KeyType) bool { return slices.Contains(p.KeyTyp
 type Attestation struct {
 	Format       string   `json:"format"`
 	Data         []byte   `json:"data"`
-	Certificates [][]byte `json:"certificates"` // DER, leaf first
+	Certificates [][]byte `json:"certificates,omitempty"` // DER, leaf first
 }
 
 // KEKOffer is a Key Exchange Key created in a vault, offered to the offline station (§7.3).
@@ -318,7 +324,7 @@ func (o *KEKOffer) Validate() error {
 		return errors.New("KEK expiry is missing")
 	}
 	if a := o.Attestation; a != nil {
-		if !textRE.MatchString(a.Format) || len(a.Data) == 0 {
+		if a.Format == "" || !textRE.MatchString(a.Format) || len(a.Data) == 0 {
 			return errors.New("attestation is incomplete")
 		}
 		for i, c := range a.Certificates {
@@ -361,13 +367,13 @@ func (t *Target) KeyType() (KeyType, error) { return KeyTypeOf(t.Kty, t.KeySize,
 type KeyAttributes struct {
 	Label      string            `json:"label"`
 	ID         string            `json:"id"` // CKA_ID in hex
-	Attributes map[string]string `json:"attributes"`
+	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 // WrapInfo records how the key was wrapped (§7.4).
 type WrapInfo struct {
 	Path                  string   `json:"path"` // "one-step" (CKM_RSA_AES_KEY_WRAP) or "two-step"
-	Mechanisms            []string `json:"mechanisms"`
+	Mechanisms            []string `json:"mechanisms,omitempty"`
 	EphemeralKeyDestroyed bool     `json:"ephemeral_key_destroyed"`
 	TrailingZeroPadding   bool     `json:"trailing_zero_padding"`
 }

@@ -215,7 +215,8 @@ func (rep *Report) judge(o Options, res *chain.Result, byID map[bundle.ID]*Packa
 		pkg.Threshold = p.Threshold
 		pkg.Expired = !o.Now.Before(pkg.Expires)
 		if out {
-			pkg.Approvals = rec.ApprovedBy(p)
+			// The receipt will reference the offline head, so every approval on the medium counts.
+			pkg.Approvals = rec.ApprovedBy(p, res.State.Heads.Offline.Seq)
 			pkg.Approved = pkg.Approvals >= p.Threshold
 			pkg.Rejected = rec.Rejected
 		}
