@@ -146,3 +146,8 @@ func Name(code int) string {
 	}
 	return "unknown"
 }
+
+// Help is the exit code table both binaries print in their help.
+const Help = `Exit codes: 0 ok, 1 internal error, 2 usage, 3 verification failed, 4 bundle missing or
+malformed, 5 HSM, 6 Key Vault or network, 7 refused, 8 locked, 9 medium not writable,
+130 interrupted. Treat any other non-zero code as failure.`

@@ -29,7 +29,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/airgap-byok/airgap-byok/shared/audit"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 )
 
 // Name is the binary's name.
@@ -45,7 +47,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 func NewApp(env *clirun.Env) *cli.App {
 	app := clirun.NewApp(env, "the air-gapped station of an Azure Key Vault BYOK ceremony",
 		"byok-offline generates keys in a PKCS#11 HSM, wraps them for an Azure Key Vault key-exchange key\n"+
-			"and writes signed, approved key packages to a transfer medium for byok-online to upload.",
+			"and writes signed, approved key packages to a transfer medium for byok-online to upload.\n\n"+
+			exitcode.Help,
 		[]*cli.Command{
 			hsmCommand(env),
 			initCommand(env),
@@ -57,6 +60,7 @@ func NewApp(env *clirun.Env) *cli.App {
 			statusCommand(env),
 			logCommand(env),
 			inspectCommand(env),
+			audit.Command(env),
 		})
 	// Flag values such as --tag k=v and vault URLs are taken whole; lists are split by the
 	// commands themselves.

@@ -16,7 +16,9 @@ import (
 
 	"github.com/airgap-byok/airgap-byok/online/internal/upload"
 	"github.com/airgap-byok/airgap-byok/online/internal/vault"
+	"github.com/airgap-byok/airgap-byok/shared/audit"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 )
 
 // Name is the binary's name, as it prints it.
@@ -46,9 +48,7 @@ Exchange Keys in Key Vault and offers them on the transfer medium, verifies ever
 offline station wrote, and imports each approved key package exactly once, writing a signed
 receipt for every upload.
 
-Exit codes: 0 ok, 1 internal error, 2 usage, 3 verification failed, 4 bundle missing or
-malformed, 6 Key Vault or network, 7 refused, 8 locked, 9 medium not writable,
-130 interrupted. Treat any other non-zero code as failure.`
+` + exitcode.Help
 
 func newApp(env *clirun.Env, d deps) *cli.App {
 	return clirun.NewApp(env, "the online station of an air-gapped BYOK ceremony for Azure Key Vault", description, []*cli.Command{
@@ -59,5 +59,6 @@ func newApp(env *clirun.Env, d deps) *cli.App {
 		uploadCommand(env, d),
 		statusCommand(env, d),
 		inspectCommand(env, d),
+		audit.Command(env),
 	})
 }
