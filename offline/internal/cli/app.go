@@ -32,6 +32,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/audit"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/testclock"
 )
 
 // Name is the binary's name.
@@ -75,5 +76,5 @@ func now() time.Time {
 	if testOnlyNow != nil {
 		return testOnlyNow()
 	}
-	return time.Now()
+	return testclock.Now() // time.Now, shifted only in byok_crashpoints test builds
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/audit"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/testclock"
 )
 
 // Name is the binary's name, as it prints it.
@@ -33,7 +34,7 @@ type deps struct {
 
 func defaultDeps() deps {
 	return deps{
-		now:      time.Now,
+		now:      testclock.Now, // time.Now, shifted only in byok_crashpoints test builds
 		newVault: func(url string, o vault.Options) vault.Vault { return vault.NewAzure(url, o) },
 		sleep:    upload.Sleep,
 	}
