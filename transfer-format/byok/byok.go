@@ -88,6 +88,15 @@ func (f *File) validate() (field string, err error) {
 	return "", nil
 }
 
+// validFields is validate without the size check, for parseCanonical, which knows the size.
+func (f *File) validFields() bool {
+	if _, err := parseKeyID(f.Header.KID); err != nil {
+		return false
+	}
+	n := len(f.Ciphertext)
+	return n >= MinCiphertextSize && n%8 == 0
+}
+
 // Marshal returns the canonical encoding of f (see the package documentation). It encodes
 // the fields as they are, without validating them; a File from New, Parse or ParseLenient
 // always encodes to bytes Parse accepts. Invalid UTF-8 in a string is replaced by U+FFFD.
@@ -157,6 +166,9 @@ func appendString(b []byte, s string) []byte {
 //
 // Every error is a *ParseError; it wraps ErrNonCanonical if ParseLenient would accept b.
 func Parse(b []byte) (*File, error) {
+	if f := parseCanonical(b); f != nil {
+		return f, nil
+	}
 	f, err := ParseLenient(b)
 	if err != nil {
 		return nil, err
