@@ -1,6 +1,9 @@
 package byok
 
-import "encoding/base64"
+import (
+	"bytes"
+	"encoding/base64"
+)
 
 // The canonical encoding is fixed (see the package documentation): the member names, their
 // order and three of the values never change. parseCanonical reads it by slicing, which
@@ -31,13 +34,16 @@ func parseCanonical(b []byte) *File {
 		return nil
 	}
 	rest = rest[len(after):]
-	end := 0
-	for end < len(rest) && isBase64URL(rest[end]) {
-		end++
+	// The decoder below refuses every byte outside the alphabet, '=' included, but skips CR
+	// and LF, which a JSON string cannot hold unescaped.
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return nil
 	}
 	ct := rest[:end]
 	rest = rest[end:]
-	if len(rest) < len(canonAfterCiph) || string(rest[:len(canonAfterCiph)]) != canonAfterCiph {
+	if bytes.IndexByte(ct, '\r') >= 0 || bytes.IndexByte(ct, '\n') >= 0 ||
+		len(rest) < len(canonAfterCiph) || string(rest[:len(canonAfterCiph)]) != canonAfterCiph {
 		return nil
 	}
 	gen, rest, ok := cutPlain(rest[len(canonAfterCiph):])
@@ -76,8 +82,4 @@ func cutPlain(b []byte) (s, rest []byte, ok bool) {
 		}
 	}
 	return nil, nil, false
-}
-
-func isBase64URL(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }

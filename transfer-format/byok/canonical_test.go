@@ -74,6 +74,8 @@ func TestParseCanonicalDeclines(t *testing.T) {
 		{"whitespace", strings.Replace(golden, `"header":{`, `"header": {`, 1), false},
 		{"padded ciphertext", strings.Replace(golden, ct, base64.URLEncoding.EncodeToString(raw[:len(raw)-8]), 1), false},
 		{"spare bits set", strings.Replace(golden, ct, oddSpare, 1), false},
+		{"raw newline in ciphertext", strings.Replace(golden, ct, ct[:40]+"\n"+ct[40:], 1), false},
+		{"raw carriage return in ciphertext", strings.Replace(golden, ct, ct[:40]+"\r"+ct[40:], 1), false},
 		{"short ciphertext", strings.Replace(golden, ct, ct[:40], 1), false},
 		{"not a multiple of 8", strings.Replace(golden, ct, odd, 1), false},
 		{"bad kid", strings.Replace(golden, "/keys/", "/secrets/", 1), false},
