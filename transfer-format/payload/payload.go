@@ -38,6 +38,24 @@ func Marshal(v any) ([]byte, error) {
 // payload types, and validates it. Malformed or non-canonical input yields an error wrapping
 // *bundle.ParseError.
 func Unmarshal(data []byte, v interface{ Validate() error }) error {
+	if !decodeCanonical(data, v) {
+		if err := decodeJSON(data, v); err != nil {
+			return err
+		}
+	}
+	validate := v.Validate
+	if k, ok := v.(*KeyPackage); ok {
+		validate = k.validateAndKeep
+	}
+	if err := validate(); err != nil {
+		return &bundle.ParseError{What: "payload", Err: err}
+	}
+	return nil
+}
+
+// decodeJSON decodes data into v strictly and checks that data is the canonical encoding
+// of the result.
+func decodeJSON(data []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
@@ -52,13 +70,6 @@ func Unmarshal(data []byte, v interface{ Validate() error }) error {
 	}
 	if !bytes.Equal(again, data) {
 		return &bundle.ParseError{What: "payload", Err: errors.New("not in canonical form")}
-	}
-	validate := v.Validate
-	if k, ok := v.(*KeyPackage); ok {
-		validate = k.validateAndKeep
-	}
-	if err := validate(); err != nil {
-		return &bundle.ParseError{What: "payload", Err: err}
 	}
 	return nil
 }

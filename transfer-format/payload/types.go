@@ -26,9 +26,40 @@ const (
 var (
 	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 	regionRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+	// keyNameRE and textRE are checked by isKeyName and isText (a replay checks a dozen
+	// strings of every key package); the expressions state the rule, and a test holds the
+	// functions to them.
 	keyNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)
 	textRE    = regexp.MustCompile(`^[\x20-\x7e]{0,256}$`)
 )
+
+// isText reports whether textRE matches s: at most 256 printable ASCII characters.
+func isText(s string) bool {
+	if len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// isKeyName reports whether keyNameRE matches s: 1 to 127 ASCII letters, digits and dashes.
+func isKeyName(s string) bool {
+	if len(s) < 1 || len(s) > 127 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Vault kinds (§7.2).
 const (
@@ -82,7 +113,7 @@ type TokenInfo struct {
 // Validate checks that every field is printable ASCII of bounded length.
 func (t *TokenInfo) Validate() error {
 	for _, s := range []string{t.Label, t.Manufacturer, t.Model, t.Serial, t.Firmware, t.Hardware, t.Library, t.LibraryVersion, t.Cryptoki} {
-		if !textRE.MatchString(s) {
+		if !isText(s) {
 			return errors.New("token info has a field that is not printable ASCII of at most 256 characters")
 		}
 	}
@@ -107,7 +138,7 @@ func (e *Enrollment) Validate() error {
 	if !nameRE.MatchString(e.Name) {
 		return fmt.Errorf("station name %q: want lowercase letters, digits, '.', '_', '-'", e.Name)
 	}
-	if !textRE.MatchString(e.Software) {
+	if !isText(e.Software) {
 		return errors.New("software is not printable ASCII")
 	}
 	if e.HSM != nil {
@@ -324,7 +355,7 @@ func (o *KEKOffer) Validate() error {
 		return errors.New("KEK expiry is missing")
 	}
 	if a := o.Attestation; a != nil {
-		if a.Format == "" || !textRE.MatchString(a.Format) || len(a.Data) == 0 {
+		if a.Format == "" || !isText(a.Format) || len(a.Data) == 0 {
 			return errors.New("attestation is incomplete")
 		}
 		for i, c := range a.Certificates {
@@ -433,7 +464,7 @@ func (k *KeyPackage) validate() (*byok.File, error) {
 	if err := checkVaultURL(k.Vault); err != nil {
 		return nil, err
 	}
-	if !keyNameRE.MatchString(k.KeyName) {
+	if !isKeyName(k.KeyName) {
 		return nil, fmt.Errorf("key name %q: want 1 to 127 letters, digits and dashes", k.KeyName)
 	}
 	if k.KEK.Offer.IsZero() {
@@ -486,7 +517,7 @@ func (k *KeyPackage) validate() (*byok.File, error) {
 			return nil, fmt.Errorf("public key is %s, target says %s", pt, kt)
 		}
 	}
-	if !textRE.MatchString(k.Provenance.Tool) || !textRE.MatchString(k.Provenance.Wrap.Path) {
+	if !isText(k.Provenance.Tool) || !isText(k.Provenance.Wrap.Path) {
 		return nil, errors.New("provenance has text that is not printable ASCII")
 	}
 	if err := k.Provenance.Token.Validate(); err != nil {

@@ -1,0 +1,8 @@
+package payload
+
+// Test hooks for package payload_test: the fast canonical reader and the general decoder,
+// to compare them.
+var (
+	DecodeCanonical = decodeCanonical
+	DecodeJSON      = decodeJSON
+)
