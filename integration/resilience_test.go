@@ -1,0 +1,19 @@
+package integration_test
+
+// The resilience suite (DESIGN.md §9): kill -9 at every crash point of every command that
+// writes, damaged and unwritable media, leftovers, concurrent writers and clock skew between
+// the stations, all with the real binaries, SoftHSM2 and the local Key Vault.
+
+import (
+	"testing"
+)
+
+// TestResilience builds both binaries (as released and with crash points) once and starts
+// one local Key Vault for every subtest.
+func TestResilience(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds both binaries and runs hundreds of commands")
+	}
+	s := newResSuite(t)
+	t.Run("KillPoints", func(t *testing.T) { testKillPoints(t, s) })
+}
