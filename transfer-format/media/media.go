@@ -104,7 +104,16 @@ type Media struct {
 // dirRef is a folder kept open by ReadFile, and how many reads are using it.
 type dirRef struct {
 	root  *os.Root
+	dir   *os.File // the folder itself, for readFileAt; nil if fd is -1
+	fd    int      // dir's descriptor, or -1: read through root
 	users int
+}
+
+func (d *dirRef) close() {
+	if d.dir != nil {
+		d.dir.Close()
+	}
+	d.root.Close()
 }
 
 // maxOpenDirs bounds the folders kept open: a replay reads one shard of each chain at a
@@ -173,7 +182,7 @@ func (m *Media) Dir() string { return m.dir }
 func (m *Media) Close() error {
 	m.mu.Lock()
 	for k, d := range m.dirs {
-		d.root.Close()
+		d.close()
 		delete(m.dirs, k)
 	}
 	m.mu.Unlock()
@@ -183,9 +192,9 @@ func (m *Media) Close() error {
 // openDir returns folder p of the medium as a root for ReadFile, and the function to call when
 // done with it. Folders stay open for the next read until more than maxOpenDirs are open;
 // then the unused ones are closed.
-func (m *Media) openDir(p string) (*os.Root, func(), error) {
+func (m *Media) openDir(p string) (*dirRef, func(), error) {
 	if p == "." {
-		return m.root, func() {}, nil
+		return &dirRef{root: m.root, fd: -1}, func() {}, nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -201,16 +210,17 @@ func (m *Media) openDir(p string) (*os.Root, func(), error) {
 		if len(m.dirs) >= maxOpenDirs {
 			for k, o := range m.dirs {
 				if o.users == 0 {
-					o.root.Close()
+					o.close()
 					delete(m.dirs, k)
 				}
 			}
 		}
 		d = &dirRef{root: r}
+		d.dir, d.fd = dirFD(r)
 		m.dirs[p] = d
 	}
 	d.users++
-	return d.root, func() {
+	return d, func() {
 		m.mu.Lock()
 		d.users--
 		m.mu.Unlock()
@@ -363,7 +373,7 @@ func (m *Media) readDir(p string) ([]fs.DirEntry, error) {
 		return nil, err
 	}
 	defer f.Close()
-	ents, err := f.ReadDir(-1)
+	ents, err := listDir(f)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", p, err)
 	}
@@ -380,11 +390,15 @@ func (m *Media) Read(e Entry) ([]byte, error) {
 // ReadFile reads a regular file of at most limit bytes from the medium.
 func (m *Media) ReadFile(p string, limit int64) ([]byte, error) {
 	dir, name := path.Split(p)
-	r, done, err := m.openDir(path.Clean(dir))
+	d, done, err := m.openDir(path.Clean(dir))
 	if err != nil {
 		return nil, err
 	}
 	defer done()
+	if d.fd >= 0 && name != "" && name != "." && name != ".." {
+		return readFileAt(d.root, d.fd, name, p, limit)
+	}
+	r := d.root
 	fi, err := r.Lstat(name)
 	if err != nil {
 		return nil, err
@@ -393,7 +407,7 @@ func (m *Media) ReadFile(p string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: not a regular file", p)
 	}
 	if fi.Size() > limit {
-		return nil, &bundle.ParseError{What: "bundle", Err: fmt.Errorf("%w: %s has %d bytes, at most %d", bundle.ErrTooLarge, p, fi.Size(), limit)}
+		return nil, tooLarge(p, fi.Size(), limit)
 	}
 	f, err := r.OpenFile(name, os.O_RDONLY|noFollow, 0)
 	if err != nil {
@@ -423,9 +437,17 @@ func (m *Media) ReadFile(p string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
 	if b = append(b, rest...); int64(len(b)) > limit {
-		return nil, &bundle.ParseError{What: "bundle", Err: fmt.Errorf("%w: %s grew beyond %d bytes", bundle.ErrTooLarge, p, limit)}
+		return nil, grewTooLarge(p, limit)
 	}
 	return b, nil
+}
+
+func tooLarge(p string, size, limit int64) error {
+	return &bundle.ParseError{What: "bundle", Err: fmt.Errorf("%w: %s has %d bytes, at most %d", bundle.ErrTooLarge, p, size, limit)}
+}
+
+func grewTooLarge(p string, limit int64) error {
+	return &bundle.ParseError{What: "bundle", Err: fmt.Errorf("%w: %s grew beyond %d bytes", bundle.ErrTooLarge, p, limit)}
 }
 
 // Find returns the entry of a chain at seq, or ErrNotFound. If several files claim seq, it

@@ -700,3 +700,33 @@ func TestInitOnFolderHoldingOnlyTheLock(t *testing.T) {
 		t.Fatalf("marker = %q, %v", b, err)
 	}
 }
+
+// BenchmarkRead reads every bundle of a chain of 1000 bundles, as a replay does.
+func BenchmarkRead(b *testing.B) {
+	c, err := chaintest.New(chaintest.Config{Dir: filepath.Join(b.TempDir(), "m"), FastWrite: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Setup(); err != nil {
+		b.Fatal(err)
+	}
+	for c.Heads.Offline.Seq < 1000 {
+		if _, err := c.Append(bundle.ChainOffline, c.Approval(c.PolicyID, bundle.KindPolicy, 2)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := 0
+	for b.Loop() {
+		for e, err := range c.M.Entries(bundle.ChainOffline, 1, nil) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.M.Read(e); err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/bundle")
+}
