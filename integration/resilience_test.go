@@ -16,4 +16,5 @@ func TestResilience(t *testing.T) {
 	}
 	s := newResSuite(t)
 	t.Run("KillPoints", func(t *testing.T) { testKillPoints(t, s) })
+	t.Run("DamagedMedium", func(t *testing.T) { testDamagedMedium(t, s) })
 }
