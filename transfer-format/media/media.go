@@ -576,9 +576,78 @@ func (m *Media) syncDir(p string) error {
 	return nil
 }
 
+// WriteAll puts several sealed bundles on the medium as Write does, but syncs each folder
+// once for all of them instead of once per bundle: each bundle is written to a temporary
+// file, synced and renamed into place, in order; then every folder that received one is
+// synced; then every file is read back. The hooks run per file, in Write's order
+// ("tmp-written" and "renamed" for each file, then "synced" for each file once its folder
+// is synced), so one bundle is written exactly as by Write.
+//
+// A crash before the folder sync can leave any subset of the renamed files on the medium;
+// a caller that needs all or none journals the batch first (see shared/station). It
+// refuses with ErrExists if a file is already there, and returns a *ReadBackError if one does
+// not read back as written.
+func (m *Media) WriteAll(bs []*bundle.Bundle) ([]Entry, error) {
+	entries := make([]Entry, len(bs))
+	data := make([][]byte, len(bs))
+	var dirs []string
+	for i, b := range bs {
+		h := b.Header
+		e := Entry{Chain: h.Chain, Seq: h.Seq, ID: b.ID(), Path: Path(h.Chain, h.Seq, b.ID())}
+		dir := path.Dir(e.Path)
+		if err := m.mkdirAll(dir); err != nil {
+			return nil, err
+		}
+		data[i] = b.Marshal()
+		if err := m.writeRenamed(dir, path.Base(e.Path), data[i]); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+		entries[i] = e
+	}
+	for _, dir := range dirs {
+		if err := m.syncDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	for range bs {
+		hook("synced")
+	}
+	for i, e := range entries {
+		if err := m.readBack(e.Path, data[i]); err != nil {
+			return nil, err
+		}
+	}
+	return entries, nil
+}
+
 // writeAtomic writes data to dir/name through a synced temporary file and a rename, then
 // reads it back.
-func (m *Media) writeAtomic(dir, name string, data []byte) (err error) {
+func (m *Media) writeAtomic(dir, name string, data []byte) error {
+	if err := m.writeRenamed(dir, name, data); err != nil {
+		return err
+	}
+	if err := m.syncDir(dir); err != nil {
+		return err
+	}
+	hook("synced")
+	return m.readBack(path.Join(dir, name), data)
+}
+
+// readBack reads file p back and compares it with data.
+func (m *Media) readBack(p string, data []byte) error {
+	back, err := m.ReadFile(p, int64(len(data)))
+	if err != nil || !bytes.Equal(back, data) {
+		return &ReadBackError{Path: p}
+	}
+	return nil
+}
+
+// writeRenamed writes data to dir/name through a synced temporary file and a rename; the
+// caller syncs the folder.
+func (m *Media) writeRenamed(dir, name string, data []byte) (err error) {
 	final := path.Join(dir, name)
 	if _, err := m.root.Lstat(final); err == nil {
 		return fmt.Errorf("%s: %w", final, ErrExists)
@@ -620,14 +689,6 @@ func (m *Media) writeAtomic(dir, name string, data []byte) (err error) {
 	}
 	renamed = true
 	hook("renamed")
-	if err := m.syncDir(dir); err != nil {
-		return err
-	}
-	hook("synced")
-	back, err := m.ReadFile(final, int64(len(data)))
-	if err != nil || !bytes.Equal(back, data) {
-		return &ReadBackError{Path: final}
-	}
 	return nil
 }
 

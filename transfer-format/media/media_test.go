@@ -221,6 +221,41 @@ func TestWrite(t *testing.T) {
 	}
 }
 
+func TestWriteAll(t *testing.T) {
+	c := ceremony(t, false)
+	off := next(t, c)
+	on, err := c.Append(bundle.ChainOnline, c.OfferPayload("v2"), chaintest.NoWrite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var points []string
+	media.Hook = func(p string) { points = append(points, p) }
+	defer func() { media.Hook = nil }()
+	es, err := c.M.WriteAll([]*bundle.Bundle{off, on})
+	media.Hook = nil
+	if err != nil {
+		t.Fatalf("WriteAll() = %v", err)
+	}
+	want := []string{"tmp-written", "renamed", "tmp-written", "renamed", "synced", "synced"}
+	if !slices.Equal(points, want) {
+		t.Errorf("WriteAll() passed %v, want %v", points, want)
+	}
+	for i, b := range []*bundle.Bundle{off, on} {
+		if es[i].ID != b.ID() || es[i].Path != media.Path(b.Header.Chain, b.Header.Seq, b.ID()) {
+			t.Errorf("WriteAll()[%d] = %+v", i, es[i])
+		}
+		if got, err := c.M.Read(es[i]); err != nil || !bytes.Equal(got, b.Marshal()) {
+			t.Errorf("Read(%s) = %d bytes, %v; want the bundle", es[i].Path, len(got), err)
+		}
+		if n := names(t, filepath.Dir(filepath.Join(c.M.Dir(), filepath.FromSlash(es[i].Path)))); slices.ContainsFunc(n, func(s string) bool { return strings.HasPrefix(s, ".tmp-") }) {
+			t.Errorf("temporary files left: %v", n)
+		}
+	}
+	if _, err := c.M.WriteAll([]*bundle.Bundle{on}); !errors.Is(err, media.ErrExists) {
+		t.Errorf("WriteAll(again) = %v, want ErrExists", err)
+	}
+}
+
 // makeReadOnly makes dir refuse new files, for root too (chattr +i), or skips the test.
 func makeReadOnly(t *testing.T, dir string) {
 	t.Helper()
