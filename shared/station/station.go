@@ -7,10 +7,11 @@
 // Each station's store adds its own buckets; this package owns one:
 //
 //	station/
-//	  head      JSON chain.Head: the last bundle of this station's chain, on the medium
-//	  peer      JSON chain.Head: the latest verified bundle of the other chain
-//	  anchor    32 bytes: ID of policy version 1, the trust anchor
-//	  pending   a sealed bundle that may or may not be on the medium yet (at most one)
+//	  head        JSON chain.Head: the last bundle of this station's chain, on the medium
+//	  peer        JSON chain.Head: the latest verified bundle of the other chain
+//	  anchor      32 bytes: ID of policy version 1, the trust anchor
+//	  pending     sealed bundles, one after the other, that may or may not be on the medium
+//	              yet (one journal cycle; a bundle's header gives its length)
 //
 // # Appending, and what a crash leaves behind
 //
@@ -21,6 +22,14 @@
 // holds the exact bytes, and Recover, which every command runs first, either finds them on the
 // medium or writes them, and then applies them. So the medium never holds half a bundle, and
 // the ledger and the medium agree after any rerun.
+//
+// AppendBatch does the same for several bundles in one journal cycle (group commit): one
+// pending record holding them all, each file written, synced and renamed, one sync per
+// folder, one commit. A crash anywhere converges the same way: Recover finishes the whole
+// batch. Only a power cut between the renames and the folder sync can leave some of the
+// batch's files without the others (a gap a read-only replay reports as a chain break) until
+// the next command that writes completes the batch from the ledger.
+
 package station
 
 import (
@@ -30,6 +39,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -71,8 +81,9 @@ type Station struct {
 	DB    *bolt.DB
 	Media *media.Media
 	Log   *slog.Logger
-	// Hook, when set, is called at named points of Append ("pending-recorded",
-	// "media-written", "committed") after the crash point of the same name.
+	// Hook, when set, is called at named points of Append and AppendBatch
+	// ("pending-recorded", "media-written", "committed", once per journal cycle) after the
+	// crash point of the same name.
 	Hook func(point string)
 
 	mu sync.Mutex // one Append at a time: a chain has one head
@@ -186,34 +197,65 @@ func (s *Station) Recover(apply Apply) error {
 	if pending == nil {
 		return nil
 	}
-	b, err := bundle.Parse(pending)
+	bs, err := parsePending(pending)
 	if err != nil {
 		return fmt.Errorf("ledger station/pending: %w", err)
 	}
-	s.Log.Warn("finishing an interrupted write", "chain", s.Chain.String(), "seq", b.Header.Seq, "id", b.ID().Short())
-	if err := s.ensureOnMedia(b); err != nil {
+	for _, b := range bs {
+		s.Log.Warn("finishing an interrupted write", "chain", s.Chain.String(), "seq", b.Header.Seq, "id", b.ID().Short())
+	}
+	if err := s.ensureOnMedia(bs); err != nil {
 		return err
 	}
-	return s.commit(b, apply)
+	return s.commit(bs, func(int) Apply { return apply })
 }
 
-// ensureOnMedia writes b unless the medium already has exactly it.
-func (s *Station) ensureOnMedia(b *bundle.Bundle) error {
-	_, err := s.Media.Write(b)
-	if errors.Is(err, media.ErrExists) {
-		e := media.Entry{Chain: b.Header.Chain, Seq: b.Header.Seq, ID: b.ID(), Path: media.Path(b.Header.Chain, b.Header.Seq, b.ID())}
-		got, rerr := s.Media.Read(e)
-		if rerr != nil {
-			return fmt.Errorf("%w: read back %s: %v", exitcode.ErrMedia, e.Path, rerr)
+// parsePending splits station/pending into its bundles.
+func parsePending(data []byte) ([]*bundle.Bundle, error) {
+	var bs []*bundle.Bundle
+	for len(data) > 0 {
+		h, err := bundle.ParseHeader(data)
+		if err != nil {
+			return nil, err
 		}
-		if !bytes.Equal(got, b.Marshal()) {
+		n := bundle.HeaderSize + bundle.SignatureSize + int(h.StoredLen)
+		if n > len(data) {
+			return nil, fmt.Errorf("truncated bundle %d", len(bs)+1)
+		}
+		b, err := bundle.Parse(data[:n])
+		if err != nil {
+			return nil, err
+		}
+		bs = append(bs, b)
+		data = data[n:]
+	}
+	if len(bs) == 0 {
+		return nil, errors.New("empty")
+	}
+	return bs, nil
+}
+
+// ensureOnMedia writes the bundles of bs that the medium does not hold yet, together.
+func (s *Station) ensureOnMedia(bs []*bundle.Bundle) error {
+	var missing []*bundle.Bundle
+	for _, b := range bs {
+		e := media.Entry{Chain: b.Header.Chain, Seq: b.Header.Seq, ID: b.ID(), Path: media.Path(b.Header.Chain, b.Header.Seq, b.ID())}
+		got, err := s.Media.Read(e)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			missing = append(missing, b)
+		case err != nil:
+			return fmt.Errorf("%w: read back %s: %v", exitcode.ErrMedia, e.Path, err)
+		case !bytes.Equal(got, b.Marshal()):
 			// Same ID, other signature bytes: the same content, signed again. The file on
 			// the medium is authoritative; keep ours out.
 			s.Log.Warn("the medium has the bundle with another signature; keeping the medium's", "id", b.ID().Short())
 		}
+	}
+	if len(missing) == 0 {
 		return nil
 	}
-	if err != nil {
+	if _, err := s.Media.WriteAll(missing); err != nil {
 		return mediaErr(err)
 	}
 	return nil
@@ -227,21 +269,29 @@ func mediaErr(err error) error {
 	return exitcode.Wrap(exitcode.Media, fmt.Errorf("write to the medium: %w", err), "check that the stick is writable, not full and still plugged in")
 }
 
-func (s *Station) commit(b *bundle.Bundle, apply Apply) error {
+// commit records bs in the ledger in one transaction: the new head, the caller's change for
+// each bundle (applyOf(i) for bs[i]), and the end of the journal cycle.
+func (s *Station) commit(bs []*bundle.Bundle, applyOf func(i int) Apply) error {
+	last := bs[len(bs)-1]
 	err := s.DB.Update(func(tx *bolt.Tx) error {
 		sb := tx.Bucket(bucketStation)
-		if err := putJSON(sb, keyHead, chain.Head{Seq: b.Header.Seq, ID: b.ID(), Created: b.Header.Created}); err != nil {
+		if err := putJSON(sb, keyHead, chain.Head{Seq: last.Header.Seq, ID: last.ID(), Created: last.Header.Created}); err != nil {
 			return err
 		}
-		if apply != nil {
-			if err := apply(tx, b); err != nil {
-				return err
+		for i, b := range bs {
+			if apply := applyOf(i); apply != nil {
+				if err := apply(tx, b); err != nil {
+					return fmt.Errorf("bundle %s: %w", b.ID().Short(), err)
+				}
 			}
 		}
 		return sb.Delete(keyPending)
 	})
 	if err != nil {
-		return fmt.Errorf("record bundle %s in the ledger: %w", b.ID().Short(), err)
+		if len(bs) == 1 {
+			return fmt.Errorf("record bundle %s in the ledger: %w", last.ID().Short(), err)
+		}
+		return fmt.Errorf("record %d bundles in the ledger: %w", len(bs), err)
 	}
 	s.hit("committed")
 	return nil
@@ -293,18 +343,49 @@ func (s *Station) CheckMedia() error {
 // Append seals v as the next bundle of this station's chain at pos, writes it to the medium,
 // and records it with apply, crash-safely (see the package doc). pos comes from Position.
 func (s *Station) Append(ctx context.Context, pos chain.Position, v any, signer crypto.Signer, now time.Time, lifetime time.Duration, apply Apply) (*bundle.Bundle, error) {
+	bs, err := s.AppendBatch(ctx, pos, []Item{{Payload: v, Apply: apply}}, signer, now, lifetime)
+	if err != nil {
+		return nil, err
+	}
+	return bs[0], nil
+}
+
+// Item is one bundle of AppendBatch: its payload and the caller's ledger change for it.
+type Item struct {
+	Payload any
+	Apply   Apply
+}
+
+// AppendBatch seals the payloads of items as the next bundles of this station's chain from
+// pos on, all created at now, writes them to the medium and records them, in one journal
+// cycle (see the package doc): one pending record, one sync per folder, one commit, in which
+// each item's Apply runs for its bundle, in order. It returns the bundles in order; on an
+// error none is recorded as written (Recover finishes those the journal holds). An empty
+// batch does nothing.
+func (s *Station) AppendBatch(ctx context.Context, pos chain.Position, items []Item, signer crypto.Signer, now time.Time, lifetime time.Duration) ([]*bundle.Bundle, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d, err := chain.Draft(pos, v, now, lifetime)
-	if err != nil {
-		return nil, err
+	if len(items) == 0 {
+		return nil, nil
 	}
-	b, err := bundle.Seal(d, signer, nil)
-	if err != nil {
-		return nil, fmt.Errorf("sign bundle: %w", err)
+	bs := make([]*bundle.Bundle, 0, len(items))
+	var journal []byte
+	at := pos
+	for _, it := range items {
+		d, err := chain.Draft(at, it.Payload, now, lifetime)
+		if err != nil {
+			return nil, err
+		}
+		b, err := bundle.Seal(d, signer, nil)
+		if err != nil {
+			return nil, fmt.Errorf("sign bundle: %w", err)
+		}
+		bs = append(bs, b)
+		journal = append(journal, b.Marshal()...)
+		at.Head = chain.Head{Seq: b.Header.Seq, ID: b.ID(), Created: b.Header.Created}
 	}
 	if err := s.DB.Update(func(tx *bolt.Tx) error {
 		sb := tx.Bucket(bucketStation)
@@ -318,20 +399,22 @@ func (s *Station) Append(ctx context.Context, pos chain.Position, v any, signer 
 		if cur.Head != pos.Head {
 			return fmt.Errorf("the chain moved while the bundle was prepared (head %d, expected %d)", cur.Head.Seq, pos.Head.Seq)
 		}
-		return sb.Put(keyPending, b.Marshal())
+		return sb.Put(keyPending, journal)
 	}); err != nil {
 		return nil, err
 	}
 	s.hit("pending-recorded")
-	if err := s.ensureOnMedia(b); err != nil {
+	if err := s.ensureOnMedia(bs); err != nil {
 		return nil, err
 	}
 	s.hit("media-written")
-	if err := s.commit(b, apply); err != nil {
+	if err := s.commit(bs, func(i int) Apply { return items[i].Apply }); err != nil {
 		return nil, err
 	}
-	s.Log.Info("bundle written", "chain", s.Chain.String(), "seq", b.Header.Seq, "kind", b.Header.Kind.String(), "id", b.ID().Short(), "path", media.Path(b.Header.Chain, b.Header.Seq, b.ID()))
-	return b, nil
+	for _, b := range bs {
+		s.Log.Info("bundle written", "chain", s.Chain.String(), "seq", b.Header.Seq, "kind", b.Header.Kind.String(), "id", b.ID().Short(), "path", media.Path(b.Header.Chain, b.Header.Seq, b.ID()))
+	}
+	return bs, nil
 }
 
 // Replay verifies the medium against the ledger: the trusted policy (if any), this chain's
@@ -342,14 +425,24 @@ func (s *Station) Replay(ctx context.Context, onBundle func(*chain.Verified) err
 	if err != nil {
 		return nil, err
 	}
-	res, err := chain.Replay(ctx, s.Media, chain.Options{
+	res, err := chain.Replay(ctx, s.Media, s.replayOptions(st, onBundle))
+	return s.replayed(st, res, err)
+}
+
+func (s *Station) replayOptions(st State, onBundle func(*chain.Verified) error) chain.Options {
+	return chain.Options{
 		Anchor:     st.Anchor,
 		Remembered: st.Heads(s.Chain),
 		OnBundle:   onBundle,
 		Warn: func(w media.Warning) {
 			s.Log.Warn("ignoring a file on the medium", "path", w.Path, "reason", w.Reason)
 		},
-	})
+	}
+}
+
+// replayed finishes Replay: it checks that the medium ends where the ledger says this
+// station's chain ends, and records the other chain's new head.
+func (s *Station) replayed(st State, res *chain.Result, err error) (*chain.Result, error) {
 	if err != nil {
 		return res, VerifyErr(err)
 	}
