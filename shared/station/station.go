@@ -12,6 +12,8 @@
 //	  anchor      32 bytes: ID of policy version 1, the trust anchor
 //	  pending     sealed bundles, one after the other, that may or may not be on the medium
 //	              yet (one journal cycle; a bundle's header gives its length)
+//	  checkpoint  JSON chain.State of the last replay that verified the medium without a
+//	              finding, for ReplayState
 //
 // # Appending, and what a crash leaves behind
 //
@@ -29,7 +31,14 @@
 // batch. Only a power cut between the renames and the folder sync can leave some of the
 // batch's files without the others (a gap a read-only replay reports as a chain break) until
 // the next command that writes completes the batch from the ledger.
-
+//
+// # Replaying
+//
+// Replay verifies the whole medium. ReplayState is for commands that need only the state
+// (the policy in force, the offers, the packages awaiting upload): it resumes from the
+// checkpoint of the last clean replay, so it reads only the bundles written since, after
+// checking that the medium still holds the bundles the checkpoint ends at. Commands that show
+// every bundle (verify, log, audit) replay everything.
 package station
 
 import (
@@ -59,6 +68,7 @@ var (
 	keyPeer       = []byte("peer")
 	keyAnchor     = []byte("anchor")
 	keyPending    = []byte("pending")
+	keyCheckpoint = []byte("checkpoint")
 )
 
 // Migration creates the station bucket; stores list it among their migrations.
@@ -429,6 +439,31 @@ func (s *Station) Replay(ctx context.Context, onBundle func(*chain.Verified) err
 	return s.replayed(st, res, err)
 }
 
+// ReplayState is Replay for commands that need only the resulting state, without seeing
+// each bundle: it resumes from the ledger's checkpoint (the state of the last replay that
+// verified the medium without a finding), so that it verifies only the bundles written since.
+// Without a usable checkpoint, or if the medium no longer holds the bundles the checkpoint
+// ends at, it replays everything, as Replay does (which then reports why). Its result's
+// findings, warnings and counts of verified bundles concern the replayed part; its state is
+// the whole medium's, as Replay's.
+func (s *Station) ReplayState(ctx context.Context) (*chain.Result, error) {
+	st, err := s.Load()
+	if err != nil {
+		return nil, err
+	}
+	cp, err := s.checkpoint()
+	if err != nil || cp == nil || st.Anchor.IsZero() || cp.Anchor != st.Anchor || !s.holds(cp.Heads) {
+		if err != nil {
+			s.Log.Warn("replaying the whole medium: the ledger's checkpoint is unreadable", "err", err)
+		}
+		return s.Replay(ctx, nil)
+	}
+	opts := s.replayOptions(st, nil)
+	opts.Resume = cp
+	res, err := chain.Replay(ctx, s.Media, opts)
+	return s.replayed(st, res, err)
+}
+
 func (s *Station) replayOptions(st State, onBundle func(*chain.Verified) error) chain.Options {
 	return chain.Options{
 		Anchor:     st.Anchor,
@@ -440,8 +475,9 @@ func (s *Station) replayOptions(st State, onBundle func(*chain.Verified) error) 
 	}
 }
 
-// replayed finishes Replay: it checks that the medium ends where the ledger says this
-// station's chain ends, and records the other chain's new head.
+// replayed finishes Replay and ReplayState: it checks that the medium ends where the ledger
+// says this station's chain ends, records the other chain's new head, and keeps the state as
+// the checkpoint if the replay found nothing.
 func (s *Station) replayed(st State, res *chain.Result, err error) (*chain.Result, error) {
 	if err != nil {
 		return res, VerifyErr(err)
@@ -450,12 +486,75 @@ func (s *Station) replayed(st State, res *chain.Result, err error) (*chain.Resul
 		return res, err
 	}
 	peer := *res.State.Heads.Of(s.Chain.Other())
-	if peer.Seq > st.Peer.Seq {
-		if err := s.DB.Update(func(tx *bolt.Tx) error { return SetPeer(tx, peer) }); err != nil {
-			return res, err
+	keep := res.Complete && len(res.Findings) == 0 && res.State.Current() != nil && !res.State.Anchor.IsZero() && res.State.Anchor == st.Anchor
+	if peer.Seq <= st.Peer.Seq && !keep {
+		return res, nil
+	}
+	err = s.DB.Update(func(tx *bolt.Tx) error {
+		if peer.Seq > st.Peer.Seq {
+			if err := SetPeer(tx, peer); err != nil {
+				return err
+			}
+		}
+		if keep {
+			return putCheckpoint(tx, res.State)
+		}
+		return nil
+	})
+	return res, err
+}
+
+// checkpoint returns the ledger's checkpoint, or nil if there is none.
+func (s *Station) checkpoint() (*chain.State, error) {
+	var cp *chain.State
+	err := s.DB.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketStation).Get(keyCheckpoint)
+		if v == nil {
+			return nil
+		}
+		cp = new(chain.State)
+		if err := json.Unmarshal(v, cp); err != nil {
+			return fmt.Errorf("ledger station/checkpoint: %w", err)
+		}
+		return nil
+	})
+	if err != nil || cp == nil || cp.Current() == nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// putCheckpoint records st as the checkpoint unless the one recorded ends at the same heads.
+func putCheckpoint(tx *bolt.Tx, st *chain.State) error {
+	b := tx.Bucket(bucketStation)
+	if v := b.Get(keyCheckpoint); v != nil {
+		var old struct {
+			Heads chain.Heads `json:"heads"`
+		}
+		if json.Unmarshal(v, &old) == nil && old.Heads == st.Heads {
+			return nil
 		}
 	}
-	return res, nil
+	return putJSON(b, keyCheckpoint, st)
+}
+
+// holds reports whether the medium holds, at each head's place, the bundle the head names.
+func (s *Station) holds(heads chain.Heads) bool {
+	for _, c := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
+		h := heads.Of(c)
+		if h.Seq == 0 {
+			continue
+		}
+		e, err := s.Media.Find(c, h.Seq)
+		if err != nil {
+			return false
+		}
+		data, err := s.Media.Read(e)
+		if err != nil || len(data) < bundle.HeaderSize || bundle.IDOfHeader(data[:bundle.HeaderSize]) != h.ID {
+			return false
+		}
+	}
+	return true
 }
 
 // VerifyErr gives a replay failure its exit code: malformed or unreadable bundles are 4,

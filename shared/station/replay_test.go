@@ -1,0 +1,200 @@
+package station
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/airgap-byok/airgap-byok/shared/ledger"
+	"github.com/airgap-byok/airgap-byok/shared/logsetup"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// ceremonyStation returns a software ceremony's medium (setup, a KEK offer, a package with
+// its approvals and receipt) and the offline station's view of it: a ledger that trusts its
+// policy and wrote its offline chain.
+func ceremonyStation(t *testing.T) (*chaintest.Ceremony, *Station) {
+	t.Helper()
+	c, err := chaintest.New(chaintest.Config{Dir: filepath.Join(t.TempDir(), "m"), FastWrite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Full(payload.ECP256); err != nil {
+		t.Fatal(err)
+	}
+	db, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Schema{Name: "test", Migrations: []ledger.Migration{{Name: "station", Apply: Migration}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s := &Station{Chain: bundle.ChainOffline, DB: db, Media: c.M, Log: logsetup.Discard()}
+	if err := db.Update(func(tx *bolt.Tx) error { return SetAnchor(tx, c.PolicyID) }); err != nil {
+		t.Fatal(err)
+	}
+	wrote(t, s, c)
+	return c, s
+}
+
+// wrote records the ceremony's offline head as this station's.
+func wrote(t *testing.T, s *Station, c *chaintest.Ceremony) {
+	t.Helper()
+	if err := s.DB.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketStation), keyHead, c.Heads.Offline) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// more writes another key package, approved and receipted.
+func more(t *testing.T, c *chaintest.Ceremony, name string) {
+	t.Helper()
+	var offer bundle.ID
+	for _, b := range c.Written {
+		if b.Header.Kind == bundle.KindKEKOffer {
+			offer = b.ID()
+		}
+	}
+	pkg, err := c.Package(offer, payload.ECP256, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Approve(pkg.ID(), bundle.KindKeyPackage, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Receipt(pkg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func stateJSON(t *testing.T, st *chain.State) string {
+	t.Helper()
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// ReplayState resumes from the checkpoint of the last clean replay: it reaches the state a
+// full replay reaches while reading only what was written since.
+func TestReplayStateResumesFromTheCheckpoint(t *testing.T) {
+	c, s := ceremonyStation(t)
+	ctx := context.Background()
+	first, err := s.ReplayState(ctx) // no checkpoint yet: everything
+	if err != nil {
+		t.Fatalf("ReplayState() = %v", err)
+	}
+	if cp, err := s.checkpoint(); err != nil || cp == nil || cp.Heads != first.State.Heads {
+		t.Fatalf("checkpoint after a clean replay = %v, %v; want the replay's state", cp, err)
+	}
+	cpHeads := first.State.Heads
+
+	more(t, c, "key-2")
+	more(t, c, "key-3")
+	wrote(t, s, c)
+	full, err := chain.Replay(ctx, c.M, chain.Options{Anchor: c.PolicyID})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Damage a bundle the checkpoint covers: a full replay stops there, a resumed one never
+	// reads it.
+	old := filepath.Join(c.M.Dir(), "offline", "0000000000000")
+	ents, err := os.ReadDir(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(old, ents[2].Name())
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-5] ^= 1
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := s.ReplayState(ctx)
+	if err != nil {
+		t.Fatalf("ReplayState() = %v, want the resumed replay to succeed", err)
+	}
+	if got, want := stateJSON(t, res.State), stateJSON(t, full.State); got != want {
+		t.Errorf("resumed state differs from the full replay's:\n got %s\nwant %s", got, want)
+	}
+	if n := res.State.Counts.Offline + res.State.Counts.Online; n != uint64(len(c.Written)) {
+		t.Errorf("state counts %d bundles, want %d", n, len(c.Written))
+	}
+	if res.State.Heads == cpHeads {
+		t.Error("the resumed replay did not advance")
+	}
+	if st, _ := s.Load(); st.Peer != res.State.Heads.Online {
+		t.Errorf("ledger peer = %+v, want %+v", st.Peer, res.State.Heads.Online)
+	}
+	var hm *bundle.HashMismatchError
+	if _, err := s.Replay(ctx, nil); !errors.As(err, &hm) {
+		t.Errorf("Replay() = %v, want the damaged bundle's hash mismatch", err)
+	}
+}
+
+// Without the bundles its checkpoint ends at, ReplayState replays everything, which reports
+// the rollback.
+func TestReplayStateFallsBackOnARolledBackMedium(t *testing.T) {
+	c, s := ceremonyStation(t)
+	ctx := context.Background()
+	if _, err := s.ReplayState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := c.Heads.Online
+	e, err := c.M.Find(bundle.ChainOnline, h.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(c.M.Dir(), filepath.FromSlash(e.Path))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReplayState(ctx); !errors.Is(err, chain.ErrRollback) {
+		t.Errorf("ReplayState() = %v, want ErrRollback", err)
+	}
+}
+
+// A replay with a finding keeps no checkpoint, so a resumed replay reports it again.
+func TestNoCheckpointAfterAFinding(t *testing.T) {
+	c, s := ceremonyStation(t)
+	ctx := context.Background()
+	var offer bundle.ID
+	for _, b := range c.Written {
+		if b.Header.Kind == bundle.KindKEKOffer {
+			offer = b.ID()
+		}
+	}
+	pkg, err := c.Package(offer, payload.ECP256, "key-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Receipt(pkg); err != nil { // no approvals: a finding at upload
+		t.Fatal(err)
+	}
+	wrote(t, s, c)
+	for range 2 {
+		res, err := s.ReplayState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(res.Err(), chain.ErrMissingApproval) {
+			t.Fatalf("ReplayState() findings = %v, want the missing approval", res.Err())
+		}
+		if cp, _ := s.checkpoint(); cp != nil {
+			t.Fatalf("checkpoint kept after a replay with findings")
+		}
+	}
+}
