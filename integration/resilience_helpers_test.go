@@ -154,6 +154,8 @@ type resRig struct {
 	s *resSuite
 	// dir holds softhsm/ (config and tokens), offline-state/, online-state/ and usb/.
 	dir string
+	// mediumDir, if set, is the medium instead of dir/usb (a stick of its own).
+	mediumDir string
 	// branch prefixes the names this ceremony gives Key Vault, unique in the suite's vault.
 	branch string
 	// Learned along the way.
@@ -180,9 +182,24 @@ func newResRig(t testing.TB, s *resSuite, branch string) *resRig {
 }
 
 func (r *resRig) softhsmConf() string { return filepath.Join(r.dir, "softhsm", "softhsm2.conf") }
-func (r *resRig) medium() string      { return filepath.Join(r.dir, "usb") }
-func (r *resRig) offState() string    { return filepath.Join(r.dir, "offline-state") }
-func (r *resRig) onState() string     { return filepath.Join(r.dir, "online-state") }
+func (r *resRig) medium() string {
+	if r.mediumDir != "" {
+		return r.mediumDir
+	}
+	return filepath.Join(r.dir, "usb")
+}
+func (r *resRig) offState() string { return filepath.Join(r.dir, "offline-state") }
+func (r *resRig) onState() string  { return filepath.Join(r.dir, "online-state") }
+
+// moveMedium moves the medium to dir (which must not exist or be empty).
+func (r *resRig) moveMedium(dir string) {
+	r.t.Helper()
+	copyDir(r.t, r.medium(), dir)
+	if err := os.RemoveAll(r.medium()); err != nil {
+		r.t.Fatal(err)
+	}
+	r.mediumDir = dir
+}
 
 func (r *resRig) writeSoftHSMConf() {
 	if _, err := softhsmtest.Config(filepath.Join(r.dir, "softhsm")); err != nil {
@@ -196,6 +213,10 @@ func (r *resRig) fork(t testing.TB, branch string) *resRig {
 	f := *r
 	f.t, f.branch, f.dir = t, branch, r.s.tempDir(t)
 	copyDir(t, r.dir, f.dir)
+	if r.mediumDir != "" {
+		f.mediumDir = filepath.Join(f.dir, "usb")
+		copyDir(t, r.mediumDir, f.mediumDir)
+	}
 	f.writeSoftHSMConf() // its token folder is the copy's
 	f.names, f.packages = maps.Clone(r.names), maps.Clone(r.packages)
 	f.offEnv, f.onEnv = slices.Clone(r.offEnv), slices.Clone(r.onEnv)
@@ -543,3 +564,14 @@ func (r *resRig) converged() {
 
 // String names the rig in failures.
 func (r *resRig) String() string { return fmt.Sprintf("ceremony %s in %s", r.branch, r.dir) }
+
+// knownBug reports a defect this suite found in code it does not own: logged, so that the run
+// stays green until it is fixed, or a failure with BYOK_TEST_KNOWN_BUGS=1, which reproduces it.
+func knownBug(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("BYOK_TEST_KNOWN_BUGS") != "" {
+		t.Errorf("known bug: "+format, args...)
+		return
+	}
+	t.Logf("known bug (BYOK_TEST_KNOWN_BUGS=1 fails on it): "+format, args...)
+}
