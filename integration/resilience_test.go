@@ -20,4 +20,5 @@ func TestResilience(t *testing.T) {
 	t.Run("FullMedium", func(t *testing.T) { testFullMedium(t, s) })
 	t.Run("ReadOnlyMedium", func(t *testing.T) { testReadOnlyMedium(t, s) })
 	t.Run("Leftovers", func(t *testing.T) { testLeftovers(t, s) })
+	t.Run("ConcurrentUse", func(t *testing.T) { testConcurrentUse(t, s) })
 }
