@@ -166,6 +166,8 @@ type resRig struct {
 	// Environment added to every run of a station (a clock offset); it makes the rig run the
 	// test builds, the only ones that honour such variables.
 	offEnv, onEnv []string
+	// initArgs are added to byok-offline init's (policy settings).
+	initArgs []string
 }
 
 // newResRig returns a rig with new SoftHSM2 tokens and nothing else.
@@ -219,7 +221,7 @@ func (r *resRig) fork(t testing.TB, branch string) *resRig {
 	}
 	f.writeSoftHSMConf() // its token folder is the copy's
 	f.names, f.packages = maps.Clone(r.names), maps.Clone(r.packages)
-	f.offEnv, f.onEnv = slices.Clone(r.offEnv), slices.Clone(r.onEnv)
+	f.offEnv, f.onEnv, f.initArgs = slices.Clone(r.offEnv), slices.Clone(r.onEnv), slices.Clone(r.initArgs)
 	return &f
 }
 
@@ -342,8 +344,8 @@ var resCeremony = func() []resStep {
 			for _, c := range resTokens[1:] {
 				args = append(args, "--custodian", c+"="+c)
 			}
-			return append(args, "--threshold", "2", "--vault", r.s.vault.URL()+"=premium:local",
-				"--online-fingerprint", r.onlineFP)
+			args = append(args, "--threshold", "2", "--vault", r.s.vault.URL()+"=premium:local")
+			return append(append(args, r.initArgs...), "--online-fingerprint", r.onlineFP)
 		}, func(r *resRig) { r.policyFP = r.offlineStatus().Policy.Fingerprint }},
 		{"trust", onlineStation, func(r *resRig) []string { return []string{"trust", "--fingerprint", r.policyFP} }, nil},
 		{"kek create", onlineStation, func(r *resRig) []string {

@@ -21,4 +21,5 @@ func TestResilience(t *testing.T) {
 	t.Run("ReadOnlyMedium", func(t *testing.T) { testReadOnlyMedium(t, s) })
 	t.Run("Leftovers", func(t *testing.T) { testLeftovers(t, s) })
 	t.Run("ConcurrentUse", func(t *testing.T) { testConcurrentUse(t, s) })
+	t.Run("ClockSkew", func(t *testing.T) { testClockSkew(t, s) })
 }
