@@ -413,6 +413,37 @@ func (w *receiptWriter) Write(ctx context.Context, r *payload.Receipt) (bundle.I
 	return b.ID(), nil
 }
 
+// WriteBatch implements upload.BatchReceipts: the receipts go to the online chain in one
+// journal cycle (station.AppendBatch), each ending its upload in the ledger.
+func (w *receiptWriter) WriteBatch(ctx context.Context, rs []*payload.Receipt) ([]bundle.ID, error) {
+	items := make([]station.Item, len(rs))
+	for i, r := range rs {
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("receipt for %s: %w", r.Package.Short(), err)
+		}
+		items[i] = station.Item{Payload: r, Apply: store.ApplyOwn}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pos, err := w.st.Position(w.policy)
+	if err != nil {
+		return nil, err
+	}
+	now := w.now()
+	if head := time.Unix(pos.Head.Created, 0); now.Before(head) {
+		now = head
+	}
+	bs, err := w.st.AppendBatch(ctx, pos, items, w.key, now, w.lifetime)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]bundle.ID, len(bs))
+	for i, b := range bs {
+		ids[i] = b.ID()
+	}
+	return ids, nil
+}
+
 // vaultCache holds one client per vault URL.
 type vaultCache struct {
 	d  deps

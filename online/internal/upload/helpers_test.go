@@ -180,3 +180,33 @@ func (f *fixture) state(t *testing.T, pkg bundle.ID) string {
 	}
 	return u.State
 }
+
+// batchReceipts is receipts that also writes batches, recording their sizes.
+type batchReceipts struct {
+	*receipts
+	mu      sync.Mutex
+	batches []int
+	singles int
+}
+
+func (b *batchReceipts) Write(ctx context.Context, rc *payload.Receipt) (bundle.ID, error) {
+	b.mu.Lock()
+	b.singles++
+	b.mu.Unlock()
+	return b.receipts.Write(ctx, rc)
+}
+
+func (b *batchReceipts) WriteBatch(ctx context.Context, rs []*payload.Receipt) ([]bundle.ID, error) {
+	b.mu.Lock()
+	b.batches = append(b.batches, len(rs))
+	b.mu.Unlock()
+	var ids []bundle.ID
+	for _, rc := range rs {
+		id, err := b.receipts.Write(ctx, rc)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}

@@ -20,7 +20,9 @@
 //     returns no material for oct-HSM): equal is "imported", different is
 //     "public_key_mismatch", a hard failure the receipt records;
 //  6. writes the receipt bundle through the station journal, whose ledger change ends the
-//     upload in the same transaction (Receipts).
+//     upload in the same transaction (Receipts); the receipts of uploads that finish while
+//     one is being written go together in the next journal cycle (BatchReceipts), so that a
+//     pool's uploads share its fsyncs.
 //
 // A package whose ledger record is still an intent (a crash, a kill, a pulled cable between 2
 // and 6) starts at the reconciliation of step 4 instead of step 1, so a rerun never imports
@@ -105,7 +107,9 @@ type Ledger interface {
 }
 
 // Receipts writes a receipt bundle and ends the upload in the ledger in the same step. The
-// caller serialises: one Write at a time reaches the station.
+// caller serialises: one Write at a time reaches the station. If it is also a
+// BatchReceipts, the engine writes the receipts of uploads that finish together in one
+// step (group commit; see BatchReceipts).
 type Receipts interface {
 	Write(ctx context.Context, r *payload.Receipt) (bundle.ID, error)
 }
@@ -131,6 +135,8 @@ type Engine struct {
 	Log     *slog.Logger                               // nil: discard
 	// OnResult, if set, is called for every finished job, from the workers.
 	OnResult func(Result)
+
+	receipts Receipts // Receipts, grouped if it writes batches
 }
 
 func (e *Engine) defaults() {
@@ -159,6 +165,10 @@ func (e *Engine) defaults() {
 	}
 	if e.Limiter == nil {
 		e.Limiter = NewLimiter(0, nil, e.Now, e.Sleep)
+	}
+	e.receipts = e.Receipts
+	if b, ok := e.Receipts.(BatchReceipts); ok {
+		e.receipts = &group{w: b}
 	}
 }
 
@@ -503,7 +513,7 @@ func (e *Engine) finish(ctx context.Context, j *Job, k *vault.Key, r Result) Res
 		e.Log.Error("public key mismatch: key vault holds another key than the package's manifest", "package", j.Package.Short(), "kid", k.KID, "reason", reason)
 	}
 	// The import happened: record it even if the run is being interrupted.
-	id, err := e.Receipts.Write(context.WithoutCancel(ctx), rc)
+	id, err := e.receipts.Write(context.WithoutCancel(ctx), rc)
 	if err != nil {
 		r.Err = &errReceipt{err}
 		return r
@@ -525,7 +535,7 @@ func (e *Engine) reject(ctx context.Context, j *Job, cause error, r Result) Resu
 	}
 	rc := &payload.Receipt{Package: j.Package, Vault: j.Vault, Outcome: payload.OutcomeRejected, Error: msg}
 	r.Outcome, r.Detail = OutcomeRejected, msg
-	id, err := e.Receipts.Write(context.WithoutCancel(ctx), rc)
+	id, err := e.receipts.Write(context.WithoutCancel(ctx), rc)
 	if err != nil {
 		r.Err = &errReceipt{err}
 		return r

@@ -392,3 +392,37 @@ func TestUnstartedJobsDoNotKeepTheirIntents(t *testing.T) {
 		}
 	}
 }
+
+// With a Receipts that writes batches, every receipt goes through WriteBatch, once.
+func TestReceiptsGoInBatches(t *testing.T) {
+	f := newFixture(t, payload.VaultPremium)
+	br := &batchReceipts{receipts: f.rc}
+	f.engine.Receipts = br
+	f.engine.Concurrency = 8
+	var jobs []*upload.Job
+	for i := range 16 {
+		jobs = append(jobs, f.job(t, payload.ECP256, fmt.Sprintf("key-%d", i)))
+	}
+	for _, r := range f.upload(t, jobs...) {
+		if r.Outcome != upload.OutcomeImported || r.Err != nil || r.Receipt.IsZero() {
+			t.Errorf("result = %+v", r)
+		}
+	}
+	total := 0
+	for _, n := range br.batches {
+		total += n
+	}
+	if total != len(jobs) || br.singles != 0 {
+		t.Errorf("batches %v (%d receipts) and %d single writes; want all %d receipts in batches", br.batches, total, br.singles, len(jobs))
+	}
+	seen := map[bundle.ID]bool{}
+	for _, rc := range f.rc.all() {
+		if seen[rc.Package] {
+			t.Errorf("package %s receipted twice", rc.Package.Short())
+		}
+		seen[rc.Package] = true
+	}
+	if len(seen) != len(jobs) {
+		t.Errorf("%d packages receipted, want %d", len(seen), len(jobs))
+	}
+}
