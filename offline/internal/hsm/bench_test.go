@@ -188,3 +188,20 @@ func directWrap(b *testing.B, r *raw, target pkcs11.ObjectHandle, kek *rsa.Publi
 		b.Fatal("short ciphertext")
 	}
 }
+
+// BenchmarkFindTarget looks up an RSA-3072 target key (private and public objects share its
+// label and ID) as package does, among a few keys.
+func BenchmarkFindTarget(b *testing.B) {
+	_, tok, k, _ := benchTarget(b, "bench-find")
+	ctx := context.Background()
+	for i := range 4 {
+		if _, err := tok.GenerateTarget(ctx, hsm.ECP256, "other-"+string(rune('a'+i)), hsm.TargetOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		if _, err := tok.FindTarget(ctx, hsm.KeyRef{Label: k.Label, ID: k.ID}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
