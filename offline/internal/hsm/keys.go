@@ -265,14 +265,21 @@ func (t *Token) FindTarget(ctx context.Context, ref KeyRef) (*Key, error) {
 		h     pkcs11.ObjectHandle
 		class uint
 	}
+	// One search for every class, then each match's class: a search costs the token a
+	// pass over all its objects (SoftHSM reads its object files again), an attribute one
+	// object.
+	hs, err := t.findLocked(refTemplate(ref, classAny))
+	if err != nil {
+		return nil, p11Err(op, err)
+	}
 	var found []match
-	for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_SECRET_KEY} {
-		hs, err := t.findLocked(refTemplate(ref, class))
+	for _, h := range hs {
+		cb, _, err := t.attrLocked(h, pkcs11.CKA_CLASS)
 		if err != nil {
-			return nil, p11Err(op, err)
+			return nil, p11Err(op+": read CKA_CLASS", err)
 		}
-		for _, h := range hs {
-			found = append(found, match{h, class})
+		if class, ok := ulong(cb); ok && (class == pkcs11.CKO_PRIVATE_KEY || class == pkcs11.CKO_SECRET_KEY) {
+			found = append(found, match{h, uint(class)})
 		}
 	}
 	switch len(found) {
@@ -285,11 +292,14 @@ func (t *Token) FindTarget(ctx context.Context, ref KeyRef) (*Key, error) {
 	return t.loadKeyLocked(op, found[0].h, found[0].class, false)
 }
 
-// refTemplate is the search template for a target key of a class.
+// classAny asks refTemplate for objects of every class.
+const classAny = ^uint(0)
+
+// refTemplate is the search template for a target key of a class (classAny: any class).
 func refTemplate(ref KeyRef, class uint) []*pkcs11.Attribute {
-	tmpl := []*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
-		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+	tmpl := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true)}
+	if class != classAny {
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_CLASS, class))
 	}
 	if ref.Label != "" {
 		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, ref.Label))
