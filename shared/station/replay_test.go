@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -196,5 +198,89 @@ func TestNoCheckpointAfterAFinding(t *testing.T) {
 		if cp, _ := s.checkpoint(); cp != nil {
 			t.Fatalf("checkpoint kept after a replay with findings")
 		}
+	}
+}
+
+// BenchmarkReplayState measures what a command that needs only the state pays to learn it
+// on a medium of about 3,000 bundles (1,000 key packages, approved and receipted), when one
+// more package was written since the last replay: Replay verifies everything, ReplayState
+// resumes from the checkpoint.
+func BenchmarkReplayState(b *testing.B) {
+	c, err := chaintest.New(chaintest.Config{Dir: filepath.Join(b.TempDir(), "m"), FastWrite: true, Step: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Full(payload.ECP256); err != nil {
+		b.Fatal(err)
+	}
+	var offer bundle.ID
+	for _, w := range c.Written {
+		if w.Header.Kind == bundle.KindKEKOffer {
+			offer = w.ID()
+		}
+	}
+	tmpl, err := c.PackagePayload(offer, payload.ECP256, "key-0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	add := func(i int) {
+		k := *tmpl
+		k.KeyName = fmt.Sprintf("key-%d", i)
+		pkg, err := c.Append(bundle.ChainOffline, &k)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Approve(pkg.ID(), bundle.KindKeyPackage, 0, 1); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Receipt(pkg); err != nil {
+			b.Fatal(err)
+		}
+		c.Written = c.Written[:0]
+	}
+	for i := range 1000 {
+		add(i + 1)
+	}
+	db, err := ledger.Open(filepath.Join(b.TempDir(), "ledger.db"), ledger.Schema{Name: "test", Migrations: []ledger.Migration{{Name: "station", Apply: Migration}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	s := &Station{Chain: bundle.ChainOffline, DB: db, Media: c.M, Log: logsetup.Discard()}
+	setHead := func() {
+		if err := db.Update(func(tx *bolt.Tx) error {
+			if err := SetAnchor(tx, c.PolicyID); err != nil {
+				return err
+			}
+			return putJSON(tx.Bucket(bucketStation), keyHead, c.Heads.Offline)
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	setHead()
+	ctx := context.Background()
+	for _, mode := range []string{"Replay", "ReplayState"} {
+		b.Run(mode, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				if _, err := s.ReplayState(ctx); err != nil { // the checkpoint, as the last command left it
+					b.Fatal(err)
+				}
+				add(1000 + b.N)
+				setHead()
+				b.StartTimer()
+				var res *chain.Result
+				if mode == "Replay" {
+					res, err = s.Replay(ctx, nil)
+				} else {
+					res, err = s.ReplayState(ctx)
+				}
+				if err != nil || res.Err() != nil {
+					b.Fatalf("%s() = %v, %v", mode, err, res.Err())
+				}
+			}
+			b.ReportMetric(float64(c.Heads.Offline.Seq+c.Heads.Online.Seq), "bundles")
+		})
 	}
 }
