@@ -35,13 +35,19 @@ const (
 // the ledger, the plain .byok copy) and, alternately, makes the same HSM calls straight
 // through miekg/pkcs11 (find the key, read its attributes, import the KEK, generate the
 // ephemeral AES key, two C_WrapKey, two C_DestroyObject, one ECDSA C_Sign). It reports the
-// median wall time and the median CPU time of the benchmark's thread of each, and the
-// tool's overhead in percent of the direct calls.
+// median wall time and the median CPU time of the benchmark's thread of each, per key, and
+// the tool's overhead in percent of the direct calls.
+//
+// keys=1 packages one key per run of the command, as "package --key k" does: one journal
+// cycle per key. keys=8 packages eight keys per run, as "package --key k1,...,k8" does: the
+// bundles of the eight share one journal cycle (one pending record, one folder sync, one
+// commit) and the tool's time per key is the batch's time divided by eight, set against eight
+// rounds of the direct calls divided by eight. In both, b.N counts keys.
 //
 // The wall time includes the fsyncs that make a package survive a power cut (bundle file,
-// medium folder, plain copy and its folder, two ledger commits); run with TMPDIR on a
-// tmpfs to measure the tool without the disk. Run with -benchtime=Nx, N at most
-// benchKeys*benchVaults.
+// medium folder, plain copy and its folder, two ledger commits per journal cycle); run with
+// TMPDIR on a tmpfs to measure the tool without the disk. Run with -benchtime=Nx, N at most
+// benchKeys*benchVaults/2.
 func BenchmarkPackageRSA3072Paired(b *testing.B) {
 	f := newFixture(b)
 	on := f.online()
@@ -77,52 +83,78 @@ func BenchmarkPackageRSA3072Paired(b *testing.B) {
 	defer d.close()
 
 	next := 0
-	toolPackage := func() {
+	plan := func() *packagePlan {
 		k, v := next%benchKeys, next/benchKeys
 		if v >= benchVaults {
-			b.Fatalf("more than %d iterations: lower -benchtime", benchKeys*benchVaults)
+			b.Fatalf("more than %d keys: lower -benchtime", benchKeys*benchVaults)
 		}
 		next++
 		plan, err := p.plan(packageRequest{Ident: fmt.Sprintf("k%d", k), Vault: vaults[v], KeyName: fmt.Sprintf("k%d", k), Enabled: true})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := p.pack(ctx, plan); err != nil {
-			b.Fatal(err)
+		return plan
+	}
+	toolPackage := func(n int) func() {
+		return func() {
+			var plans []*packagePlan
+			for range n {
+				plans = append(plans, plan())
+			}
+			res, err := p.packAll(ctx, plans)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, r := range res {
+				if r.Existing {
+					b.Fatalf("package %s existed already", r.Fingerprint)
+				}
+			}
 		}
 	}
 	kek := onlinetest.KEK(3072).PublicKey
-	directPackage := func() { d.packageOnce(b, fmt.Sprintf("k%d", next%benchKeys), &kek) }
-
-	toolPackage() // the first call reads the mechanism list, once per token
-	directPackage()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var tool, direct, toolCPU, directCPU []time.Duration
-	measure := func(fn func(), wall, cpu *[]time.Duration) {
-		c0 := threadCPU(b)
-		t0 := time.Now()
-		fn()
-		*wall = append(*wall, time.Since(t0))
-		*cpu = append(*cpu, threadCPU(b)-c0)
-	}
-	for b.Loop() {
-		if len(tool)%2 == 0 {
-			measure(toolPackage, &tool, &toolCPU)
-			measure(directPackage, &direct, &directCPU)
-		} else {
-			measure(directPackage, &direct, &directCPU)
-			measure(toolPackage, &tool, &toolCPU)
+	directPackage := func(n int) func() {
+		return func() {
+			for i := range n {
+				d.packageOnce(b, fmt.Sprintf("k%d", (next+i)%benchKeys), &kek)
+			}
 		}
 	}
-	report := func(tool, direct []time.Duration, unit string) {
-		tm, dm := median(tool), median(direct)
-		b.ReportMetric(float64(tm.Nanoseconds()), "tool-"+unit)
-		b.ReportMetric(float64(dm.Nanoseconds()), "direct-"+unit)
-		b.ReportMetric(100*(float64(tm)-float64(dm))/float64(dm), "overhead-%-"+unit)
+
+	toolPackage(1)() // the first call reads the mechanism list, once per token
+	directPackage(1)()
+	for _, batch := range []int{1, 8} {
+		b.Run(fmt.Sprintf("keys=%d", batch), func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			var tool, direct, toolCPU, directCPU []time.Duration
+			measure := func(fn func(), n int, wall, cpu *[]time.Duration) {
+				c0 := threadCPU(b)
+				t0 := time.Now()
+				fn()
+				*wall = append(*wall, time.Since(t0)/time.Duration(n))
+				*cpu = append(*cpu, (threadCPU(b)-c0)/time.Duration(n))
+			}
+			for done := 0; done < b.N; done += batch {
+				n := min(batch, b.N-done)
+				if len(tool)%2 == 0 {
+					measure(toolPackage(n), n, &tool, &toolCPU)
+					measure(directPackage(n), n, &direct, &directCPU)
+				} else {
+					measure(directPackage(n), n, &direct, &directCPU)
+					measure(toolPackage(n), n, &tool, &toolCPU)
+				}
+			}
+			report := func(tool, direct []time.Duration, unit string) {
+				tm, dm := median(tool), median(direct)
+				b.ReportMetric(float64(tm.Nanoseconds()), "tool-"+unit)
+				b.ReportMetric(float64(dm.Nanoseconds()), "direct-"+unit)
+				b.ReportMetric(100*(float64(tm)-float64(dm))/float64(dm), "overhead-%-"+unit)
+			}
+			report(tool, direct, "wall-ns")
+			report(toolCPU, directCPU, "cpu-ns")
+		})
 	}
-	report(tool, direct, "wall-ns")
-	report(toolCPU, directCPU, "cpu-ns")
 }
 
 // quiet runs a setup command and fails the benchmark unless it succeeds.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
@@ -35,7 +36,7 @@ import (
 type packageOptions struct {
 	State     stateOptions
 	HSM       hsmOptions
-	Key       string
+	Keys      cli.StringSlice
 	Vault     string
 	Name      string
 	KEK       string
@@ -52,7 +53,7 @@ func packageCommand(env *clirun.Env) *cli.Command {
 	fs := o.State.flags(true)
 	fs = append(fs, o.HSM.flags()...)
 	fs = append(fs,
-		&cli.StringFlag{Name: "key", Usage: "ident of the key to package (see keygen)", Destination: &o.Key},
+		&cli.StringSliceFlag{Name: "key", Usage: "ident of the key to package (see keygen); repeat it, or separate idents with commas, to package several keys in one run", Destination: &o.Keys},
 		&cli.StringFlag{Name: "vault", Usage: "URL of the vault the key goes to; the policy must allow it", Destination: &o.Vault},
 		&cli.StringFlag{Name: "name", Usage: "the key's name in Key Vault (default: the ident)", Destination: &o.Name},
 		&cli.StringFlag{Name: "kek", Usage: "the accepted KEK to wrap with: offer or KEK fingerprint, or kid (default: the newest for the vault)", Destination: &o.KEK},
@@ -69,7 +70,10 @@ func packageCommand(env *clirun.Env) *cli.Command {
 		Description: "Wraps the key in the HSM for the vault's KEK into a .byok file exactly per Azure's BYOK\n" +
 			"specification, and writes it in a signed key-package bundle with its manifest (target\n" +
 			"public key or check value, key type, operations, provenance). A plain copy of the .byok goes\n" +
-			"to the medium's byok/ folder. The package still needs the custodians' approvals.",
+			"to the medium's byok/ folder. The package still needs the custodians' approvals.\n\n" +
+			"Several --key values package several keys for the same vault with the same options in one\n" +
+			"run: every key is checked before any is wrapped, and their bundles are written in one\n" +
+			"journal cycle. --name then cannot be given: each key keeps its ident as its name.",
 		Flags:  fs,
 		Action: func(c *cli.Context) error { return runPackage(c.Context, o, env) },
 	}
@@ -88,9 +92,33 @@ type packageRequest struct {
 	Tags      map[string]string
 }
 
-func (o packageOptions) request(t time.Time) (packageRequest, error) {
-	r := packageRequest{Ident: o.Key, KeyName: o.Name, KEK: o.KEK, Enabled: !o.Disabled}
-	if o.Key == "" {
+// requests returns one request per --key, in the order given.
+func (o packageOptions) requests(t time.Time) ([]packageRequest, error) {
+	idents := splitList(o.Keys.Value())
+	switch {
+	case len(idents) == 0:
+		return nil, clirun.Usagef("--key is required")
+	case len(idents) > 1 && o.Name != "":
+		return nil, clirun.Usagef("--name names one key: with several --key values each key is named after its ident")
+	}
+	var reqs []packageRequest
+	for i, ident := range idents {
+		if slices.Contains(idents[:i], ident) {
+			return nil, clirun.Usagef("--key %s given twice", ident)
+		}
+		r, err := o.request(ident, t)
+		if err != nil {
+			return nil, err
+		}
+		reqs = append(reqs, r)
+	}
+	return reqs, nil
+}
+
+// request checks the options for the key ident.
+func (o packageOptions) request(ident string, t time.Time) (packageRequest, error) {
+	r := packageRequest{Ident: ident, KeyName: o.Name, KEK: o.KEK, Enabled: !o.Disabled}
+	if ident == "" {
 		return r, clirun.Usagef("--key is required")
 	}
 	if o.Vault == "" {
@@ -102,7 +130,7 @@ func (o packageOptions) request(t time.Time) (packageRequest, error) {
 	}
 	r.Vault = u
 	if r.KeyName == "" {
-		r.KeyName = o.Key
+		r.KeyName = ident
 	}
 	if !keyNameRE.MatchString(r.KeyName) {
 		return r, clirun.Usagef("--name %q: Key Vault names are 1 to 127 letters, digits and dashes", r.KeyName)
@@ -205,8 +233,13 @@ type packageResult struct {
 	Warnings     []string `json:"warnings"`
 }
 
+// packageBatchResult is the result of "package" with several keys.
+type packageBatchResult struct {
+	Packages []*packageResult `json:"packages"`
+}
+
 func runPackage(ctx context.Context, o packageOptions, env *clirun.Env) error {
-	req, err := o.request(now())
+	reqs, err := o.requests(now())
 	if err != nil {
 		return err
 	}
@@ -215,15 +248,32 @@ func runPackage(ctx context.Context, o packageOptions, env *clirun.Env) error {
 		return err
 	}
 	defer p.close()
-	plan, err := p.plan(req)
+	var plans []*packagePlan
+	for _, req := range reqs {
+		plan, err := p.plan(req)
+		if err != nil {
+			if len(reqs) > 1 {
+				err = fmt.Errorf("key %s: %w (no key was packaged)", req.Ident, err)
+			}
+			return err
+		}
+		plans = append(plans, plan)
+	}
+	res, err := p.packAll(ctx, plans)
 	if err != nil {
 		return err
 	}
-	res, err := p.pack(ctx, plan)
-	if err != nil {
-		return err
+	if len(res) == 1 {
+		return env.Result(res[0], func(w io.Writer) error { return writePackage(w, res[0]) })
 	}
-	return env.Result(res, func(w io.Writer) error { return writePackage(w, res) })
+	return env.Result(packageBatchResult{Packages: res}, func(w io.Writer) error {
+		for _, r := range res {
+			if err := writePackage(w, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // openPacker opens the ledger and the medium for writing, finishes what an interrupted run
@@ -243,7 +293,9 @@ func openPacker(ctx context.Context, env *clirun.Env, sto stateOptions, ho hsmOp
 		return fail(err)
 	}
 	p.st = st
-	res, err := sess.replay(ctx, nil)
+	// Packaging needs the state (policy, offers, outstanding packages), not every bundle:
+	// resume from the ledger's checkpoint rather than verify the whole medium again.
+	res, err := sess.replayState(ctx)
 	if err != nil {
 		return fail(err)
 	}
@@ -455,10 +507,85 @@ func (p *packer) existingPackage(plan *packagePlan) (*store.Package, error) {
 
 // pack wraps the key and writes the key package (or returns the existing one).
 func (p *packer) pack(ctx context.Context, plan *packagePlan) (*packageResult, error) {
-	if plan.existing != nil {
-		p.env.Log.Info("the key package exists already", "package", plan.existing.ID.Short(), "key_name", plan.existing.KeyName)
-		return p.resultOf(plan, plan.existing, nil, true)
+	res, err := p.packAll(ctx, []*packagePlan{plan})
+	if err != nil {
+		return nil, err
 	}
+	return res[0], nil
+}
+
+// wrappedKey is a key wrapped for its package, not yet written.
+type wrappedKey struct {
+	plan *packagePlan
+	w    *hsm.Wrapped
+	kp   *payload.KeyPackage
+}
+
+// packAll wraps the keys of plans and writes their key packages in one journal cycle, then
+// their plain .byok copies; a plan with an existing package returns that one. It returns
+// the results in the order of plans.
+func (p *packer) packAll(ctx context.Context, plans []*packagePlan) ([]*packageResult, error) {
+	var todo []*wrappedKey
+	for _, plan := range plans {
+		if plan.existing != nil {
+			p.env.Log.Info("the key package exists already", "package", plan.existing.ID.Short(), "key_name", plan.existing.KeyName)
+			continue
+		}
+		wk, err := p.wrap(ctx, plan)
+		if err != nil {
+			return nil, err
+		}
+		todo = append(todo, wk)
+	}
+	written := map[*packagePlan]*packageResult{}
+	if len(todo) > 0 {
+		items := make([]station.Item, len(todo))
+		for i, wk := range todo {
+			kp := wk.kp
+			items[i] = station.Item{Payload: kp, Apply: func(tx *bolt.Tx, b *bundle.Bundle) error { return store.Record(tx, b, kp) }}
+		}
+		pos, err := p.sess.st.Position(p.pol.ID)
+		if err != nil {
+			return nil, err
+		}
+		lifetime := time.Duration(p.pol.Policy.BundleLifetimeSeconds) * time.Second
+		bs, err := p.sess.st.AppendBatch(ctx, pos, items, p.signer, now(), lifetime)
+		if err != nil {
+			return nil, hsmErr(err)
+		}
+		crashpoint.Hit("package-appended")
+		for i, b := range bs {
+			wk := todo[i]
+			rec, err := p.sess.store.Package(b.ID())
+			if err != nil {
+				return nil, fmt.Errorf("the ledger did not record package %s: %w", b.ID().Short(), err)
+			}
+			if err := writeByokCopy(p.env, p.sess, rec, wk.kp.BYOK); err != nil {
+				return nil, err
+			}
+			p.env.Log.Info("key package written", "package", b.ID().Short(), "key_name", wk.kp.KeyName, "vault", wk.kp.Vault, "byok", rec.ByokCopy)
+			if written[wk.plan], err = p.resultOf(wk.plan, rec, wk.w, false); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := make([]*packageResult, len(plans))
+	for i, plan := range plans {
+		if plan.existing != nil {
+			r, err := p.resultOf(plan, plan.existing, nil, true)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = r
+			continue
+		}
+		out[i] = written[plan]
+	}
+	return out, nil
+}
+
+// wrap finds the plan's key in the HSM, wraps it for the KEK and builds its key package.
+func (p *packer) wrap(ctx context.Context, plan *packagePlan) (*wrappedKey, error) {
 	key := plan.key
 	id, err := hex.DecodeString(key.ID)
 	if err != nil {
@@ -514,21 +641,14 @@ func (p *packer) pack(ctx context.Context, plan *packagePlan) (*packageResult, e
 	if !kp.Provenance.Wrap.EphemeralKeyDestroyed {
 		p.env.Log.Warn("the ephemeral AES key could not be destroyed; it dies with the session", "ident", key.Ident)
 	}
-	lifetime := time.Duration(p.pol.Policy.BundleLifetimeSeconds) * time.Second
-	b, err := appendBundle(ctx, p.sess, p.pol.ID, kp, p.signer, lifetime)
-	if err != nil {
-		return nil, err
-	}
-	crashpoint.Hit("package-appended")
-	rec, err := p.sess.store.Package(b.ID())
-	if err != nil {
-		return nil, fmt.Errorf("the ledger did not record package %s: %w", b.ID().Short(), err)
-	}
-	if err := writeByokCopy(p.env, p.sess, rec, kp.BYOK); err != nil {
-		return nil, err
-	}
-	p.env.Log.Info("key package written", "package", b.ID().Short(), "key_name", kp.KeyName, "vault", kp.Vault, "byok", rec.ByokCopy)
-	return p.resultOf(plan, rec, w, false)
+	return &wrappedKey{plan: plan, w: w, kp: kp}, nil
+}
+
+// replayState is replay for commands that need only the state: it resumes from the ledger's
+// checkpoint (station.ReplayState).
+func (s *session) replayState(ctx context.Context) (*chain.Result, error) {
+	res, err := s.st.ReplayState(ctx)
+	return res, replayHint(err)
 }
 
 // sameKey checks that the HSM's key is the one the ledger recorded.

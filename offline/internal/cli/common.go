@@ -215,6 +215,11 @@ func openSession(env *clirun.Env, o stateOptions, write, create, needMedia bool)
 // next step to the failures that have an obvious one.
 func (s *session) replay(ctx context.Context, onBundle func(*chain.Verified) error) (*chain.Result, error) {
 	res, err := s.st.Replay(ctx, onBundle)
+	return res, replayHint(err)
+}
+
+// replayHint adds the operator's next step to a replay failure that has an obvious one.
+func replayHint(err error) error {
 	if err != nil && exitcode.Hint(err) == "" {
 		switch {
 		case errors.Is(err, chain.ErrRollback):
@@ -225,7 +230,7 @@ func (s *session) replay(ctx context.Context, onBundle func(*chain.Verified) err
 			err = exitcode.Wrap(exitcode.From(err), err, "another station wrote to this medium's chains: do not use it, investigate")
 		}
 	}
-	return res, err
+	return err
 }
 
 // requireInit returns the station and the policy in force, or a usage error if init has not
