@@ -292,3 +292,61 @@ func orNone(s []string) string {
 	}
 	return strings.Join(s, ", ")
 }
+
+// testKillDuringRecovery interrupts a write after its bundle is in the journal (killed at
+// pending-recorded), then kills the next command that finishes it (every command that writes
+// recovers first) at each point of the recovery, reruns that command, and checks that the
+// ceremony still converges: a crash while recovering from a crash loses nothing either.
+func testKillDuringRecovery(t *testing.T, s *resSuite) {
+	firstPackage, upload := stepIndex("package "+resKeys[0].ident), stepIndex("upload")
+	base := newResRig(t, s, "recovery")
+	base.steps(0, firstPackage)
+
+	offPoints := []string{"tmp-written", "renamed", "synced", "committed"}
+	onPoints := []string{"media-tmp-written", "media-renamed", "media-synced", "committed"}
+	tests := []struct {
+		interrupted int      // the step killed at pending-recorded
+		recoverer   resStep  // the command that finishes its write
+		points      []string // where the recoverer is killed
+	}{
+		{firstPackage, resCeremony[stepIndex("kek accept")], offPoints},
+		{firstPackage, resCeremony[stepIndex("sync")], offPoints},
+		{firstPackage, resCeremony[firstPackage], offPoints},
+		{upload, resCeremony[upload], onPoints},
+	}
+	n := 0
+	for _, tt := range tests {
+		for _, p := range tt.points {
+			name := fmt.Sprintf("%s/then-%s/%s", resCeremony[tt.interrupted].name, tt.recoverer.name, p)
+			n++
+			t.Run(strings.ReplaceAll(name, " ", "-"), func(t *testing.T) {
+				r := base.fork(t, fmt.Sprintf("rec%d", n))
+				r.steps(firstPackage, tt.interrupted)
+				st := resCeremony[tt.interrupted]
+				args := st.args(r)
+				if res := r.run(st.station, "pending-recorded", args...); !res.killed {
+					t.Fatalf("%s was not killed at pending-recorded: exit %d\n%s", st.name, res.code, res.stderr)
+				}
+				rec := tt.recoverer.args(r)
+				res := r.run(tt.recoverer.station, p, rec...)
+				if !res.killed {
+					t.Fatalf("%s, finishing the write, was not killed at %s: exit %d\n%s", tt.recoverer.name, p, res.code, res.stderr)
+				}
+				// Killed once the recovery committed, the rerun has nothing left to finish.
+				res = r.run(tt.recoverer.station, "", rec...)
+				if res.code != 0 || (p != "committed") != strings.Contains(res.stderr, "finishing an interrupted write") {
+					t.Fatalf("%s, rerun: exit %d, want 0, finishing the interrupted write unless it was committed\n%s", tt.recoverer.name, res.code, res.stderr)
+				}
+				if res := r.run(st.station, "", args...); res.code != 0 {
+					t.Fatalf("%s, rerun: exit %d\n%s", st.name, res.code, res.stderr)
+				}
+				if st.learn != nil {
+					st.learn(r)
+				}
+				r.steps(tt.interrupted+1, len(resCeremony))
+				r.converged()
+			})
+		}
+	}
+	t.Logf("kill -9 during recovery: %d kill points", n)
+}

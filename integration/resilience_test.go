@@ -16,6 +16,7 @@ func TestResilience(t *testing.T) {
 	}
 	s := newResSuite(t)
 	t.Run("KillPoints", func(t *testing.T) { testKillPoints(t, s) })
+	t.Run("KillDuringRecovery", func(t *testing.T) { testKillDuringRecovery(t, s) })
 	t.Run("DamagedMedium", func(t *testing.T) { testDamagedMedium(t, s) })
 	t.Run("FullMedium", func(t *testing.T) { testFullMedium(t, s) })
 	t.Run("ReadOnlyMedium", func(t *testing.T) { testReadOnlyMedium(t, s) })
