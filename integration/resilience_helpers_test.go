@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"os"
@@ -563,9 +562,6 @@ func (r *resRig) converged() {
 		r.t.Errorf("audit: %+v", rep)
 	}
 }
-
-// String names the rig in failures.
-func (r *resRig) String() string { return fmt.Sprintf("ceremony %s in %s", r.branch, r.dir) }
 
 // knownBug reports a defect this suite found in code it does not own: logged, so that the run
 // stays green until it is fixed, or a failure with BYOK_TEST_KNOWN_BUGS=1, which reproduces it.
