@@ -2,24 +2,29 @@ package audit
 
 import (
 	"bufio"
-	"encoding/json"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"os"
 )
 
-// spool keeps the key inventory in a temporary file, one JSON object per line, so that an
-// audit of a long medium holds no more keys in memory than are awaiting upload.
+// spool keeps the key inventory in a temporary file, so that an audit of a long medium holds
+// no more keys in memory than are awaiting upload. The file is private to the process and
+// read back once or twice (the HTML report, the JSON or text output), so it holds each Key in
+// a compact binary record (see appendKey) rather than JSON, whose decoding cost more than
+// the rest of an audit's work per key.
 type spool struct {
-	f  *os.File
-	w  *bufio.Writer
-	n  int
-	rm bool
+	f   *os.File
+	w   *bufio.Writer
+	n   int
+	rm  bool
+	buf []byte
 }
 
 func newSpool() (*spool, error) {
-	f, err := os.CreateTemp("", "byok-audit-keys-*.jsonl")
+	f, err := os.CreateTemp("", "byok-audit-keys-*.bin")
 	if err != nil {
 		return nil, fmt.Errorf("key inventory: %w", err)
 	}
@@ -27,12 +32,12 @@ func newSpool() (*spool, error) {
 }
 
 func (s *spool) add(k Key) error {
-	b, err := json.Marshal(k)
-	if err != nil {
-		return err
-	}
+	s.buf = appendKey(s.buf[:0], &k)
 	s.n++
-	if _, err := s.w.Write(append(b, '\n')); err != nil {
+	if _, err := s.w.Write(binary.AppendUvarint(nil, uint64(len(s.buf)))); err != nil {
+		return fmt.Errorf("key inventory: %w", err)
+	}
+	if _, err := s.w.Write(s.buf); err != nil {
 		return fmt.Errorf("key inventory: %w", err)
 	}
 	return nil
@@ -52,21 +57,28 @@ func (s *spool) all() iter.Seq2[Key, error] {
 			yield(Key{}, fmt.Errorf("key inventory: the report is closed"))
 			return
 		}
-		r := io.NewSectionReader(s.f, 0, 1<<62)
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		for i := 0; i < s.n && sc.Scan(); i++ {
+		r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, 1<<62), 64<<10)
+		var rec []byte
+		for range s.n {
+			n, err := binary.ReadUvarint(r)
+			if err == nil && n > 16<<20 {
+				err = errors.New("record too long")
+			}
+			if err == nil {
+				rec = append(rec[:0], make([]byte, n)...)
+				_, err = io.ReadFull(r, rec)
+			}
 			var k Key
-			if err := json.Unmarshal(sc.Bytes(), &k); err != nil {
+			if err == nil {
+				k, err = readKey(rec)
+			}
+			if err != nil {
 				yield(Key{}, fmt.Errorf("key inventory: %w", err))
 				return
 			}
 			if !yield(k, nil) {
 				return
 			}
-		}
-		if err := sc.Err(); err != nil {
-			yield(Key{}, fmt.Errorf("key inventory: %w", err))
 		}
 	}
 }
@@ -81,4 +93,146 @@ func (s *spool) close() error {
 		err = rerr
 	}
 	return err
+}
+
+// appendKey appends the record of k: its fields in declaration order, strings and counts as
+// uvarint lengths, Receipt and PublicKeyMatch with a presence byte, Approvals with its count
+// plus one (zero for nil), so that readKey returns a value equal to k.
+func appendKey(b []byte, k *Key) []byte {
+	for _, s := range []string{k.Package, k.PackageFingerprint} {
+		b = appendStr(b, s)
+	}
+	b = binary.AppendUvarint(b, k.PackageSeq)
+	for _, s := range []string{k.Name, k.KeyType, k.Vault, k.Region, k.PublicKeySHA256, k.KCV} {
+		b = appendStr(b, s)
+	}
+	if k.Approvals == nil {
+		b = binary.AppendUvarint(b, 0)
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(k.Approvals))+1)
+		for _, a := range k.Approvals {
+			b = appendStr(appendStr(appendStr(b, a.Name), a.Fingerprint), a.Key)
+		}
+	}
+	b = appendStr(b, k.Status)
+	b = binary.AppendVarint(b, int64(k.Rejected))
+	r := k.Receipt
+	if r == nil {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	b = appendStr(appendStr(b, r.ID), r.Fingerprint)
+	b = binary.AppendUvarint(b, r.Seq)
+	for _, s := range []string{r.Outcome, r.Vault, r.KID, r.Version, r.PublicKeySHA256} {
+		b = appendStr(b, s)
+	}
+	switch {
+	case r.PublicKeyMatch == nil:
+		b = append(b, 0)
+	case *r.PublicKeyMatch:
+		b = append(b, 2)
+	default:
+		b = append(b, 1)
+	}
+	return appendStr(b, r.Error)
+}
+
+func appendStr(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// readKey decodes a record of appendKey.
+func readKey(b []byte) (Key, error) {
+	d := recDecoder{b: b}
+	var k Key
+	k.Package, k.PackageFingerprint = d.str(), d.str()
+	k.PackageSeq = d.uvarint()
+	for _, s := range []*string{&k.Name, &k.KeyType, &k.Vault, &k.Region, &k.PublicKeySHA256, &k.KCV} {
+		*s = d.str()
+	}
+	if n := d.uvarint(); n > 0 && d.err == nil {
+		if n-1 > uint64(len(d.b)) {
+			return Key{}, errors.New("bad record")
+		}
+		k.Approvals = make([]Approver, n-1)
+		for i := range k.Approvals {
+			k.Approvals[i] = Approver{Name: d.str(), Fingerprint: d.str(), Key: d.str()}
+		}
+	}
+	k.Status = d.str()
+	k.Rejected = int(d.varint())
+	switch d.byte() {
+	case 0:
+	case 1:
+		r := &Receipt{ID: d.str(), Fingerprint: d.str(), Seq: d.uvarint()}
+		for _, s := range []*string{&r.Outcome, &r.Vault, &r.KID, &r.Version, &r.PublicKeySHA256} {
+			*s = d.str()
+		}
+		switch m := d.byte(); m {
+		case 0:
+		case 1, 2:
+			match := m == 2
+			r.PublicKeyMatch = &match
+		default:
+			d.err = errors.New("bad record")
+		}
+		r.Error = d.str()
+		k.Receipt = r
+	default:
+		d.err = errors.New("bad record")
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return Key{}, errors.New("bad record")
+	}
+	return k, nil
+}
+
+// recDecoder reads a record; after a failure every read returns zero and err is set.
+type recDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *recDecoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errors.New("bad record")
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *recDecoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errors.New("bad record")
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *recDecoder) str() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.err = errors.New("bad record")
+		d.b = nil
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *recDecoder) byte() byte {
+	if len(d.b) == 0 {
+		d.err = errors.New("bad record")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
 }
