@@ -144,6 +144,38 @@ type replayer struct {
 	keys atomic.Pointer[keySet]
 	ring [3]ring
 	wmu  sync.Mutex
+	// ids holds the key IDs of every policy known so far (publishKeys), for stage 2, which
+	// asks who a policy's stations and custodians are for every bundle: each ID is a hash.
+	ids map[*payload.Policy]*policyIDs
+}
+
+// policyIDs are the key IDs a policy names.
+type policyIDs struct {
+	stations   [3]bundle.ID // by chain
+	custodians []bundle.ID
+}
+
+// idsOf returns the key IDs of p.
+func (r *replayer) idsOf(p *payload.Policy) *policyIDs {
+	if ids, ok := r.ids[p]; ok {
+		return ids
+	}
+	ids := &policyIDs{}
+	ids.stations[bundle.ChainOffline] = p.OfflineStation.ID()
+	ids.stations[bundle.ChainOnline] = p.OnlineStation.ID()
+	for _, c := range p.Custodians {
+		ids.custodians = append(ids.custodians, c.Key.ID())
+	}
+	if r.ids == nil {
+		r.ids = map[*payload.Policy]*policyIDs{}
+	}
+	r.ids[p] = ids
+	return ids
+}
+
+// isCustodian reports whether the key id is one of p's custodians (p.Custodian).
+func (r *replayer) isCustodian(p *payload.Policy, id bundle.ID) bool {
+	return slices.Contains(r.idsOf(p).custodians, id)
 }
 
 // ring remembers the IDs and times of the latest bundles of a chain, so that peer references
@@ -297,9 +329,11 @@ func (r *replayer) publishKeys() {
 	}
 	for i := range r.st.Policies {
 		add(r.st.Policies[i].Policy)
+		r.idsOf(r.st.Policies[i].Policy)
 	}
 	if r.st.Pending != nil {
 		add(r.st.Pending.Policy)
+		r.idsOf(r.st.Pending.Policy)
 	}
 	r.keys.Store(&ks)
 }
@@ -448,7 +482,7 @@ func (r *replayer) process(c bundle.Chain, it *item) error {
 	if err != nil {
 		return r.stop(c, it, err)
 	}
-	if want := pol.StationKey(c); h.Signer != want {
+	if want := r.idsOf(pol.Policy).stations[c]; h.Signer != want {
 		return r.stop(c, it, &SignerError{Chain: c, Seq: h.Seq, Signer: h.Signer, Want: want})
 	}
 	if err := r.open(it); err != nil {
@@ -659,7 +693,7 @@ func (r *replayer) approval(it *item, v *Verified, a *payload.Approval, pol *Pol
 				if p == nil {
 					continue
 				}
-				if _, ok := p.Custodian(id); ok {
+				if r.isCustodian(p, id) {
 					// Published when the policy became known; Validate parsed it then.
 					pub, ok := r.keys.Load().custodians[id]
 					return pub, ok
@@ -678,7 +712,7 @@ func (r *replayer) approval(it *item, v *Verified, a *payload.Approval, pol *Pol
 			curPol = cur.Policy
 		}
 		add(custodianOf(pend.Policy, curPol), &pend.Approvals, nil, pend.Expires)
-		if countIn(pend.Approvals, pend.Policy) >= pend.Policy.Threshold && (cur == nil || countIn(pend.Approvals, cur.Policy) >= cur.Policy.Threshold) {
+		if r.countIn(pend.Approvals, pend.Policy) >= pend.Policy.Threshold && (cur == nil || r.countIn(pend.Approvals, cur.Policy) >= cur.Policy.Threshold) {
 			rec := pend.PolicyRecord
 			rec.Effective = h.Seq
 			r.st.Policies = append(r.st.Policies, rec)
@@ -702,10 +736,10 @@ func (r *replayer) approval(it *item, v *Verified, a *payload.Approval, pol *Pol
 
 func cmpID(a, b bundle.ID) int { return bytes.Compare(a[:], b[:]) }
 
-func countIn(ids []bundle.ID, p *payload.Policy) int {
+func (r *replayer) countIn(ids []bundle.ID, p *payload.Policy) int {
 	n := 0
 	for _, id := range ids {
-		if _, ok := p.Custodian(id); ok {
+		if r.isCustodian(p, id) {
 			n++
 		}
 	}
@@ -805,7 +839,7 @@ func (r *replayer) receipt(it *item, v *Verified, rc *payload.Receipt, pol *Poli
 	delete(r.st.Packages, pkg.ID)
 	r.st.Counts.Imported++
 	// Only approvals the online station had seen count: those at or before its peer seq.
-	if n := pkg.ApprovedBy(p, h.PeerSeq); n < p.Threshold {
+	if n := r.approvedBy(pkg, p, h.PeerSeq); n < p.Threshold {
 		r.soft(it, v, &ApprovalError{Target: pkg.ID, Have: n, Need: p.Threshold, Reason: " at upload"})
 	}
 	if h.Created > pkg.Expires+p.MaxClockSkewSeconds {
@@ -822,6 +856,20 @@ func (r *replayer) receipt(it *item, v *Verified, rc *payload.Receipt, pol *Poli
 	case !bytes.Equal(rc.PublicKey, pkg.PublicKey):
 		r.soft(it, v, &KeyMismatchError{Package: pkg.ID, KID: rc.KID, Reason: "the receipt's public key is not the packaged key's"})
 	}
+}
+
+// approvedBy is pkg.ApprovedBy(p, upTo) with p's custodian IDs computed once.
+func (r *replayer) approvedBy(pkg *PackageRecord, p *payload.Policy, upTo uint64) int {
+	n := 0
+	for _, a := range pkg.Approvals {
+		if seq, ok := pkg.ApprovedAt[a]; ok && seq > upTo {
+			continue
+		}
+		if r.isCustodian(p, a) {
+			n++
+		}
+	}
+	return n
 }
 
 // finish checks what can only be checked at the end (§9.2 step 9).
