@@ -103,14 +103,20 @@ func firstPolicy(m *media.Media) (id bundle.ID, e media.Entry, ok bool) {
 		}
 		n++
 		data, err := m.Read(e)
-		if err != nil || len(data) < bundle.HeaderSize {
+		if err != nil {
 			continue
 		}
-		h, err := bundle.ParseHeader(data)
-		if err != nil || h.Kind != bundle.KindPolicy || h.Seq != e.Seq {
+		// Only a well-formed bundle under its own name is compared with the pin: a damaged
+		// one is left to the replay, which reports it as what it is (malformed, hash
+		// mismatch) rather than as another policy (SPEC §9.8: malformed wins).
+		b, err := bundle.Parse(data)
+		if err != nil || b.ID() != e.ID {
+			return bundle.ID{}, media.Entry{}, false
+		}
+		if b.Header.Kind != bundle.KindPolicy || b.Header.Seq != e.Seq {
 			continue
 		}
-		return bundle.IDOfHeader(data[:bundle.HeaderSize]), e, true
+		return b.ID(), e, true
 	}
 	return bundle.ID{}, media.Entry{}, false
 }

@@ -88,6 +88,19 @@ func Version(db *bolt.DB) (uint64, error) {
 }
 
 func migrate(db *bolt.DB, s Schema) error {
+	// Most opens find the ledger current: check in a read transaction, so that reading the
+	// state never rewrites the file.
+	current := false
+	if err := db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		current = meta != nil && string(meta.Get(keySchema)) == s.Name && U64(meta.Get(keyVersion)) == uint64(len(s.Migrations))
+		return nil
+	}); err != nil {
+		return err
+	}
+	if current {
+		return nil
+	}
 	for {
 		done := false
 		err := db.Update(func(tx *bolt.Tx) error {

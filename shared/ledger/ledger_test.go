@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -77,5 +79,30 @@ func TestSecondOpenIsLocked(t *testing.T) {
 	defer func() { LockTimeout = old }()
 	if _, err := Open(p, schema(1)); !errors.Is(err, ErrLocked) || exitcode.From(err) != exitcode.Locked {
 		t.Fatalf("second Open() = %v, want ErrLocked", err)
+	}
+}
+
+func TestOpenOfCurrentLedgerDoesNotWrite(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state.db")
+	db, err := Open(p, schema(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	before, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(p, schema(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	after, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Fatal("opening a current ledger changed the file")
 	}
 }
