@@ -533,14 +533,66 @@ func (m *Media) Write(b *bundle.Bundle) (Entry, error) {
 
 // WriteByok writes a plain copy of a .byok file as byok/<name>, refusing to replace one.
 func (m *Media) WriteByok(name string, data []byte) (string, error) {
-	if name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".byok") {
-		return "", fmt.Errorf("bad .byok file name %q", name)
+	if err := checkByokName(name); err != nil {
+		return "", err
 	}
 	if err := m.mkdirAll(ByokDir); err != nil {
 		return "", err
 	}
 	p := path.Join(ByokDir, name)
 	return p, m.writeAtomic(ByokDir, name, data)
+}
+
+// ByokFile is a plain .byok copy for WriteByoks: its name in byok/ and its bytes.
+type ByokFile struct {
+	Name string
+	Data []byte
+}
+
+// WriteByoks writes several plain .byok copies as WriteByok does, syncing the folder once
+// for all of them (see WriteAll, whose hooks and crash behaviour it shares). It returns their
+// paths. It refuses with ErrExists if a file is already there, before writing any.
+func (m *Media) WriteByoks(files []ByokFile) ([]string, error) {
+	for _, f := range files {
+		if err := checkByokName(f.Name); err != nil {
+			return nil, err
+		}
+		if _, err := m.root.Lstat(path.Join(ByokDir, f.Name)); err == nil {
+			return nil, fmt.Errorf("%s: %w", path.Join(ByokDir, f.Name), ErrExists)
+		}
+	}
+	if len(files) == 0 {
+		return nil, nil
+	}
+	if err := m.mkdirAll(ByokDir); err != nil {
+		return nil, err
+	}
+	paths := make([]string, len(files))
+	for i, f := range files {
+		if err := m.writeRenamed(ByokDir, f.Name, f.Data); err != nil {
+			return nil, err
+		}
+		paths[i] = path.Join(ByokDir, f.Name)
+	}
+	if err := m.syncDir(ByokDir); err != nil {
+		return nil, err
+	}
+	for range files {
+		hook("synced")
+	}
+	for i, f := range files {
+		if err := m.readBack(paths[i], f.Data); err != nil {
+			return nil, err
+		}
+	}
+	return paths, nil
+}
+
+func checkByokName(name string) error {
+	if name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".byok") {
+		return fmt.Errorf("bad .byok file name %q", name)
+	}
+	return nil
 }
 
 func (m *Media) mkdirAll(dir string) error {

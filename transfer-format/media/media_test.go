@@ -256,6 +256,40 @@ func TestWriteAll(t *testing.T) {
 	}
 }
 
+func TestWriteByoks(t *testing.T) {
+	c := ceremony(t, true)
+	files := []media.ByokFile{{Name: "a-1.byok", Data: []byte("one")}, {Name: "b-2.byok", Data: []byte("two")}}
+	var points []string
+	media.Hook = func(p string) { points = append(points, p) }
+	defer func() { media.Hook = nil }()
+	ps, err := c.M.WriteByoks(files)
+	media.Hook = nil
+	if err != nil || len(ps) != 2 || ps[0] != "byok/a-1.byok" || ps[1] != "byok/b-2.byok" {
+		t.Fatalf("WriteByoks() = %q, %v", ps, err)
+	}
+	if want := []string{"tmp-written", "renamed", "tmp-written", "renamed", "synced", "synced"}; !slices.Equal(points, want) {
+		t.Errorf("WriteByoks() passed %v, want %v", points, want)
+	}
+	for _, f := range files {
+		if got, err := os.ReadFile(filepath.Join(c.M.Dir(), "byok", f.Name)); err != nil || !bytes.Equal(got, f.Data) {
+			t.Errorf("%s = %q, %v", f.Name, got, err)
+		}
+	}
+	// One file there already: nothing is written.
+	if _, err := c.M.WriteByoks([]media.ByokFile{{Name: "c-3.byok", Data: []byte("three")}, files[1]}); !errors.Is(err, media.ErrExists) {
+		t.Errorf("WriteByoks(one existing) = %v, want ErrExists", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.M.Dir(), "byok", "c-3.byok")); err == nil {
+		t.Error("WriteByoks wrote c-3.byok beside an existing file")
+	}
+	if _, err := c.M.WriteByoks([]media.ByokFile{{Name: "../x.byok", Data: []byte("x")}}); err == nil {
+		t.Error("WriteByoks(../x.byok) succeeded")
+	}
+	if ws, err := c.M.Scan(); err != nil || len(ws) != 0 {
+		t.Errorf("Scan() = %v, %v; want no warnings", ws, err)
+	}
+}
+
 // makeReadOnly makes dir refuse new files, for root too (chattr +i), or skips the test.
 func makeReadOnly(t *testing.T, dir string) {
 	t.Helper()
