@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -554,15 +556,19 @@ func (p *packer) packAll(ctx context.Context, plans []*packagePlan) ([]*packageR
 			return nil, hsmErr(err)
 		}
 		crashpoint.Hit("package-appended")
+		recs := make([]*store.Package, len(bs))
+		data := make([][]byte, len(bs))
 		for i, b := range bs {
-			wk := todo[i]
-			rec, err := p.sess.store.Package(b.ID())
-			if err != nil {
+			if recs[i], err = p.sess.store.Package(b.ID()); err != nil {
 				return nil, fmt.Errorf("the ledger did not record package %s: %w", b.ID().Short(), err)
 			}
-			if err := writeByokCopy(p.env, p.sess, rec, wk.kp.BYOK); err != nil {
-				return nil, err
-			}
+			data[i] = todo[i].kp.BYOK
+		}
+		if err := writeByokCopies(p.env, p.sess, recs, data); err != nil {
+			return nil, err
+		}
+		for i, b := range bs {
+			wk, rec := todo[i], recs[i]
 			p.env.Log.Info("key package written", "package", b.ID().Short(), "key_name", wk.kp.KeyName, "vault", wk.kp.Vault, "byok", rec.ByokCopy)
 			if written[wk.plan], err = p.resultOf(wk.plan, rec, wk.w, false); err != nil {
 				return nil, err
@@ -693,18 +699,34 @@ func (p *packer) resultOf(plan *packagePlan, rec *store.Package, w *hsm.Wrapped,
 
 // writeByokCopy writes the plain .byok copy of a package to the medium and records where.
 func writeByokCopy(env *clirun.Env, sess *session, rec *store.Package, data []byte) error {
-	name := rec.ByokName()
-	path, err := sess.st.Media.WriteByok(name, data)
-	if errors.Is(err, media.ErrExists) {
-		got, rerr := sess.st.Media.ReadFile(path, byok.MaxFileSize)
-		if rerr != nil || !bytes.Equal(got, data) {
-			env.Log.Warn("a different file has the name of the plain .byok copy; not replacing it", "path", path)
-			return nil
+	return writeByokCopies(env, sess, []*store.Package{rec}, [][]byte{data})
+}
+
+// writeByokCopies writes the plain .byok copies of packages (data[i] for recs[i]) that the
+// medium lacks, syncing the byok/ folder once for all of them. A different file under a
+// copy's name stays, with a warning.
+func writeByokCopies(env *clirun.Env, sess *session, recs []*store.Package, data [][]byte) error {
+	var files []media.ByokFile
+	done := 0
+	for i, rec := range recs {
+		name := rec.ByokName()
+		p := path.Join(media.ByokDir, name)
+		got, err := sess.st.Media.ReadFile(p, byok.MaxFileSize)
+		switch {
+		case err == nil && bytes.Equal(got, data[i]):
+			done++ // written before
+		case err == nil || !errors.Is(err, fs.ErrNotExist):
+			env.Log.Warn("a different file has the name of the plain .byok copy; not replacing it", "path", p)
+		default:
+			files = append(files, media.ByokFile{Name: name, Data: data[i]})
 		}
-	} else if err != nil {
-		return exitcode.Wrap(exitcode.Media, fmt.Errorf("write %s: %w", name, err), "check that the stick is writable and not full")
 	}
-	crashpoint.Hit("package-byok-written")
+	if _, err := sess.st.Media.WriteByoks(files); err != nil {
+		return exitcode.Wrap(exitcode.Media, fmt.Errorf("write the plain .byok copies: %w", err), "check that the stick is writable and not full")
+	}
+	for range done + len(files) {
+		crashpoint.Hit("package-byok-written")
+	}
 	return nil
 }
 
