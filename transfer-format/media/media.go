@@ -278,6 +278,10 @@ type Entry struct {
 	Seq   uint64
 	ID    bundle.ID
 	Path  string // relative to the medium folder
+
+	// listed is set on the entries of Entries (and Find), whose listing saw a regular file
+	// there: Read opens it without a separate stat and checks the open file instead.
+	listed bool
 }
 
 // Warning is something on the medium that readers ignore but people should know about.
@@ -336,7 +340,7 @@ func (m *Media) entriesFrom(c bundle.Chain, from uint64, warn func(Warning)) ite
 				if seq < from {
 					continue
 				}
-				if !yield(Entry{Chain: c, Seq: seq, ID: id, Path: fp}, nil) {
+				if !yield(Entry{Chain: c, Seq: seq, ID: id, Path: fp, listed: true}, nil) {
 					return
 				}
 			}
@@ -384,7 +388,21 @@ func (m *Media) readDir(p string) ([]fs.DirEntry, error) {
 // Read returns the bytes of a bundle file. It refuses non-regular files and files larger than
 // bundle.MaxFileSize before reading them.
 func (m *Media) Read(e Entry) ([]byte, error) {
-	return m.ReadFile(e.Path, bundle.MaxFileSize)
+	if !e.listed {
+		return m.ReadFile(e.Path, bundle.MaxFileSize)
+	}
+	// The listing saw a regular file: open it (never following a link, never waiting on a
+	// FIFO that replaced it since) and check what was opened, one path lookup instead of two.
+	dir, name := path.Split(e.Path)
+	d, done, err := m.openDir(path.Clean(dir))
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if d.fd < 0 || name == "" || name == "." || name == ".." {
+		return m.ReadFile(e.Path, bundle.MaxFileSize)
+	}
+	return readOpenAt(d.fd, name, e.Path, bundle.MaxFileSize)
 }
 
 // ReadFile reads a regular file of at most limit bytes from the medium.

@@ -51,6 +51,43 @@ func readFileAt(r *os.Root, dirfd int, name, p string, limit int64) ([]byte, err
 		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
 	}
 	defer syscall.Close(fd)
+	return readFD(fd, size, p, limit)
+}
+
+// readOpenAt is readFileAt for a file a listing of the folder saw as a regular file: it
+// opens the name without following a symbolic link and without waiting (a FIFO put there
+// since opens at once), then checks that what it opened is a regular file of at most limit
+// bytes before reading it.
+func readOpenAt(dirfd int, name, p string, limit int64) ([]byte, error) {
+	var fd int
+	err := ignoringEINTR(func() error {
+		var err error
+		fd, err = syscall.Openat(dirfd, name, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+		return err
+	})
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s: not a regular file", p)
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := ignoringEINTR(func() error { return syscall.Fstat(fd, &st) }); err != nil {
+		return nil, &fs.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, fmt.Errorf("%s: not a regular file", p)
+	}
+	if st.Size > limit {
+		return nil, tooLarge(p, st.Size, limit)
+	}
+	return readFD(fd, st.Size, p, limit)
+}
+
+// readFD reads the open regular file fd, which held size bytes at its stat, refusing more
+// than limit bytes.
+func readFD(fd int, size int64, p string, limit int64) ([]byte, error) {
 	// Ask for what the file held at the stat and one byte more, to see whether it has grown.
 	b := make([]byte, size+1)
 	n := 0
