@@ -24,8 +24,8 @@ const (
 )
 
 var (
-	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-	regionRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
 	// keyNameRE and textRE are checked by isKeyName and isText (a replay checks a dozen
 	// strings of every key package); the expressions state the rule, and a test holds the
 	// functions to them.
