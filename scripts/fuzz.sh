@@ -26,6 +26,9 @@ cache="$(go env GOCACHE)/fuzz"
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 
+# files prints how many files the folder $1 holds (0 when there is no such folder).
+files() { if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi; }
+
 n=0
 start=$(date +%s)
 for mod in transfer-format shared offline online integration; do
@@ -37,11 +40,11 @@ for mod in transfer-format shared offline online integration; do
 		for f in $targets; do
 			echo "fuzz: $pkg $f ($t)" >&2
 			corpus="$dir/testdata/fuzz/$f"
-			before=$(ls "$corpus" 2>/dev/null | wc -l)
+			before=$(files "$corpus")
 			rc=0
 			(cd "$dir" && "$exe" -test.run='^$' -test.fuzz="^$f\$" -test.fuzztime="$t" -test.fuzzcachedir="$cache/$pkg" -test.paniconexit0) 2>&1 | tee "$bin/out" || rc=$?
 			if [ "$rc" != 0 ]; then
-				after=$(ls "$corpus" 2>/dev/null | wc -l)
+				after=$(files "$corpus")
 				# Go before 1.27 can fail a duration-bounded run with "context deadline exceeded"
 				# as the time runs out, with no failing input (go.dev/issue/75804). That is not a
 				# finding; a failing input is always written to the corpus folder.
