@@ -563,13 +563,3 @@ func (r *resRig) converged() {
 	}
 }
 
-// knownBug reports a defect this suite found in code it does not own: logged, so that the run
-// stays green until it is fixed, or a failure with BYOK_TEST_KNOWN_BUGS=1, which reproduces it.
-func knownBug(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("BYOK_TEST_KNOWN_BUGS") != "" {
-		t.Errorf("known bug: "+format, args...)
-		return
-	}
-	t.Logf("known bug (BYOK_TEST_KNOWN_BUGS=1 fails on it): "+format, args...)
-}

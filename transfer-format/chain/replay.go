@@ -46,6 +46,12 @@ type Source interface {
 	Find(c bundle.Chain, seq uint64) (media.Entry, error)
 }
 
+// surveyor is a Source that can also report what it holds outside the chains (media.Media):
+// a replay passes those warnings on with the chains' own.
+type surveyor interface {
+	Unknown(warn func(media.Warning)) error
+}
+
 // Options configure a replay.
 type Options struct {
 	// Anchor is the ID of the policy the caller trusts (version 1, the genesis policy). If
@@ -132,6 +138,10 @@ func Replay(ctx context.Context, src Source, opts Options) (*Result, error) {
 	}
 	r.res.State = r.st
 	r.publishKeys()
+	if sv, ok := src.(surveyor); ok {
+		// What cannot be listed here is not part of any chain; the replay reads the chains.
+		_ = sv.Unknown(r.warn)
+	}
 	err := r.run(ctx)
 	return r.res, err
 }

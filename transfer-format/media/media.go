@@ -767,9 +767,26 @@ func (m *Media) writeRenamed(dir, name string, data []byte) (err error) {
 func (m *Media) Scan() ([]Warning, error) {
 	var ws []Warning
 	warn := func(w Warning) { ws = append(ws, w) }
+	if err := m.Unknown(warn); err != nil {
+		return ws, err
+	}
+	for _, c := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
+		for _, err := range m.Entries(c, 1, warn) {
+			if err != nil {
+				return ws, err
+			}
+		}
+	}
+	return ws, nil
+}
+
+// Unknown reports to warn what readers ignore outside the chains' folders (whose files
+// Entries reports): unknown names at the top of the medium, and in byok/ leftovers of
+// interrupted writes and anything that is not a plain .byok file (SPEC.md §8.3).
+func (m *Media) Unknown(warn func(Warning)) error {
 	top, err := m.readDir(".")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, d := range top {
 		switch n := d.Name(); {
@@ -780,21 +797,14 @@ func (m *Media) Scan() ([]Warning, error) {
 			warn(classify(n, d))
 		}
 	}
-	for _, c := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
-		for _, err := range m.Entries(c, 1, warn) {
-			if err != nil {
-				return ws, err
-			}
-		}
-	}
 	byok, err := m.readDir(ByokDir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return ws, err
+		return err
 	}
 	for _, d := range byok {
 		if strings.HasPrefix(d.Name(), tmpPrefix) || !d.Type().IsRegular() || !strings.HasSuffix(d.Name(), ".byok") {
 			warn(classify(path.Join(ByokDir, d.Name()), d))
 		}
 	}
-	return ws, nil
+	return nil
 }

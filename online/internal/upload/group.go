@@ -27,6 +27,10 @@ type group struct {
 	mu    sync.Mutex
 	queue []*queued
 	busy  bool // a batch is being written
+	// failed is the error of the first batch that could not be written. The station then
+	// holds that batch as an interrupted write, which only the next run finishes, so every
+	// later receipt of this run fails with the same error (and its exit code) at once.
+	failed error
 }
 
 // queued is a receipt waiting in the group.
@@ -56,15 +60,20 @@ func (g *group) Write(ctx context.Context, r *payload.Receipt) (bundle.ID, error
 	g.busy = true
 	batch := g.queue
 	g.queue = nil
+	failed := g.failed
 	g.mu.Unlock()
 
 	rs := make([]*payload.Receipt, len(batch))
 	for i, b := range batch {
 		rs[i] = b.r
 	}
-	ids, err := g.w.WriteBatch(ctx, rs)
-	if err == nil && len(ids) != len(rs) {
-		err = fmt.Errorf("wrote %d receipts of %d", len(ids), len(rs))
+	var ids []bundle.ID
+	err := failed
+	if err == nil {
+		ids, err = g.w.WriteBatch(ctx, rs)
+		if err == nil && len(ids) != len(rs) {
+			err = fmt.Errorf("wrote %d receipts of %d", len(ids), len(rs))
+		}
 	}
 	for i, b := range batch {
 		if err != nil {
@@ -79,6 +88,9 @@ func (g *group) Write(ctx context.Context, r *payload.Receipt) (bundle.ID, error
 
 	// Hand the next batch to the first receipt that arrived meanwhile.
 	g.mu.Lock()
+	if err != nil && g.failed == nil {
+		g.failed = err
+	}
 	if len(g.queue) > 0 {
 		g.queue[0].wake <- true
 	} else {

@@ -143,3 +143,22 @@ func TestGroupRefusesInvalidReceipts(t *testing.T) {
 		t.Errorf("batches = %v, want none", w.batches)
 	}
 }
+
+// After a batch fails, the station holds it as an interrupted write: the later receipts of
+// the run fail with that batch's error, without another write.
+func TestGroupFailureEndsTheRunsWrites(t *testing.T) {
+	w := &batchWriter{release: make(chan struct{}), failOn: 0}
+	_, errs := groupRun(t, w)
+	for i := range 6 {
+		if !errors.Is(errs[i], errWrite) {
+			t.Errorf("Write(receipt %d) = %v, want the first batch's failure", i, errs[i])
+		}
+	}
+	if len(w.batches) != 1 {
+		t.Errorf("batches = %v, want only the one that failed", w.batches)
+	}
+	g := &group{w: w, failed: errWrite}
+	if _, err := g.Write(context.Background(), receipt(7)); !errors.Is(err, errWrite) || len(w.batches) != 1 {
+		t.Errorf("Write after a failure = %v with %d batches, want the failure and no write", err, len(w.batches))
+	}
+}
