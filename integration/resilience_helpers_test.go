@@ -562,4 +562,3 @@ func (r *resRig) converged() {
 		r.t.Errorf("audit: %+v", rep)
 	}
 }
-
