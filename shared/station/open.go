@@ -28,6 +28,10 @@ type OpenOptions struct {
 	// Write takes the medium's write lock and creates the medium if needed; otherwise the
 	// medium must exist and a read lock is taken.
 	Write bool
+	// LedgerOnly, with Write, is for a command that writes only its ledger: it takes the
+	// write lock to finish an interrupted write, but on a read-only medium with nothing
+	// pending it opens the medium for reading instead of refusing.
+	LedgerOnly bool
 	// Create allows creating a new ledger; otherwise the state folder must hold one.
 	Create bool
 	Log    *slog.Logger
@@ -60,15 +64,30 @@ func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 		return first
 	}
 	s := &Station{Chain: o.Chain, DB: db, Log: o.Log}
+	pending := false
+	_ = db.View(func(tx *bolt.Tx) error {
+		sb := tx.Bucket(bucketStation)
+		pending = sb != nil && sb.Get(keyPending) != nil
+		return nil
+	})
+	write := o.Write
 	if o.MediaDir != "" {
 		var m *media.Media
 		var lock *medialock.Lock
-		if o.Write {
+		if write {
 			if err := os.MkdirAll(o.MediaDir, 0o755); err != nil {
 				release()
 				return nil, nil, exitcode.Wrap(exitcode.Media, fmt.Errorf("create medium folder: %w", err), "is the stick mounted and writable?")
 			}
 			lock, err = medialock.Exclusive(o.MediaDir)
+			if errors.Is(err, medialock.ErrReadOnly) && o.LedgerOnly && !pending {
+				// Nothing to finish on the medium, and nobody can write to it either.
+				write = false
+				lock, err = medialock.Shared(o.MediaDir)
+			}
+			if errors.Is(err, medialock.ErrReadOnly) && pending {
+				err = exitcode.Wrap(exitcode.Media, err, "an interrupted write must be finished on this medium first: make the stick writable and run the command again")
+			}
 		} else {
 			lock, err = medialock.Shared(o.MediaDir)
 		}
@@ -77,7 +96,7 @@ func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 			return nil, nil, err
 		}
 		closers = append(closers, lock.Release)
-		if o.Write {
+		if write {
 			m, err = media.Init(o.MediaDir)
 		} else {
 			m, err = media.Open(o.MediaDir)
@@ -92,18 +111,12 @@ func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 		closers = append(closers, m.Close)
 		s.Media = m
 	}
-	if s.Media != nil && o.Write {
+	if s.Media != nil && write {
 		if err := s.Recover(recoverApply); err != nil {
 			release()
 			return nil, nil, err
 		}
 	} else {
-		var pending bool
-		_ = db.View(func(tx *bolt.Tx) error {
-			sb := tx.Bucket(bucketStation)
-			pending = sb != nil && sb.Get(keyPending) != nil
-			return nil
-		})
 		if pending {
 			s.Log.Warn("an interrupted write is pending; it completes at the next command that writes to the medium")
 		}

@@ -74,7 +74,7 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	if err != nil {
 		return err
 	}
-	sess, err := openSession(env, o.State, true, false, true)
+	sess, err := openSession(env, o.State, writeMedium, false, true)
 	if err != nil {
 		return err
 	}

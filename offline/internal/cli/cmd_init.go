@@ -297,7 +297,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 		return exitcode.Wrap(exitcode.Bundle, fmt.Errorf("the medium holds no online station enrollment (%s is not an airgap-byok medium yet)", o.State.Media),
 			"run byok-online init with this medium first, then bring it here")
 	}
-	sess, err := openSession(env, o.State, true, true, true)
+	sess, err := openSession(env, o.State, writeMedium, true, true)
 	if err != nil {
 		return err
 	}

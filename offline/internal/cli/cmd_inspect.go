@@ -87,7 +87,7 @@ func ledgerKeys(env *clirun.Env, o stateOptions) (map[bundle.ID]crypto.PublicKey
 	if o.StateDir == "" || !fileExists(filepath.Join(o.StateDir, station.LedgerFile)) {
 		return keys, nil
 	}
-	sess, err := openSession(env, o, false, false, false)
+	sess, err := openSession(env, o, readMedium, false, false)
 	if err != nil {
 		return nil, err
 	}

@@ -89,7 +89,7 @@ func runKEKAccept(ctx context.Context, o kekAcceptOptions, env *clirun.Env) erro
 	}
 	// Opened for writing: the medium's write lock, so that a write an interrupted command
 	// left pending is finished before the replay compares the medium with the ledger.
-	sess, err := openSession(env, o.State, true, false, true)
+	sess, err := openSession(env, o.State, ledgerOnly, false, true)
 	if err != nil {
 		return err
 	}

@@ -117,7 +117,7 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 			return clirun.Usagef("--select-id %q: want the CKA_ID in hex", o.SelectID)
 		}
 	}
-	sess, err := openSession(env, o.State, false, false, false)
+	sess, err := openSession(env, o.State, readMedium, false, false)
 	if err != nil {
 		return err
 	}

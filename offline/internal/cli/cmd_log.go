@@ -55,7 +55,7 @@ type logResult struct {
 }
 
 func runLog(ctx context.Context, o logOptions, env *clirun.Env) error {
-	sess, err := openSession(env, o.State, false, false, true)
+	sess, err := openSession(env, o.State, readMedium, false, true)
 	if err != nil {
 		return err
 	}

@@ -281,7 +281,7 @@ func runPackage(ctx context.Context, o packageOptions, env *clirun.Env) error {
 // openPacker opens the ledger and the medium for writing, finishes what an interrupted run
 // left, replays the medium, and opens the token.
 func openPacker(ctx context.Context, env *clirun.Env, sto stateOptions, ho hsmOptions, soPINFile string) (*packer, error) {
-	sess, err := openSession(env, sto, true, false, true)
+	sess, err := openSession(env, sto, writeMedium, false, true)
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ type statusResult struct {
 }
 
 func runStatus(_ context.Context, o statusOptions, env *clirun.Env) error {
-	sess, err := openSession(env, o.State, false, false, false)
+	sess, err := openSession(env, o.State, readMedium, false, false)
 	if err != nil {
 		return err
 	}

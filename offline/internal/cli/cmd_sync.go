@@ -87,7 +87,7 @@ type syncResult struct {
 
 func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 	// Opened for writing, as kek accept: an interrupted write is finished first.
-	sess, err := openSession(env, o.State, true, false, true)
+	sess, err := openSession(env, o.State, ledgerOnly, false, true)
 	if err != nil {
 		return err
 	}

@@ -191,9 +191,19 @@ func (s *session) close() {
 	}
 }
 
-// openSession opens the ledger and, if o.Media is set, the medium; write takes the medium's
-// write lock and finishes an interrupted append; create allows a new ledger.
-func openSession(env *clirun.Env, o stateOptions, write, create, needMedia bool) (*session, error) {
+// access is how a command uses the medium.
+type access int
+
+const (
+	readMedium  access = iota // reads it (and may write its ledger)
+	ledgerOnly                // writes only its ledger, but finishes an interrupted write first
+	writeMedium               // writes bundles to it
+)
+
+// openSession opens the ledger and, if o.Media is set, the medium; ledgerOnly and writeMedium
+// take the medium's write lock and finish an interrupted append (ledgerOnly opens a read-only
+// medium for reading when nothing is pending); create allows a new ledger.
+func openSession(env *clirun.Env, o stateOptions, acc access, create, needMedia bool) (*session, error) {
 	if needMedia && o.Media == "" {
 		return nil, clirun.Usagef("--media is required (the airgap-byok folder on the transfer medium)")
 	}
@@ -203,7 +213,7 @@ func openSession(env *clirun.Env, o stateOptions, write, create, needMedia bool)
 	}
 	st, release, err := station.Open(station.OpenOptions{
 		Chain: bundle.ChainOffline, StateDir: o.StateDir, MediaDir: media, Schema: store.Schema(),
-		Write: write, Create: create, Log: env.Log,
+		Write: acc != readMedium, LedgerOnly: acc == ledgerOnly, Create: create, Log: env.Log,
 	}, store.RecordOwn)
 	if err != nil {
 		return nil, err
