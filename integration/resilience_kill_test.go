@@ -78,7 +78,7 @@ func crashPoints(t *testing.T) (offline, online []string) {
 			t.Errorf("byok-offline has no crash point %s any more: %v", want, offline)
 		}
 	}
-	for _, want := range []string{"committed", "media-synced", "upload-before-import", "upload-after-import"} {
+	for _, want := range []string{"committed", "media-synced", "upload-before-import", "upload-after-import", "kek-intent-recorded", "kek-created", "kek-offered"} {
 		if !slices.Contains(online, want) {
 			t.Errorf("byok-online has no crash point %s any more: %v", want, online)
 		}
@@ -91,7 +91,6 @@ type killResult struct {
 	step, point string
 	hits        int      // times the command was killed at the point: @1..@hits
 	refused     []int    // the hits after which the rerun refused as already done
-	notes       []string // what else the rerun left behind
 }
 
 // testKillPoints runs the ceremony once as a trunk, keeping a copy of everything before each
@@ -182,7 +181,10 @@ func testKillPoints(t *testing.T, s *resSuite) {
 		r.steps(k+1, len(resCeremony))
 		r.converged()
 		if mv := readMedium(t, r.medium()); mv.offers != 1 {
-			kr.notes = append(kr.notes, fmt.Sprintf("@%d: %d KEK offers", n, mv.offers))
+			t.Errorf("%s killed at %s, then rerun: %d KEK offers on the medium, want 1", st.name, p, mv.offers)
+		}
+		if vs := versions(t, s, r.kek); len(vs) != 1 {
+			t.Errorf("%s killed at %s, then rerun: %d versions of the KEK %s, want 1", st.name, p, len(vs), r.kek)
 		}
 		return true
 	}
@@ -251,16 +253,13 @@ func resStation(step string) string { return resCeremony[stepIndex(step)].statio
 func killSummary(results []killResult) string {
 	var b strings.Builder
 	for _, name := range killTargets {
-		var on, off, refused, notes []string
+		var on, off, refused []string
 		for _, r := range results {
 			if r.step != name {
 				continue
 			}
 			for _, n := range r.refused {
 				refused = append(refused, fmt.Sprintf("%s@%d", r.point, n))
-			}
-			for _, n := range r.notes {
-				notes = append(notes, r.point+n)
 			}
 			switch {
 			case r.hits == 1:
@@ -277,10 +276,6 @@ func killSummary(results []killResult) string {
 		if len(refused) > 0 {
 			sort.Strings(refused)
 			fmt.Fprintf(&b, "\n%-12s rerun refused as done already (exit 7) after: %s", "", strings.Join(refused, ", "))
-		}
-		if len(notes) > 0 {
-			sort.Strings(notes)
-			fmt.Fprintf(&b, "\n%-12s after the rerun: %s", "", strings.Join(notes, ", "))
 		}
 	}
 	return b.String()

@@ -15,12 +15,17 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/airgap-byok/airgap-byok/online/internal/keyfile"
+	"github.com/airgap-byok/airgap-byok/online/internal/store"
 	"github.com/airgap-byok/airgap-byok/online/internal/vault"
 	"github.com/airgap-byok/airgap-byok/online/internal/vault/vaultfake"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/ledger"
 	"github.com/airgap-byok/airgap-byok/shared/logsetup"
+	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
@@ -292,6 +297,76 @@ func TestKEKCreateFailures(t *testing.T) {
 			t.Error("a create with a lost response was retried")
 		}
 	})
+	t.Run("lost response, then rerun", func(t *testing.T) {
+		// The create took effect; its response was lost. The rerun finds that KEK by its
+		// tag and offers it: one KEK version, one offer.
+		s := newStation(t, payload.VaultPremium, nil)
+		s.trust()
+		s.vault.Fail(vaultfake.OpCreate, vaultfake.Fault{Err: vaultfake.ErrLost, Commit: true})
+		if code := s.kek(); code != exitcode.Vault {
+			t.Fatalf("exit %d, want %d", code, exitcode.Vault)
+		}
+		if code := s.kek(); code != 0 {
+			t.Fatalf("rerun: exit %d: %s", code, s.stderr.String())
+		}
+		vs := s.vault.Versions("kek")
+		if len(vs) != 1 || s.vault.Calls(vaultfake.OpCreate) != 1 {
+			t.Fatalf("%d KEK versions after %d creates, want 1 and 1", len(vs), s.vault.Calls(vaultfake.OpCreate))
+		}
+		if o := s.takeOffer(); o.KID != vs[0].KID || s.onlineSeq() != 2 {
+			t.Errorf("offer for %s at online seq %d, want the one KEK %s at seq 2", o.KID, s.onlineSeq(), vs[0].KID)
+		}
+		if in, err := store.New(s.openDB()).KEKIntent(); err != nil || in != nil {
+			t.Errorf("KEK intent after the rerun = %+v, %v; want none", in, err)
+		}
+	})
+	t.Run("rejected, then rerun", func(t *testing.T) {
+		// A create that failed without taking effect: the rerun creates the KEK.
+		s := newStation(t, payload.VaultPremium, nil)
+		s.trust()
+		s.vault.Fail(vaultfake.OpCreate, vaultfake.Fault{Err: vaultfake.ErrLost})
+		if code := s.kek(); code != exitcode.Vault {
+			t.Fatalf("exit %d, want %d", code, exitcode.Vault)
+		}
+		if code := s.kek(); code != 0 {
+			t.Fatalf("rerun: exit %d: %s", code, s.stderr.String())
+		}
+		if n := len(s.vault.Versions("kek")); n != 1 || s.onlineSeq() != 2 {
+			t.Errorf("%d KEK versions, online seq %d; want 1 and 2", n, s.onlineSeq())
+		}
+	})
+	t.Run("offer recorded, then rerun", func(t *testing.T) {
+		// Killed after the offer was recorded, before the command ended: the rerun reports
+		// that offer and creates nothing.
+		s := newStation(t, payload.VaultPremium, nil)
+		s.trust()
+		if code := s.kek(); code != 0 {
+			t.Fatalf("exit %d: %s", code, s.stderr.String())
+		}
+		db := s.openDB()
+		sto := store.New(db)
+		keks, err := sto.KEKs()
+		if err != nil || len(keks) != 1 {
+			t.Fatalf("KEKs = %v, %v", keks, err)
+		}
+		if err := sto.SetKEKIntent(&store.KEKIntent{Vault: vaultURL, Name: "kek", Size: 2048, Tag: "00", Offer: keks[0].Offer}); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		s.stdout.Reset()
+		if code := s.kek(); code != 0 {
+			t.Fatalf("rerun: exit %d: %s", code, s.stderr.String())
+		}
+		if n := len(s.vault.Versions("kek")); n != 1 || s.onlineSeq() != 2 {
+			t.Errorf("%d KEK versions, online seq %d; want 1 and 2", n, s.onlineSeq())
+		}
+		if !strings.Contains(s.stdout.String(), "KEK "+keks[0].KID) {
+			t.Errorf("stdout = %s, want the finished offer's KEK", s.stdout.String())
+		}
+		if code := s.kek(); code != 0 || len(s.vault.Versions("kek")) != 2 {
+			t.Errorf("a new kek create after that: exit %d, %d versions; want a second KEK", code, len(s.vault.Versions("kek")))
+		}
+	})
 	t.Run("attestation unavailable", func(t *testing.T) {
 		s := newStation(t, payload.VaultManagedHSM, nil)
 		s.trust()
@@ -437,4 +512,16 @@ func TestUploadExitCodes(t *testing.T) {
 			t.Errorf("status = %+v", st)
 		}
 	})
+}
+
+// openDB opens the station's ledger, closed at the end of the test (closing it twice is
+// harmless).
+func (s *testStation) openDB() *bolt.DB {
+	s.t.Helper()
+	db, err := ledger.Open(filepath.Join(s.flags.StateDir, station.LedgerFile), store.Schema)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -13,8 +15,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/airgap-byok/airgap-byok/online/internal/store"
 	"github.com/airgap-byok/airgap-byok/online/internal/vault"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
@@ -101,7 +105,7 @@ func runKEKCreate(ctx context.Context, o kekCreateOptions, env *clirun.Env, d de
 	if err != nil {
 		return err
 	}
-	st, _, release, err := openStation(env, o.stationFlags, true, false)
+	st, sto, release, err := openStation(env, o.stationFlags, true, false)
 	if err != nil {
 		return err
 	}
@@ -129,16 +133,51 @@ func runKEKCreate(ctx context.Context, o kekCreateOptions, env *clirun.Env, d de
 		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("policy %s requires KEKs of at least %d bits", pol.ID.Short(), pol.Policy.MinKEKBits), "")
 	}
 	v := d.newVault(vaultURL, o.azureFlags.options(2))
-	expires := d.now().Add(o.Expires).Truncate(time.Second)
-	env.Log.Info("creating the KEK", "vault", vaultURL, "name", o.Name, "size", o.Size, "expires", timeText(expires))
-	created, err := retryThrottled(ctx, d, func() (*vault.Key, error) {
-		return v.CreateKey(ctx, o.Name, vault.CreateParams{Kty: "RSA-HSM", Size: o.Size, KeyOps: []string{"import"}, Expires: expires})
-	})
+
+	// An earlier kek create that was interrupted: report its offer if it got that far, else
+	// look for the KEK it may have created before creating one.
+	in, err := sto.KEKIntent()
 	if err != nil {
-		if vault.Ambiguous(err) {
-			return exitcode.Wrap(exitcode.Vault, err, "the KEK may have been created: rerunning creates another version, which is harmless but unused")
-		}
 		return err
+	}
+	same := in != nil && in.Vault == vaultURL && in.Name == o.Name && in.Size == o.Size
+	switch {
+	case in != nil && in.Done() && same:
+		return finishedKEK(env, sto, in)
+	case in != nil && !in.Done() && !same:
+		env.Log.Warn("an interrupted kek create may have left an unused KEK version; it was never offered",
+			"vault", in.Vault, "name", in.Name, "tag", store.TagKEKIntent+"="+in.Tag)
+	}
+	var created *vault.Key
+	if same && !in.Done() {
+		env.Log.Info("resuming an interrupted kek create", "vault", vaultURL, "name", o.Name, "started", timeText(time.Unix(in.Started, 0)))
+		if created, err = findIntent(ctx, d, v, in); err != nil {
+			return err
+		}
+	} else {
+		tag := make([]byte, 16)
+		rand.Read(tag)
+		in = &store.KEKIntent{Vault: vaultURL, Name: o.Name, Size: o.Size, Expires: d.now().Add(o.Expires).Truncate(time.Second).Unix(),
+			Tag: hex.EncodeToString(tag), Started: d.now().Unix()}
+	}
+	expires := time.Unix(in.Expires, 0)
+	if created == nil {
+		if err := sto.SetKEKIntent(in); err != nil {
+			return err
+		}
+		crashpoint.Hit("kek-intent-recorded")
+		env.Log.Info("creating the KEK", "vault", vaultURL, "name", o.Name, "size", o.Size, "expires", timeText(expires))
+		created, err = retryThrottled(ctx, d, func() (*vault.Key, error) {
+			return v.CreateKey(ctx, o.Name, vault.CreateParams{Kty: "RSA-HSM", Size: o.Size, KeyOps: []string{"import"}, Expires: expires,
+				Tags: map[string]string{store.TagKEKIntent: in.Tag}})
+		})
+		if err != nil {
+			if vault.Ambiguous(err) {
+				return exitcode.Wrap(exitcode.Vault, err, "the KEK may have been created: run the same kek create again; it finds that KEK by its tag instead of creating another")
+			}
+			return err
+		}
+		crashpoint.Hit("kek-created")
 	}
 	kid, err := byok.ParseKeyID(created.KID)
 	if err != nil {
@@ -174,8 +213,17 @@ func runKEKCreate(ctx context.Context, o kekCreateOptions, env *clirun.Env, d de
 	if err != nil {
 		return err
 	}
+	crashpoint.Hit("kek-offered")
+	if err := sto.SetKEKIntent(nil); err != nil {
+		return err
+	}
 	r := kekResult{Offer: fp(b.ID()), Seq: b.Header.Seq, Path: media.Path(bundle.ChainOnline, b.Header.Seq, b.ID()), Vault: vaultURL,
 		KID: got.KID, KeySize: got.Size, Expires: expires.UTC(), Attested: offer.Attestation != nil}
+	return showKEK(env, r)
+}
+
+// showKEK prints the result of kek create.
+func showKEK(env *clirun.Env, r kekResult) error {
 	return env.Result(r, func(w io.Writer) error {
 		att := "none (premium vaults have none)"
 		if r.Attested {
@@ -185,6 +233,42 @@ func runKEKCreate(ctx context.Context, o kekCreateOptions, env *clirun.Env, d de
 			r.KID, r.KeySize, timeText(r.Expires), att, r.Seq, r.Offer.Fingerprint, r.Path)
 		return err
 	})
+}
+
+// finishedKEK reports the offer of an interrupted kek create that got as far as recording it
+// (the rerun that finished its write may be this one), and clears the intent.
+func finishedKEK(env *clirun.Env, sto *store.Store, in *store.KEKIntent) error {
+	k, err := sto.KEK(in.Offer)
+	if err != nil {
+		return err
+	}
+	if k == nil {
+		return fmt.Errorf("the ledger's KEK intent names offer %s, which it does not hold", in.Offer.Short())
+	}
+	env.Log.Info("the interrupted kek create had finished: its offer is on the medium; no KEK created", "offer", in.Offer.Short())
+	if err := sto.SetKEKIntent(nil); err != nil {
+		return err
+	}
+	return showKEK(env, kekResult{Offer: fp(k.Offer), Seq: k.Seq, Path: media.Path(bundle.ChainOnline, k.Seq, k.Offer), Vault: k.Vault,
+		KID: k.KID, KeySize: k.KeySize, Expires: time.Unix(k.Expires, 0).UTC(), Attested: k.Attested})
+}
+
+// findIntent returns the KEK version that an interrupted kek create made, found by its tag,
+// or nil if it made none.
+func findIntent(ctx context.Context, d deps, v vault.Vault, in *store.KEKIntent) (*vault.Key, error) {
+	vs, err := retryIdempotent(ctx, d, func() ([]vault.Version, error) { return v.KeyVersions(ctx, in.Name) })
+	if errors.Is(err, vault.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, ver := range vs {
+		if ver.Tags[store.TagKEKIntent] == in.Tag {
+			return retryIdempotent(ctx, d, func() (*vault.Key, error) { return v.GetKey(ctx, in.Name, ver.Version) })
+		}
+	}
+	return nil, nil
 }
 
 // checkKEK compares the KEK Key Vault holds with what was asked for.

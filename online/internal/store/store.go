@@ -8,6 +8,7 @@
 //	online/
 //	  identity                   JSON Identity: the station's name, key and enrollment
 //	  policy                     JSON PinnedPolicy: policy version 1 as pinned by trust
+//	  kek-intent                 JSON KEKIntent: a kek create in progress (absent otherwise)
 //	  keks/
 //	    <offer ID, 32 bytes>     JSON KEK: a Key Exchange Key this station created and offered
 //	  uploads/
@@ -26,6 +27,14 @@
 // online chain (station.Append), so the ledger and the medium never disagree about whether a
 // package was uploaded. A package left in intent after a crash is reconciled against Key
 // Vault before anything else happens to it.
+//
+// # KEK creation
+//
+// kek create records a KEKIntent, with a random tag, before the CreateKey call that puts the
+// tag on the new KEK. [ApplyOwn] marks the intent done in the transaction that records the
+// KEK's offer; the command clears it once it has reported the offer. A rerun after a crash
+// finds either the finished offer (and reports it) or the KEK version carrying the tag (and
+// offers it), so one kek create makes one KEK and one offer however often it is interrupted.
 //
 // # Rules
 //
@@ -54,6 +63,7 @@ var (
 	bucketUploads = []byte("uploads")
 	keyIdentity   = []byte("identity")
 	keyPolicy     = []byte("policy")
+	keyKEKIntent  = []byte("kek-intent")
 )
 
 // Schema is the ledger schema of byok-online. Migrations run in order and are never edited
@@ -116,6 +126,51 @@ type KEK struct {
 	Expires  int64     `json:"expires"` // the KEK's expiry in Key Vault
 	Created  int64     `json:"created"` // the offer bundle's creation time
 	Attested bool      `json:"attested"`
+}
+
+// KEKIntent is a kek create in progress, recorded before its CreateKey call.
+type KEKIntent struct {
+	Vault   string    `json:"vault"`
+	Name    string    `json:"name"`
+	Size    int       `json:"size"`
+	Expires int64     `json:"expires"` // the expiry asked of Key Vault
+	Tag     string    `json:"tag"`     // the value of the KEK's TagKEKIntent tag
+	Started int64     `json:"started"`
+	Offer   bundle.ID `json:"offer"` // zero until the offer is recorded
+}
+
+// TagKEKIntent is the Key Vault tag that carries a KEKIntent's tag on the KEK it created.
+const TagKEKIntent = "byok-kek-intent"
+
+// Done says whether the intent's offer is recorded.
+func (in *KEKIntent) Done() bool { return !in.Offer.IsZero() }
+
+// KEKIntent returns the kek create in progress, or nil.
+func (s *Store) KEKIntent() (*KEKIntent, error) {
+	var in *KEKIntent
+	err := s.DB.View(func(tx *bolt.Tx) error {
+		b, err := online(tx)
+		if err != nil {
+			return err
+		}
+		in, err = getJSON[KEKIntent](b, keyKEKIntent)
+		return err
+	})
+	return in, err
+}
+
+// SetKEKIntent records in as the kek create in progress; nil clears it.
+func (s *Store) SetKEKIntent(in *KEKIntent) error {
+	return s.DB.Update(func(tx *bolt.Tx) error {
+		b, err := online(tx)
+		if err != nil {
+			return err
+		}
+		if in == nil {
+			return b.Delete(keyKEKIntent)
+		}
+		return putJSON(b, keyKEKIntent, in)
+	})
 }
 
 // Upload is where the upload of one key package stands.
@@ -402,6 +457,16 @@ func ApplyOwn(tx *bolt.Tx, b *bundle.Bundle) error {
 			return err
 		}
 		id := b.ID()
+		in, err := getJSON[KEKIntent](ob, keyKEKIntent)
+		if err != nil {
+			return err
+		}
+		if in != nil && !in.Done() && in.Vault == p.Vault && in.Name == kid.Name {
+			in.Offer = id
+			if err := putJSON(ob, keyKEKIntent, in); err != nil {
+				return err
+			}
+		}
 		return putJSON(ob.Bucket(bucketKEKs), id[:], &KEK{Offer: id, Seq: b.Header.Seq, Vault: p.Vault, Name: kid.Name,
 			KID: p.KID, KeySize: p.KeySize, Expires: p.Expires, Created: b.Header.Created, Attested: p.Attestation != nil})
 	case *payload.Receipt:
