@@ -89,8 +89,8 @@ func crashPoints(t *testing.T) (offline, online []string) {
 // killResult is what killing one command at one point did.
 type killResult struct {
 	step, point string
-	hits        int      // times the command was killed at the point: @1..@hits
-	refused     []int    // the hits after which the rerun refused as already done
+	hits        int   // times the command was killed at the point: @1..@hits
+	refused     []int // the hits after which the rerun refused as already done
 }
 
 // testKillPoints runs the ceremony once as a trunk, keeping a copy of everything before each
