@@ -16,6 +16,13 @@ scripts/deps.sh
 
 # Tests that need SoftHSM2, OpenSSL or Chromium fail instead of skipping under CI=1.
 export CI="${CI:-1}"
+# Formatting first: it is the cheapest check.
+unformatted=$(gofmt -l transfer-format shared offline online integration)
+if [ -n "$unformatted" ]; then
+	echo "test: not gofmt-formatted (run gofmt -w on them):" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
 go vet work
 go test -count=1 -timeout 45m "$@" work
 fuzztime="${FUZZTIME:-2000x}"

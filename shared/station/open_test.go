@@ -14,6 +14,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/logsetup"
 	"github.com/airgap-byok/airgap-byok/shared/medialock"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 )
 
 // A command that writes only its ledger (LedgerOnly) works on a read-only medium unless an
@@ -72,5 +73,47 @@ func TestOpenLedgerOnlyOnAReadOnlyMedium(t *testing.T) {
 				t.Errorf("CheckMedia() = %v", err)
 			}
 		})
+	}
+}
+
+// A bundle the replay would report as clock skew is refused before anything is written: one
+// created more than the tolerance before the other station's bundle it builds on.
+func TestAppendRefusesAClockBehindThePeer(t *testing.T) {
+	s, key := newStation(t)
+	peer := chain.Head{Seq: 3, ID: bundle.ID{3}, Created: 1_800_000_600}
+	pos := chain.Position{Chain: s.Chain, Peer: peer}
+	for _, tt := range []struct {
+		known   bool
+		skew    time.Duration
+		now     int64
+		refused bool
+	}{
+		{false, 0, 1_800_000_000, false},             // no policy known: nothing to check against
+		{true, 5 * time.Minute, 1_800_000_000, true}, // 10 minutes behind, 5 allowed
+		{true, 10 * time.Minute, 1_800_000_000, false},
+		{true, 0, 1_800_000_600, false},
+	} {
+		s.skewKnown = false
+		if tt.known {
+			s.SetMaxSkew(tt.skew)
+		}
+		_, err := s.Append(context.Background(), pos, enrollment(t, key), key, time.Unix(tt.now, 0), time.Hour, nil)
+		if got := errors.Is(err, chain.ErrClockSkew); got != tt.refused || (tt.refused && exitcode.From(err) != exitcode.Verify) {
+			t.Errorf("Append at %d, peer at %d, skew %s (known %v) = %v, want refused %v", tt.now, peer.Created, tt.skew, tt.known, err, tt.refused)
+		}
+		if tt.refused {
+			if h, ok, _ := s.Media.Head(s.Chain); ok {
+				t.Errorf("a refused append wrote seq %d", h.Seq)
+			}
+			if st, _ := s.Load(); st.Pending {
+				t.Error("a refused append left a pending write")
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Start over: the next case appends at the same position.
+		s, key = newStation(t)
 	}
 }

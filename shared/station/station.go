@@ -97,6 +97,41 @@ type Station struct {
 	Hook func(point string)
 
 	mu sync.Mutex // one Append at a time: a chain has one head
+	// maxSkew is the clock tolerance of the policy in force, known once a replay of this
+	// process has found one (skewKnown); AppendBatch checks its clock against it.
+	maxSkew   int64
+	skewKnown bool
+}
+
+// SetMaxSkew sets the clock tolerance AppendBatch checks against, for the writer of the
+// first policy (which no replay has found yet).
+func (s *Station) SetMaxSkew(d time.Duration) {
+	s.maxSkew, s.skewKnown = int64(d/time.Second), true
+}
+
+// CheckClock is the check AppendBatch makes, for a command to make before it acts on the
+// world (an import into Key Vault) whose record it then could not write.
+func (s *Station) CheckClock(now time.Time) error {
+	st, err := s.Load()
+	if err != nil {
+		return err
+	}
+	return s.checkClock(chain.Position{Chain: s.Chain, Head: st.Head, Peer: st.Peer}, now)
+}
+
+// checkClock refuses to write at now, a time the replay would report as clock skew: more
+// than the policy's tolerance before the other station's latest bundle, which the new bundle
+// says it has seen (SPEC.md §9). Nothing is written, and the operator learns it now rather
+// than from the other station's verify.
+func (s *Station) checkClock(pos chain.Position, now time.Time) error {
+	if !s.skewKnown || pos.Peer.Seq == 0 || now.Unix()+s.maxSkew >= pos.Peer.Created {
+		return nil
+	}
+	peer := time.Unix(pos.Peer.Created, 0).UTC()
+	err := &chain.ClockSkewError{Chain: s.Chain, Seq: pos.Head.Seq + 1, Skew: peer.Sub(now.Truncate(time.Second)), Max: time.Duration(s.maxSkew) * time.Second,
+		Reason: fmt.Sprintf("would be created before %s seq %d, which it saw,", s.Chain.Other(), pos.Peer.Seq)}
+	return exitcode.Wrap(exitcode.Verify, fmt.Errorf("%w: %w", chain.ErrClockSkew, err), fmt.Sprintf("the two stations' clocks disagree: this one reads %s, the other station made its bundle at %s; set the wrong clock right and run the command again (nothing was written)",
+		now.UTC().Format(time.RFC3339), peer.Format(time.RFC3339)))
 }
 
 func (s *Station) hit(point string) {
@@ -381,6 +416,9 @@ func (s *Station) AppendBatch(ctx context.Context, pos chain.Position, items []I
 	if len(items) == 0 {
 		return nil, nil
 	}
+	if err := s.checkClock(pos, now); err != nil {
+		return nil, err
+	}
 	bs := make([]*bundle.Bundle, 0, len(items))
 	var journal []byte
 	at := pos
@@ -484,6 +522,9 @@ func (s *Station) replayed(st State, res *chain.Result, err error) (*chain.Resul
 	}
 	if err := s.CheckMedia(); err != nil {
 		return res, err
+	}
+	if cur := res.State.Current(); cur != nil {
+		s.maxSkew, s.skewKnown = cur.Policy.MaxClockSkewSeconds, true
 	}
 	peer := *res.State.Heads.Of(s.Chain.Other())
 	keep := res.Complete && len(res.Findings) == 0 && res.State.Current() != nil && !res.State.Anchor.IsZero() && res.State.Anchor == st.Anchor

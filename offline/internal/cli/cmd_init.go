@@ -380,6 +380,8 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 		res.Custodians = append(res.Custodians, keyInfo{Name: c.rec.Name, Token: c.rec.TokenLabel, Label: c.rec.KeyLabel, Fingerprint: c.rec.Fingerprint(), KeyID: c.rec.Key.ID().String(), Adopted: c.rec.Adopted})
 	}
 	lifetime := o.BundleLifetime.Truncate(time.Second)
+	// The policy about to be written sets the clock tolerance its own bundles must meet.
+	sess.st.SetMaxSkew(o.MaxClockSkew)
 
 	// This station's enrollment.
 	if _, err := s.Enrollment(); errors.Is(err, store.ErrNotFound) {

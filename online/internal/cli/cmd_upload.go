@@ -169,6 +169,10 @@ func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) er
 			res.Requests = append(res.Requests, req)
 		}
 	} else if len(plan.jobs) > 0 {
+		// A receipt this clock could not sign must not follow an import: check it first.
+		if err := st.CheckClock(d.now()); err != nil {
+			return fmt.Errorf("%w (nothing was uploaded)", err)
+		}
 		lifetime := time.Duration(rep.Policy.BundleLifetimeSeconds) * time.Second
 		vaults := &vaultCache{d: d, o: o.azureFlags.options(o.Concurrency), m: map[string]vault.Vault{}}
 		prog := newProgress(env, len(plan.jobs))
