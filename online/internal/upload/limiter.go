@@ -81,6 +81,8 @@ type Limiter struct {
 
 	mu      sync.Mutex
 	buckets map[bucketKey]*bucket
+	// admitted, when set (by tests), is called with each admission's time, under mu.
+	admitted func(time.Time)
 }
 
 type bucketKey struct{ vault, bucket string }
@@ -149,6 +151,9 @@ func (l *Limiter) Wait(ctx context.Context, vault, bucketName string) error {
 			wait = b.sent[0].Add(l.window).Sub(now)
 		default:
 			b.sent = append(b.sent, now)
+			if l.admitted != nil {
+				l.admitted(now)
+			}
 			l.mu.Unlock()
 			return nil
 		}

@@ -13,10 +13,10 @@ import (
 
 // admitted runs n Waits on vault/bucket from workers goroutines and returns the admission
 // times on the virtual clock.
-func admitted(t *testing.T, l *upload.Limiter, clk *clock, workers, n int, vault, bucket string) []time.Time {
+func admitted(t *testing.T, l *upload.Limiter, workers, n int, vault, bucket string) []time.Time {
 	t.Helper()
-	var mu sync.Mutex
 	var times []time.Time
+	upload.OnAdmit(l, func(at time.Time) { times = append(times, at) }) // called under the limiter's lock
 	jobs := make(chan struct{}, n)
 	for range n {
 		jobs <- struct{}{}
@@ -32,9 +32,6 @@ func admitted(t *testing.T, l *upload.Limiter, clk *clock, workers, n int, vault
 					t.Error(err)
 					return
 				}
-				mu.Lock()
-				times = append(times, clk.Now())
-				mu.Unlock()
 			}
 		}()
 	}
@@ -47,7 +44,7 @@ func TestLimiterKeepsEverySlidingWindowWithinTheLimit(t *testing.T) {
 	for _, workers := range []int{1, 8} {
 		clk := newClock()
 		l := upload.NewLimiter(10*time.Second, map[string]int{upload.BucketRSA4096: 5}, clk.Now, clk.Sleep)
-		times := admitted(t, l, clk, workers, 23, "https://v", upload.BucketRSA4096)
+		times := admitted(t, l, workers, 23, "https://v", upload.BucketRSA4096)
 		if len(times) != 23 {
 			t.Fatalf("%d admissions, want 23", len(times))
 		}

@@ -97,6 +97,10 @@ type Result struct {
 	Duplicates int  // versions carrying the package's tag beyond the first (should be 0)
 	Detail     string
 	Err        error
+
+	// write, when set, writes the job's receipt and returns the final result: Run calls it
+	// off the worker, which goes on to its next job meanwhile.
+	write func() Result
 }
 
 // Ledger is where intents are committed (store.Store).
@@ -187,6 +191,21 @@ func (e *Engine) Run(ctx context.Context, jobs []*Job) []Result {
 	results := make([]Result, len(jobs))
 	pre := make([]int, len(jobs)) // attempt numbers of intents committed by the dispatcher
 	var fatal atomic.Pointer[error]
+	done := func(i int, r Result) {
+		if r.Err != nil && isFatal(r.Err) {
+			fatal.CompareAndSwap(nil, &r.Err)
+		}
+		results[i] = r
+		if e.OnResult != nil {
+			e.OnResult(r)
+		}
+	}
+	// A worker whose import succeeded hands the receipt to a writer and takes its next job:
+	// receipts then go to the medium in groups (see group) while the next imports are in
+	// flight. At most Concurrency receipts wait at a time. A job stays in intent in the
+	// ledger until its receipt is written, so a crash meanwhile is reconciled as before.
+	writing := make(chan struct{}, max(e.Concurrency, 1))
+	var writers sync.WaitGroup
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(e.Concurrency, max(len(jobs), 1)) {
@@ -194,20 +213,22 @@ func (e *Engine) Run(ctx context.Context, jobs []*Job) []Result {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				var r Result
 				if f := fatal.Load(); f != nil {
-					r = Result{Job: jobs[i], Outcome: OutcomeFailed, Err: fmt.Errorf("not attempted: %w", *f)}
+					r := Result{Job: jobs[i], Outcome: OutcomeFailed, Err: fmt.Errorf("not attempted: %w", *f)}
 					e.unannounce(jobs[i], pre[i], r.Err)
-				} else {
-					r = e.one(ctx, jobs[i], pre[i])
-					if r.Err != nil && isFatal(r.Err) {
-						fatal.CompareAndSwap(nil, &r.Err)
-					}
+					done(i, r)
+					continue
 				}
-				results[i] = r
-				if e.OnResult != nil {
-					e.OnResult(r)
+				r := e.one(ctx, jobs[i], pre[i])
+				if r.write == nil {
+					done(i, r)
+					continue
 				}
+				writing <- struct{}{}
+				writers.Go(func() {
+					defer func() { <-writing }()
+					done(i, r.write())
+				})
 			}
 		}()
 	}
@@ -226,6 +247,7 @@ feed:
 	}
 	close(next)
 	wg.Wait()
+	writers.Wait()
 	for ; i < len(jobs); i++ {
 		results[i] = Result{Job: jobs[i], Outcome: OutcomeInterrupted, Err: ctx.Err()}
 		e.unannounce(jobs[i], pre[i], ctx.Err())
@@ -513,13 +535,27 @@ func (e *Engine) finish(ctx context.Context, j *Job, k *vault.Key, r Result) Res
 		e.Log.Error("public key mismatch: key vault holds another key than the package's manifest", "package", j.Package.Short(), "kid", k.KID, "reason", reason)
 	}
 	// The import happened: record it even if the run is being interrupted.
-	id, err := e.receipts.Write(context.WithoutCancel(ctx), rc)
-	if err != nil {
-		r.Err = &errReceipt{err}
+	return e.receipt(ctx, rc, r, func(id bundle.ID) {
+		e.Log.Info("key imported", "package", j.Package.Short(), "key", j.KeyName, "kid", k.KID, "outcome", outcome, "receipt", id.Short())
+	})
+}
+
+// receipt returns r with the writing of its receipt rc attached (Result.write); written
+// runs once it is written.
+func (e *Engine) receipt(ctx context.Context, rc *payload.Receipt, r Result, written func(bundle.ID)) Result {
+	r.write = func() Result {
+		r.write = nil
+		id, err := e.receipts.Write(context.WithoutCancel(ctx), rc)
+		if err != nil {
+			r.Err = &errReceipt{err}
+			return r
+		}
+		r.Receipt = id
+		if written != nil {
+			written(id)
+		}
 		return r
 	}
-	r.Receipt = id
-	e.Log.Info("key imported", "package", j.Package.Short(), "key", j.KeyName, "kid", k.KID, "outcome", outcome, "receipt", id.Short())
 	return r
 }
 
@@ -535,11 +571,5 @@ func (e *Engine) reject(ctx context.Context, j *Job, cause error, r Result) Resu
 	}
 	rc := &payload.Receipt{Package: j.Package, Vault: j.Vault, Outcome: payload.OutcomeRejected, Error: msg}
 	r.Outcome, r.Detail = OutcomeRejected, msg
-	id, err := e.receipts.Write(context.WithoutCancel(ctx), rc)
-	if err != nil {
-		r.Err = &errReceipt{err}
-		return r
-	}
-	r.Receipt = id
-	return r
+	return e.receipt(ctx, rc, r, nil)
 }
