@@ -87,6 +87,10 @@ func TestOnline(t *testing.T) {
 		r.exactlyOnce(pkgs...)
 		r.must(0, "verify")
 	})
+	t.Run("ProgressBarOnATerminal", func(t *testing.T) {
+		t.Parallel()
+		testOnlineProgressBar(t, bins)
+	})
 	t.Run("KilledDuringUpload", func(t *testing.T) {
 		t.Parallel()
 		for _, point := range []string{
@@ -502,4 +506,48 @@ func testOnlineRefusals(t *testing.T, bins onlineBinaries) {
 			t.Errorf("emulator imported %d versions, want 1", st.Imports)
 		}
 	})
+}
+
+// testOnlineProgressBar runs upload with its stderr on a terminal (a pseudo-terminal from
+// util-linux's script): the progress bar redraws one line, ends at n/n, and the logs' per-key
+// progress lines are left out; on a pipe, the log lines come instead.
+func testOnlineProgressBar(t *testing.T, bins onlineBinaries) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("util-linux's script is needed for a terminal (scripts/deps.sh installs it)")
+		}
+		t.Skip("no script(1) for a pseudo-terminal")
+	}
+	r := newOnlineRig(t, bins.plain, onlineRigConfig{AllowWeakerKEK: true})
+	r.setup()
+	pkgs := []*bundle.Bundle{r.pkg(payload.ECP256, "key-1"), r.pkg(payload.ECP256, "key-2"), r.pkg(payload.ECP256, "key-3")}
+	cmd := exec.Command(script, "-qec", bins.plain+" upload --concurrency 1", "/dev/null")
+	cmd.Env = r.env()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("upload on a terminal: %v\n%s", err, out)
+	}
+	text := string(out)
+	for _, want := range []string{"\r[==========                    ] 1/3 uploaded", "\r[====================          ] 2/3 uploaded", "\r[==============================] 3/3 uploaded\r\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the terminal does not show %q:\n%q", want, text)
+		}
+	}
+	if strings.Contains(text, "upload progress") {
+		t.Errorf("the terminal shows the progress log lines as well as the bar:\n%s", text)
+	}
+	r.exactlyOnce(pkgs...)
+
+	// On a pipe: log lines, no bar.
+	r2 := newOnlineRig(t, bins.plain, onlineRigConfig{AllowWeakerKEK: true})
+	r2.setup()
+	r2.pkg(payload.ECP256, "key-1")
+	res := r2.must(0, "upload")
+	if strings.Contains(res.stderr, "uploaded") && strings.Contains(res.stderr, "\r[") {
+		t.Errorf("stderr on a pipe has the bar:\n%q", res.stderr)
+	}
+	if !strings.Contains(res.stderr, "upload progress") || !strings.Contains(res.stderr, "done=1 total=1") {
+		t.Errorf("stderr on a pipe lacks the progress log line:\n%s", res.stderr)
+	}
 }
