@@ -128,7 +128,7 @@ func (s *Server) start() error {
 		return err
 	}
 	if s.cfg.CAFile != "" {
-		if err := writeFileAtomic(s.cfg.CAFile, s.ca.certPEM(), 0o644); err != nil {
+		if err := WriteFileAtomic(s.cfg.CAFile, s.ca.certPEM(), 0o644); err != nil {
 			s.closeListeners()
 			return fmt.Errorf("write CA file: %w", err)
 		}
@@ -653,8 +653,10 @@ func (s *Server) writeError(w http.ResponseWriter, e *apiError) {
 	_, _ = w.Write(b)
 }
 
-// writeFileAtomic writes b to path through a temporary file and a rename.
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+// WriteFileAtomic writes b to path through a temporary file, fsync and rename, so a reader
+// polling for the file (a script waiting for the CA or the ready file) never reads it
+// half-written.
+func WriteFileAtomic(path string, b []byte, mode os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err

@@ -167,13 +167,13 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	defer srv.Close()
 	if o.attestationRootOut != "" {
-		if err := writeFileAtomic(o.attestationRootOut, srv.AttestationRootPEM(), 0o644); err != nil {
+		if err := kvemu.WriteFileAtomic(o.attestationRootOut, srv.AttestationRootPEM(), 0o644); err != nil {
 			return fmt.Errorf("%w: write attestation root: %v", exitcode.ErrMedia, err)
 		}
 	}
 	ready := readyLines(srv, o.caOut)
 	if o.readyFile != "" {
-		if err := writeFileAtomic(o.readyFile, []byte(ready), 0o644); err != nil {
+		if err := kvemu.WriteFileAtomic(o.readyFile, []byte(ready), 0o644); err != nil {
 			return fmt.Errorf("%w: write ready file: %v", exitcode.ErrMedia, err)
 		}
 		defer os.Remove(o.readyFile)
@@ -253,31 +253,4 @@ func runToken(path string) error {
 		return fmt.Errorf("%w: close token file: %v", exitcode.ErrMedia, err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes b to path through a temporary file, fsync and rename, so a script
-// polling for the file never reads it half-written.
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
