@@ -57,6 +57,7 @@ func NewApp(env *clirun.Env) *cli.App {
 			keygenCommand(env),
 			packageCommand(env),
 			approveCommand(env),
+			policyCommand(env),
 			syncCommand(env),
 			statusCommand(env),
 			logCommand(env),

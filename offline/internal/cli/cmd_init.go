@@ -435,7 +435,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	// The custodians approve it.
 	var sigs []payload.Signature
 	for _, c := range custs {
-		if rec.InForce() {
+		if rec.InForce(nil) {
 			break
 		}
 		if slices.ContainsFunc(rec.Approvals, func(a store.Approval) bool { return a.Key == c.rec.Key.ID() }) {

@@ -38,7 +38,8 @@ type statusResult struct {
 	Station     *keyInfo        `json:"station,omitempty"`
 	Online      *keyInfo        `json:"online,omitempty"`
 	Custodians  []keyInfo       `json:"custodians"`
-	Policy      *policySummary  `json:"policy,omitempty"`
+	Policy      *policySummary  `json:"policy,omitempty"`   // the policy in force (else the latest)
+	Proposal    *policySummary  `json:"proposal,omitempty"` // a later version awaiting approval
 	Vaults      []payload.Vault `json:"vaults"`
 	Head        chain.Head      `json:"head"`
 	Peer        chain.Head      `json:"peer"`
@@ -78,11 +79,20 @@ func runStatus(_ context.Context, o statusOptions, env *clirun.Env) error {
 	for _, c := range custs {
 		out.Custodians = append(out.Custodians, keyInfo{Name: c.Name, Token: c.TokenLabel, Label: c.KeyLabel, Fingerprint: c.Fingerprint(), KeyID: c.Key.ID().String(), Adopted: c.Adopted})
 	}
-	if p, err := s.LatestPolicy(); err == nil {
-		sum := summarize(p.ID, p.Policy, p.InForce())
+	if ps, err := s.Policies(); err == nil && len(ps) > 0 {
+		in := store.InForceAll(ps)
+		cur := len(ps) - 1
+		for cur > 0 && !in[cur] {
+			cur--
+		}
+		sum := summarize(ps[cur].ID, ps[cur].Policy, in[cur])
 		out.Policy = &sum
-		out.Vaults = p.Policy.Vaults
-	} else if !errors.Is(err, store.ErrNotFound) {
+		out.Vaults = ps[cur].Policy.Vaults
+		if last := len(ps) - 1; last > cur && in[cur] {
+			prop := summarize(ps[last].ID, ps[last].Policy, false)
+			out.Proposal = &prop
+		}
+	} else if err != nil {
 		return err
 	}
 	ls, err := sess.st.Load()
@@ -132,6 +142,9 @@ func writeStatus(w io.Writer, r statusResult) error {
 	}
 	if p := r.Policy; p != nil {
 		fmt.Fprintf(&b, "policy    %s  v%d, %d of %d approve, in force: %t\n", p.Fingerprint, p.Version, p.Threshold, p.Custodians, p.InForce)
+		if q := r.Proposal; q != nil {
+			fmt.Fprintf(&b, "proposed  %s  v%d, %d of %d approve: awaiting approval (byok-offline policy approve)\n", q.Fingerprint, q.Version, q.Threshold, q.Custodians)
+		}
 		for _, v := range r.Vaults {
 			fmt.Fprintf(&b, "  vault   %s (%s, %s)\n", v.URL, v.Kind, v.Region)
 		}

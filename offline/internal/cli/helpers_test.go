@@ -24,6 +24,7 @@ var testTokens = []softhsmtest.Token{
 	{Label: "alice", PIN: "alice-pin-9753", SOPIN: "alice-so-8642"},
 	{Label: "bob", PIN: "bob-pin-1122", SOPIN: "bob-so-3344"},
 	{Label: "carol", PIN: "carol-pin-5566", SOPIN: "carol-so-7788"},
+	{Label: "dave", PIN: "dave-pin-2468", SOPIN: "dave-so-1357"}, // joins in a later policy version
 }
 
 const (

@@ -61,6 +61,11 @@ func recordPolicy(tx *bolt.Tx, b *bundle.Bundle, p *payload.Policy) error {
 	if err := put(sub(tx, bucketPolicies), ledger.PutU64(p.Version), &rec); err != nil {
 		return err
 	}
+	if p.Version > 1 {
+		// The custodians a later version drops still approve it, with the others of the
+		// policy in force: their records stay.
+		return nil
+	}
 	// Custodian records of people the policy does not name are left over from an init that
 	// was interrupted and rerun with other custodians.
 	cb := sub(tx, bucketCustodians)
@@ -173,7 +178,7 @@ func recordApproval(tx *bolt.Tx, b *bundle.Bundle, a *payload.Approval) error {
 		if err := put(sub(tx, bucketPolicies), ledger.PutU64(pol.Version), pol); err != nil {
 			return err
 		}
-		if pol.Version == 1 && pol.InForce() {
+		if pol.Version == 1 && pol.InForce(nil) {
 			done := InitDone{Policy: pol.ID, Approval: b.ID(), At: b.Header.CreatedTime()}
 			return put(sub(tx, bucketConfig), keyInit, &done)
 		}

@@ -187,5 +187,39 @@ type Policy struct {
 	Policy    *payload.Policy `json:"policy"`
 }
 
-// InForce reports whether the policy has its threshold of approvals.
-func (p *Policy) InForce() bool { return len(p.Approvals) >= p.Policy.Threshold }
+// approvedBy counts the approvals of p by custodians of q.
+func (p *Policy) approvedBy(q *payload.Policy) int {
+	n := 0
+	for _, a := range p.Approvals {
+		if _, ok := q.Custodian(a.Key); ok {
+			n++
+		}
+	}
+	return n
+}
+
+// InForce reports whether the policy has taken effect, given the policy in force before it
+// (nil for version 1): the threshold of its own custodians approved it and, for a later
+// version, the threshold of the previous policy's too (SPEC.md §9.4).
+func (p *Policy) InForce(prev *Policy) bool {
+	if p.approvedBy(p.Policy) < p.Policy.Threshold {
+		return false
+	}
+	return prev == nil || p.approvedBy(prev.Policy) >= prev.Policy.Threshold
+}
+
+// InForceAll returns, for policies in version order (Store.Policies), which have taken
+// effect: each version from the one in force before it.
+func InForceAll(ps []Policy) []bool {
+	out := make([]bool, len(ps))
+	var cur *Policy
+	for i := range ps {
+		if (cur == nil) != (ps[i].Version == 1) {
+			continue // a later version before version 1 took effect cannot take effect
+		}
+		if out[i] = ps[i].InForce(cur); out[i] {
+			cur = &ps[i]
+		}
+	}
+	return out
+}

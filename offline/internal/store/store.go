@@ -466,8 +466,9 @@ func (s *Store) CurrentPolicy() (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
+	in := InForceAll(ps)
 	for i := len(ps) - 1; i >= 0; i-- {
-		if ps[i].InForce() {
+		if in[i] {
 			return &ps[i], nil
 		}
 	}

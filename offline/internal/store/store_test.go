@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -334,5 +335,53 @@ func TestPackageIndexMigrationBackfills(t *testing.T) {
 	}
 	if len(got) != 2 || got[0].ID != pkgs[0].ID || got[1].ID != pkgs[2].ID {
 		t.Errorf("PackagesOf(app, a) = %+v, want packages 1 and 3 in order", got)
+	}
+}
+
+// A policy version is in force with the threshold of its own custodians and, after version
+// 1, of the previous version's as well; approvals by others do not count.
+func TestInForceAll(t *testing.T) {
+	key := func(n byte) payload.PublicKey {
+		seed := make([]byte, ed25519.SeedSize)
+		seed[0] = n + 1
+		pk, err := payload.NewPublicKey(ed25519.NewKeyFromSeed(seed).Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pk
+	}
+	a, b, c, d, x := key(0), key(1), key(2), key(3), key(23)
+	pol := func(v uint64, thr int, cs ...payload.PublicKey) *payload.Policy {
+		p := &payload.Policy{Version: v, Threshold: thr}
+		for i, k := range cs {
+			p.Custodians = append(p.Custodians, payload.Custodian{Name: string(rune('a' + i)), Key: k})
+		}
+		return p
+	}
+	approvals := func(ks ...payload.PublicKey) []store.Approval {
+		var out []store.Approval
+		for _, k := range ks {
+			out = append(out, store.Approval{Key: k.ID()})
+		}
+		return out
+	}
+	v1 := pol(1, 2, a, b, c)
+	v2 := pol(2, 2, a, c, d)
+	for _, tt := range []struct {
+		name   string
+		v1, v2 []payload.PublicKey
+		want   []bool
+	}{
+		{"v1 by an outsider and one custodian", []payload.PublicKey{x, a}, nil, []bool{false, false}},
+		{"v1 in force", []payload.PublicKey{a, b}, nil, []bool{true, false}},
+		{"v2 by the new set only", []payload.PublicKey{a, b}, []payload.PublicKey{a, d}, []bool{true, false}},
+		{"v2 by the old set only", []payload.PublicKey{a, b}, []payload.PublicKey{a, b}, []bool{true, false}},
+		{"v2 by both sets", []payload.PublicKey{a, b}, []payload.PublicKey{a, b, d}, []bool{true, true}},
+		{"v2 before v1 is in force", []payload.PublicKey{a}, []payload.PublicKey{a, b, c, d}, []bool{false, false}},
+	} {
+		ps := []store.Policy{{Version: 1, Policy: v1, Approvals: approvals(tt.v1...)}, {Version: 2, Policy: v2, Approvals: approvals(tt.v2...)}}
+		if got := store.InForceAll(ps); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: in force %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

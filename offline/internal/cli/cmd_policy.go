@@ -1,0 +1,602 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
+	"github.com/airgap-byok/airgap-byok/offline/internal/store"
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// policyAmendOptions are the options of "policy amend".
+type policyAmendOptions struct {
+	State              stateOptions
+	HSM                hsmOptions
+	AddCustodians      cli.StringSlice
+	RemoveCustodians   cli.StringSlice
+	Threshold          int
+	AddVaults          cli.StringSlice
+	RemoveVaults       cli.StringSlice
+	MinKEKBits         int
+	KeyTypes           string
+	AllowWeakerKEK     bool
+	BundleLifetime     time.Duration
+	MaxClockSkew       time.Duration
+	CustodianKeyLabel  string
+	ReuseCustodianKeys bool
+	approve            policyApproveOptions
+	isSet              func(name string) bool
+}
+
+// policyApproveOptions are the options of "policy approve" (and the approving part of amend).
+type policyApproveOptions struct {
+	Custodians        cli.StringSlice
+	CustodianPINFiles cli.StringSlice
+}
+
+func (o *policyApproveOptions) flags(usage string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "custodian", Usage: usage, Destination: &o.Custodians},
+		&cli.StringSliceFlag{Name: "custodian-pin-file", Usage: "NAME=PATH: file with the custodian's PIN (else $" + envCustodian + "<NAME>, else a prompt)", Destination: &o.CustodianPINFiles},
+	}
+}
+
+func policyCommand(env *clirun.Env) *cli.Command {
+	var a policyAmendOptions
+	afs := a.State.flags(true)
+	afs = append(afs, a.HSM.flags()...)
+	afs = append(afs,
+		&cli.StringSliceFlag{Name: "add-custodian", Usage: "a new custodian and their token: NAME=TOKEN_LABEL (repeat)", Destination: &a.AddCustodians},
+		&cli.StringSliceFlag{Name: "remove-custodian", Usage: "a custodian the new version drops (repeat)", Destination: &a.RemoveCustodians},
+		&cli.IntFlag{Name: "threshold", Usage: "approvals needed under the new version: M of its N custodians", Destination: &a.Threshold},
+		&cli.StringSliceFlag{Name: "add-vault", Usage: "a vault to allow: URL=KIND:REGION, KIND premium or managed_hsm (repeat)", Destination: &a.AddVaults},
+		&cli.StringSliceFlag{Name: "remove-vault", Usage: "a vault to stop allowing: its URL (repeat)", Destination: &a.RemoveVaults},
+		&cli.IntFlag{Name: "min-kek-bits", Usage: "smallest KEK accepted: 2048, 3072 or 4096", Destination: &a.MinKEKBits},
+		&cli.StringFlag{Name: "key-types", Usage: "target key types allowed, e.g. RSA-3072,EC-P256", Destination: &a.KeyTypes},
+		&cli.BoolFlag{Name: "allow-weaker-kek", Usage: "allow (=true) or refuse (=false) a KEK weaker than the target key", Destination: &a.AllowWeakerKEK},
+		&cli.DurationFlag{Name: "bundle-lifetime", Usage: "how long a bundle stays valid", Destination: &a.BundleLifetime},
+		&cli.DurationFlag{Name: "max-clock-skew", Usage: "how far the stations' clocks may disagree", Destination: &a.MaxClockSkew},
+		&cli.StringFlag{Name: "custodian-key-label", Value: "byok-custodian", Usage: "CKA_LABEL prefix of new custodians' keys (the custodian's name is appended)", Destination: &a.CustodianKeyLabel},
+		&cli.BoolFlag{Name: "reuse-custodian-keys", Usage: "use existing keys with the label on new custodians' tokens instead of refusing", Destination: &a.ReuseCustodianKeys},
+	)
+	afs = append(afs, a.approve.flags("a custodian of the current or the new version who approves now (repeat; default: every one who has not yet)")...)
+
+	var p struct {
+		State stateOptions
+		HSM   hsmOptions
+		policyApproveOptions
+	}
+	pfs := p.State.flags(true)
+	pfs = append(pfs, p.HSM.flags()...)
+	pfs = append(pfs, p.flags("a custodian who approves now (repeat; default: every custodian of either version who has not yet)")...)
+
+	return &cli.Command{
+		Name:  "policy",
+		Usage: "propose and approve a new policy version",
+		Subcommands: []*cli.Command{{
+			Name:  "amend",
+			Usage: "propose the next policy version: custodians, threshold, vaults, key rules",
+			Description: "Writes the next policy version, changed as the flags say and otherwise as the policy in force,\n" +
+				"after enrolling the new custodians on their tokens. It takes effect once the threshold of its\n" +
+				"own custodians and the threshold of the policy in force have approved it (both sets must\n" +
+				"agree); the custodians present approve it in the same run. Until then the policy in force\n" +
+				"stays in force. An interrupted amend is finished by running it again with the same flags.",
+			Flags: afs,
+			Action: func(c *cli.Context) error {
+				if c.NArg() > 0 {
+					return clirun.Usagef("policy amend takes no arguments (got %q)", c.Args().First())
+				}
+				a.isSet = c.IsSet
+				return runPolicyAmend(c.Context, a, env)
+			},
+		}, {
+			Name:  "approve",
+			Usage: "custodians approve the policy version awaiting approval",
+			Description: "Shows what the proposed version changes, asks each custodian for their token's PIN, and\n" +
+				"writes one approval bundle. The version takes effect with both thresholds.",
+			Flags: pfs,
+			Action: func(c *cli.Context) error {
+				if c.NArg() > 0 {
+					return clirun.Usagef("policy approve takes no arguments (got %q)", c.Args().First())
+				}
+				return runPolicyApprove(c.Context, p.State, p.HSM, p.policyApproveOptions, env)
+			},
+		}},
+	}
+}
+
+// policyResult is the result of "policy amend" and "policy approve".
+type policyResult struct {
+	Proposal    policySummary `json:"proposal"`
+	Previous    policySummary `json:"previous"`
+	Changes     []string      `json:"changes"`
+	Approved    []string      `json:"approved_now"`
+	Approvals   []string      `json:"approvals"`
+	OfNew       int           `json:"approvals_of_new"`
+	OfPrevious  int           `json:"approvals_of_previous"`
+	InForce     bool          `json:"in_force"`
+	Bundles     []bundleInfo  `json:"bundles"`
+	NewKeys     []keyInfo     `json:"new_custodians,omitempty"`
+	Replaced    string        `json:"replaced,omitempty"` // a proposal this one replaced
+	approvedIDs []bundle.ID
+}
+
+func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) error {
+	files, err := parsePairs("custodian-pin-file", o.approve.CustodianPINFiles.Value())
+	if err != nil {
+		return err
+	}
+	sess, err := openSession(env, o.State, writeMedium, false, true)
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+	st, _, err := sess.requireInit()
+	if err != nil {
+		return err
+	}
+	res, err := sess.replay(ctx, nil)
+	if err != nil {
+		return err
+	}
+	warnFindings(env, res)
+	cur := res.State.Current()
+	if cur == nil {
+		return exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")
+	}
+	next, adds, err := o.amend(cur)
+	if err != nil {
+		return err
+	}
+
+	tok, err := openStationToken(ctx, env, o.HSM.withDefaults(st))
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	signer, err := stationSigner(ctx, tok, st)
+	if err != nil {
+		return err
+	}
+
+	// The new custodians' keys, on tokens of their own.
+	custs, err := sess.store.Custodians()
+	if err != nil {
+		return err
+	}
+	for _, spec := range adds {
+		taken := spec.Token == st.TokenLabel
+		for _, c := range custs {
+			_, inForce := cur.Policy.Custodian(c.Key.ID())
+			taken = taken || (inForce && c.TokenLabel == spec.Token)
+		}
+		if taken {
+			return clirun.Usagef("--add-custodian %s: token %q is the station's or another custodian's: each custodian needs a token of their own", spec.Name, spec.Token)
+		}
+	}
+	out := &policyResult{}
+	for _, spec := range adds {
+		cs, err := enrolCustodian(ctx, env, sess.store, o.HSM.withDefaults(st).Module, spec, files, o.CustodianKeyLabel+"-"+spec.Name, o.ReuseCustodianKeys)
+		if err != nil {
+			return err
+		}
+		_ = cs.tok.Close()
+		next.Custodians = append(next.Custodians, payload.Custodian{Name: spec.Name, Key: cs.rec.Key})
+		out.NewKeys = append(out.NewKeys, keyInfo{Name: cs.rec.Name, Token: cs.rec.TokenLabel, Label: cs.rec.KeyLabel, Fingerprint: cs.rec.Fingerprint(), KeyID: cs.rec.Key.ID().String(), Adopted: cs.rec.Adopted})
+	}
+	if next.Threshold > len(next.Custodians) {
+		return clirun.Usagef("threshold %d: the new version has %d custodians; give --threshold", next.Threshold, len(next.Custodians))
+	}
+	if err := next.Validate(); err != nil {
+		return clirun.Usagef("the new policy is not valid: %v", err)
+	}
+
+	// The proposal, unless an interrupted amend with these flags wrote it already.
+	pend := res.State.Pending
+	var propID bundle.ID
+	var approvals []bundle.ID
+	want, err := payload.Marshal(next)
+	if err != nil {
+		return err
+	}
+	if pend != nil {
+		got, _ := payload.Marshal(pend.Policy)
+		if string(got) == string(want) {
+			propID, approvals = pend.ID, pend.Approvals
+			env.Log.Info("policy version already proposed; collecting approvals", "version", next.Version, "fingerprint", propID.Short())
+		} else {
+			env.Log.Warn("the new proposal replaces the one awaiting approval, and its approvals", "replaced", pend.ID.Short(), "version", pend.Policy.Version)
+			out.Replaced = pend.ID.Short()
+		}
+	}
+	if propID.IsZero() {
+		b, err := appendBundle(ctx, sess, cur.ID, next, signer, policyLifetimeOf(cur))
+		if err != nil {
+			return err
+		}
+		crashpoint.Hit("policy-proposed")
+		propID = b.ID()
+		out.Bundles = append(out.Bundles, infoOf(b))
+		env.Log.Info("policy version proposed", "version", next.Version, "fingerprint", propID.Short())
+	}
+	prop := &chain.PendingPolicy{PolicyRecord: chain.PolicyRecord{ID: propID, Policy: next}, Approvals: approvals}
+	return approvePolicy(ctx, env, sess, signer, cur, prop, o.approve, files, out)
+}
+
+func runPolicyApprove(ctx context.Context, so stateOptions, ho hsmOptions, o policyApproveOptions, env *clirun.Env) error {
+	files, err := parsePairs("custodian-pin-file", o.CustodianPINFiles.Value())
+	if err != nil {
+		return err
+	}
+	sess, err := openSession(env, so, writeMedium, false, true)
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+	st, _, err := sess.requireInit()
+	if err != nil {
+		return err
+	}
+	res, err := sess.replay(ctx, nil)
+	if err != nil {
+		return err
+	}
+	warnFindings(env, res)
+	cur, pend := res.State.Current(), res.State.Pending
+	if cur == nil {
+		return exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")
+	}
+	if pend == nil {
+		return exitcode.Wrap(exitcode.Refused, errors.New("no policy version awaits approval"), "byok-offline policy amend proposes one")
+	}
+	if now().Unix() > pend.Expires {
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("the proposed policy version %d (%s) expired at %s", pend.Policy.Version, pend.ID.Short(), time.Unix(pend.Expires, 0).UTC().Format(time.RFC3339)),
+			"propose it again with byok-offline policy amend")
+	}
+	tok, err := openStationToken(ctx, env, ho.withDefaults(st))
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	signer, err := stationSigner(ctx, tok, st)
+	if err != nil {
+		return err
+	}
+	return approvePolicy(ctx, env, sess, signer, cur, pend, o, files, &policyResult{})
+}
+
+// approvePolicy has the custodians approve the proposal prop, writes their approval bundle,
+// and reports where the proposal stands.
+func approvePolicy(ctx context.Context, env *clirun.Env, sess *session, signer *hsm.SigningKey, cur *chain.PolicyRecord, prop *chain.PendingPolicy,
+	o policyApproveOptions, files map[string]string, out *policyResult) error {
+	s := sess.store
+	out.Proposal = summarize(prop.ID, prop.Policy, false)
+	out.Previous = summarize(cur.ID, cur.Policy, true)
+	out.Changes = policyChanges(cur.Policy, prop.Policy)
+	out.approvedIDs = slices.Clone(prop.Approvals)
+
+	// Who approves now: custodians of either version, each once.
+	eligible := slices.Clone(cur.Policy.Custodians)
+	for _, c := range prop.Policy.Custodians {
+		if !slices.ContainsFunc(eligible, func(e payload.Custodian) bool { return e.Key.ID() == c.Key.ID() }) {
+			eligible = append(eligible, c)
+		}
+	}
+	names := splitList(o.Custodians.Value())
+	explicit := len(names) > 0
+	if !explicit {
+		for _, c := range eligible {
+			if !slices.Contains(prop.Approvals, c.Key.ID()) {
+				names = append(names, c.Name)
+			}
+		}
+	}
+	for n := range files {
+		if !slices.Contains(names, n) {
+			return clirun.Usagef("--custodian-pin-file names %s, who is not approving now", n)
+		}
+	}
+	var custs []*store.Custodian
+	for _, n := range names {
+		if slices.ContainsFunc(custs, func(c *store.Custodian) bool { return c.Name == n }) {
+			return clirun.Usagef("custodian %s is given twice", n)
+		}
+		i := slices.IndexFunc(eligible, func(c payload.Custodian) bool { return c.Name == n })
+		if i < 0 {
+			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a custodian of the policy in force or of the proposed version", n),
+				"the custodians are "+custodianNames(cur.Policy)+" now and "+custodianNames(prop.Policy)+" in the proposal")
+		}
+		if slices.Contains(prop.Approvals, eligible[i].Key.ID()) {
+			if explicit {
+				return exitcode.Wrap(exitcode.Refused, fmt.Errorf("custodian %s approved policy version %d already", n, prop.Policy.Version), "")
+			}
+			continue
+		}
+		c, err := s.Custodian(n)
+		if err != nil {
+			return fmt.Errorf("custodian %s: %w", n, err)
+		}
+		if c.Key.ID() != eligible[i].Key.ID() {
+			return exitcode.Wrap(exitcode.Verify, fmt.Errorf("the ledger's key for custodian %s is not the policy's", n), "")
+		}
+		custs = append(custs, c)
+	}
+
+	fmt.Fprintf(env.Stderr, "Policy version %d (%s) replaces version %d (%s):\n", prop.Policy.Version, out.Proposal.Fingerprint, cur.Policy.Version, out.Previous.Fingerprint)
+	for _, c := range out.Changes {
+		fmt.Fprintf(env.Stderr, "  - %s\n", c)
+	}
+	if len(custs) > 0 {
+		st, err := s.Station()
+		if err != nil {
+			return err
+		}
+		var sigs []payload.Signature
+		for _, c := range custs {
+			sig, err := custodianApproves(ctx, env, st.Module, c, files, prop.ID)
+			if err != nil {
+				return err
+			}
+			sigs = append(sigs, sig)
+			out.Approved = append(out.Approved, c.Name)
+			out.approvedIDs = append(out.approvedIDs, c.Key.ID())
+			crashpoint.Hit("policy-approve-signed")
+		}
+		payload.SortSignatures(sigs)
+		a := &payload.Approval{Target: prop.ID, TargetKind: bundle.KindPolicy.String(), Signatures: sigs}
+		b, err := appendBundle(ctx, sess, cur.ID, a, signer, policyLifetimeOf(cur))
+		if err != nil {
+			return err
+		}
+		out.Bundles = append(out.Bundles, infoOf(b))
+	}
+	for _, c := range eligible {
+		if slices.Contains(out.approvedIDs, c.Key.ID()) {
+			out.Approvals = append(out.Approvals, c.Name)
+		}
+	}
+	out.OfNew = countCustodians(prop.Policy, out.approvedIDs)
+	out.OfPrevious = countCustodians(cur.Policy, out.approvedIDs)
+	out.InForce = out.OfNew >= prop.Policy.Threshold && out.OfPrevious >= cur.Policy.Threshold
+	out.Proposal.InForce = out.InForce
+	if out.InForce {
+		env.Log.Info("policy version in force", "version", prop.Policy.Version, "fingerprint", prop.ID.Short())
+	}
+	return env.Result(out, func(w io.Writer) error { return writePolicy(w, out) })
+}
+
+// countCustodians counts the key IDs in ids that are custodians of p.
+func countCustodians(p *payload.Policy, ids []bundle.ID) int {
+	n := 0
+	for _, id := range ids {
+		if _, ok := p.Custodian(id); ok {
+			n++
+		}
+	}
+	return n
+}
+
+// policyLifetimeOf is the longest lifetime a bundle made under p may have.
+func policyLifetimeOf(p *chain.PolicyRecord) time.Duration {
+	return time.Duration(p.Policy.BundleLifetimeSeconds) * time.Second
+}
+
+// amend returns the next version of cur as the flags change it, and the custodians to add
+// (enrolled by the caller, who appends them to the policy).
+func (o *policyAmendOptions) amend(cur *chain.PolicyRecord) (*payload.Policy, []custodianSpec, error) {
+	set := o.isSet
+	if set == nil {
+		set = func(string) bool { return false }
+	}
+	p := *cur.Policy
+	p.Version, p.Previous = cur.Policy.Version+1, cur.ID
+	p.Custodians = slices.Clone(cur.Policy.Custodians)
+	p.Vaults = slices.Clone(cur.Policy.Vaults)
+	p.KeyTypes = slices.Clone(cur.Policy.KeyTypes)
+	changed := false
+
+	for _, n := range splitList(o.RemoveCustodians.Value()) {
+		i := slices.IndexFunc(p.Custodians, func(c payload.Custodian) bool { return c.Name == n })
+		if i < 0 {
+			return nil, nil, clirun.Usagef("--remove-custodian %s: not a custodian of the policy in force (%s)", n, custodianNames(cur.Policy))
+		}
+		p.Custodians = slices.Delete(p.Custodians, i, i+1)
+		changed = true
+	}
+	var adds []custodianSpec
+	tokens := map[string]bool{o.HSM.TokenLabel: o.HSM.TokenLabel != ""}
+	for _, v := range o.AddCustodians.Value() {
+		name, tok, ok := strings.Cut(v, "=")
+		if !ok || tok == "" || !custodianNameRE.MatchString(name) {
+			return nil, nil, clirun.Usagef("--add-custodian %q: want NAME=TOKEN_LABEL, the name lowercase letters, digits, '.', '_' and '-'", v)
+		}
+		if slices.ContainsFunc(cur.Policy.Custodians, func(c payload.Custodian) bool { return c.Name == name }) || slices.ContainsFunc(adds, func(c custodianSpec) bool { return c.Name == name }) {
+			return nil, nil, clirun.Usagef("--add-custodian %s: the name is taken; a new custodian needs a name of their own", name)
+		}
+		if tokens[tok] {
+			return nil, nil, clirun.Usagef("--add-custodian %s: token %q is given twice", name, tok)
+		}
+		tokens[tok] = true
+		adds = append(adds, custodianSpec{Name: name, Token: tok})
+		changed = true
+	}
+	if set("threshold") {
+		if o.Threshold < 1 {
+			return nil, nil, clirun.Usagef("--threshold %d: want at least 1", o.Threshold)
+		}
+		p.Threshold = o.Threshold
+		changed = changed || p.Threshold != cur.Policy.Threshold
+	}
+	if n := len(p.Custodians) + len(adds); n == 0 {
+		return nil, nil, clirun.Usagef("the new version would have no custodians")
+	}
+	for _, u := range o.RemoveVaults.Value() {
+		url, err := payload.CanonicalVaultURL(u)
+		if err != nil {
+			return nil, nil, clirun.Usagef("--remove-vault: %v", err)
+		}
+		i := slices.IndexFunc(p.Vaults, func(v payload.Vault) bool { return v.URL == url })
+		if i < 0 {
+			return nil, nil, clirun.Usagef("--remove-vault %s: the policy in force does not allow it", url)
+		}
+		p.Vaults = slices.Delete(p.Vaults, i, i+1)
+		changed = true
+	}
+	for _, v := range o.AddVaults.Value() {
+		vault, err := parseVault(v)
+		if err != nil {
+			return nil, nil, err
+		}
+		if slices.ContainsFunc(p.Vaults, func(x payload.Vault) bool { return x.URL == vault.URL }) {
+			return nil, nil, clirun.Usagef("--add-vault %s: allowed already (remove it too to change its kind or region)", vault.URL)
+		}
+		p.Vaults = append(p.Vaults, vault)
+		changed = true
+	}
+	if len(p.Vaults) == 0 {
+		return nil, nil, clirun.Usagef("the new version would allow no vault")
+	}
+	if set("min-kek-bits") {
+		if payload.RSAStrength(o.MinKEKBits) == 0 {
+			return nil, nil, clirun.Usagef("--min-kek-bits %d: want 2048, 3072 or 4096", o.MinKEKBits)
+		}
+		changed = changed || p.MinKEKBits != o.MinKEKBits
+		p.MinKEKBits = o.MinKEKBits
+	}
+	if set("key-types") {
+		var kts []payload.KeyType
+		for _, s := range splitList([]string{o.KeyTypes}) {
+			t, err := payload.ParseKeyType(strings.ToUpper(s))
+			if err != nil {
+				return nil, nil, clirun.Usagef("--key-types: %v", err)
+			}
+			kts = append(kts, t)
+		}
+		kts = payload.SortKeyTypes(kts)
+		changed = changed || !slices.Equal(kts, p.KeyTypes)
+		p.KeyTypes = kts
+	}
+	for _, t := range p.KeyTypes {
+		if t.IsSymmetric() && !slices.ContainsFunc(p.Vaults, func(v payload.Vault) bool { return v.Kind == payload.VaultManagedHSM }) {
+			return nil, nil, clirun.Usagef("the new version allows %s, which only a Managed HSM takes, and no vault of it is managed_hsm: change --key-types too", t)
+		}
+	}
+	if set("allow-weaker-kek") {
+		changed = changed || p.AllowWeakerKEK != o.AllowWeakerKEK
+		p.AllowWeakerKEK = o.AllowWeakerKEK
+	}
+	if set("bundle-lifetime") {
+		if o.BundleLifetime < time.Minute || o.BundleLifetime > 366*24*time.Hour {
+			return nil, nil, clirun.Usagef("--bundle-lifetime %s: want 1m to 8784h", o.BundleLifetime)
+		}
+		secs := int64(o.BundleLifetime / time.Second)
+		changed = changed || p.BundleLifetimeSeconds != secs
+		p.BundleLifetimeSeconds = secs
+	}
+	if set("max-clock-skew") {
+		if o.MaxClockSkew < 0 || o.MaxClockSkew > 24*time.Hour {
+			return nil, nil, clirun.Usagef("--max-clock-skew %s: want 0 to 24h", o.MaxClockSkew)
+		}
+		secs := int64(o.MaxClockSkew / time.Second)
+		changed = changed || p.MaxClockSkewSeconds != secs
+		p.MaxClockSkewSeconds = secs
+	}
+	if !changed {
+		return nil, nil, clirun.Usagef("nothing to change: give what the new version changes (see --help)")
+	}
+	return &p, adds, nil
+}
+
+// policyChanges lists, for people, what next changes in cur.
+func policyChanges(cur, next *payload.Policy) []string {
+	var out []string
+	for _, c := range cur.Custodians {
+		if _, ok := next.Custodian(c.Key.ID()); !ok {
+			out = append(out, fmt.Sprintf("custodian %s (%s) leaves", c.Name, c.Key.ID().Short()))
+		}
+	}
+	for _, c := range next.Custodians {
+		if _, ok := cur.Custodian(c.Key.ID()); !ok {
+			out = append(out, fmt.Sprintf("custodian %s (%s) joins", c.Name, c.Key.ID().Short()))
+		}
+	}
+	if cur.Threshold != next.Threshold || len(cur.Custodians) != len(next.Custodians) {
+		out = append(out, fmt.Sprintf("approvals: %d of %d, was %d of %d", next.Threshold, len(next.Custodians), cur.Threshold, len(cur.Custodians)))
+	}
+	for _, v := range cur.Vaults {
+		if !slices.Contains(next.Vaults, v) {
+			out = append(out, fmt.Sprintf("vault %s (%s, %s) no longer allowed", v.URL, v.Kind, v.Region))
+		}
+	}
+	for _, v := range next.Vaults {
+		if !slices.Contains(cur.Vaults, v) {
+			out = append(out, fmt.Sprintf("vault %s (%s, %s) allowed", v.URL, v.Kind, v.Region))
+		}
+	}
+	if cur.MinKEKBits != next.MinKEKBits {
+		out = append(out, fmt.Sprintf("smallest KEK: RSA-%d, was RSA-%d", next.MinKEKBits, cur.MinKEKBits))
+	}
+	if !slices.Equal(cur.KeyTypes, next.KeyTypes) {
+		out = append(out, fmt.Sprintf("key types: %s, was %s", joinKeyTypes(next.KeyTypes), joinKeyTypes(cur.KeyTypes)))
+	}
+	if cur.AllowWeakerKEK != next.AllowWeakerKEK {
+		out = append(out, fmt.Sprintf("KEK weaker than the target allowed: %t, was %t", next.AllowWeakerKEK, cur.AllowWeakerKEK))
+	}
+	if cur.BundleLifetimeSeconds != next.BundleLifetimeSeconds {
+		out = append(out, fmt.Sprintf("bundle lifetime: %s, was %s", time.Duration(next.BundleLifetimeSeconds)*time.Second, time.Duration(cur.BundleLifetimeSeconds)*time.Second))
+	}
+	if cur.MaxClockSkewSeconds != next.MaxClockSkewSeconds {
+		out = append(out, fmt.Sprintf("clock skew allowed: %s, was %s", time.Duration(next.MaxClockSkewSeconds)*time.Second, time.Duration(cur.MaxClockSkewSeconds)*time.Second))
+	}
+	return out
+}
+
+func joinKeyTypes(ts []payload.KeyType) string {
+	var s []string
+	for _, t := range ts {
+		s = append(s, string(t))
+	}
+	return strings.Join(s, ",")
+}
+
+func writePolicy(w io.Writer, r *policyResult) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "policy version %d  %s (replaces version %d, %s)\n", r.Proposal.Version, r.Proposal.Fingerprint, r.Previous.Version, r.Previous.Fingerprint)
+	if r.Replaced != "" {
+		fmt.Fprintf(&b, "  replaces the earlier proposal %s, whose approvals no longer count\n", r.Replaced)
+	}
+	for _, c := range r.Changes {
+		fmt.Fprintf(&b, "  - %s\n", c)
+	}
+	for _, k := range r.NewKeys {
+		fmt.Fprintf(&b, "  new custodian %-10s token %-12s key %s\n", k.Name, k.Token, k.Fingerprint)
+	}
+	if len(r.Approved) > 0 {
+		fmt.Fprintf(&b, "  approved now by %s\n", strings.Join(r.Approved, ", "))
+	}
+	fmt.Fprintf(&b, "  approvals      %d of %d needed from the new version's custodians, %d of %d from the current one's\n",
+		r.OfNew, r.Proposal.Threshold, r.OfPrevious, r.Previous.Threshold)
+	for _, bi := range r.Bundles {
+		fmt.Fprintf(&b, "  bundle         %s\n", bi.Path)
+	}
+	if r.InForce {
+		fmt.Fprintf(&b, "Version %d is in force. Take the medium to the online station: it follows the new version with no step of its own.\n", r.Proposal.Version)
+	} else {
+		b.WriteString("Not in force yet: more custodians approve with byok-offline policy approve.\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

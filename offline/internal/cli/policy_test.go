@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/airgap-byok/airgap-byok/offline/internal/onlinetest"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// TestPolicyAmend replaces custodian bob by dave in policy version 2: the proposal takes
+// effect only once both the new custodians' threshold and the old ones' have approved it
+// (bob, who leaves, still has a say), and from then on package approvals count the new set.
+func TestPolicyAmend(t *testing.T) {
+	f := newFixture(t)
+	f.setup()
+	head := f.offlineHead()
+
+	// Refusals write nothing.
+	for _, tt := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"policy", "amend"}, exitcode.Usage, "nothing to change"},
+		{[]string{"policy", "amend", "--remove-custodian", "zed"}, exitcode.Usage, "not a custodian of the policy in force"},
+		{[]string{"policy", "amend", "--add-custodian", "alice2=alice"}, exitcode.Usage, "needs a token of their own"},
+		{[]string{"policy", "amend", "--add-custodian", "alice=dave"}, exitcode.Usage, "the name is taken"},
+		{[]string{"policy", "amend", "--remove-custodian", "bob", "--remove-custodian", "carol"}, exitcode.Usage, "give --threshold"},
+		{[]string{"policy", "amend", "--remove-vault", premium, "--remove-vault", mhsm}, exitcode.Usage, "no vault"},
+		{[]string{"policy", "approve"}, exitcode.Refused, "no policy version awaits approval"},
+	} {
+		if errs := f.exits(tt.code, tt.args...); !strings.Contains(errs, tt.stderr) {
+			t.Errorf("%v: stderr %q, want %q", tt.args, errs, tt.stderr)
+		}
+	}
+	if got := f.offlineHead(); got != head {
+		t.Fatalf("refusals moved the offline chain from %d to %d", head, got)
+	}
+
+	amend := []string{"policy", "amend", "--remove-custodian", "bob", "--add-custodian", "dave=dave", "--add-vault", "https://fabrikam.vault.azure.net=premium:eastus"}
+	var r policyResult
+	f.mustJSON(&r, append(amend, "--custodian", "dave")...)
+	if r.Proposal.Version != 2 || r.InForce || r.OfNew != 1 || r.OfPrevious != 0 || len(r.Bundles) != 2 || len(r.NewKeys) != 1 {
+		t.Fatalf("amend approved by dave = %+v, want version 2 proposed, 1 of the new, 0 of the old, not in force", r)
+	}
+	for _, want := range []string{"custodian bob", "custodian dave", "vault https://fabrikam.vault.azure.net (premium, eastus) allowed"} {
+		if !slices.ContainsFunc(r.Changes, func(c string) bool { return strings.Contains(c, want) }) {
+			t.Errorf("changes %q do not mention %q", r.Changes, want)
+		}
+	}
+	var st statusResult
+	f.mustJSON(&st, "status")
+	if st.Policy == nil || st.Policy.Version != 1 || st.Proposal == nil || st.Proposal.Fingerprint != r.Proposal.Fingerprint {
+		t.Errorf("status: policy %+v, proposal %+v; want version 1 in force and the proposal", st.Policy, st.Proposal)
+	}
+	// Version 1 is still in force: the new vault is not allowed yet.
+	if res := f.replay(); res.State.Current().Policy.Version != 1 || res.State.Pending == nil {
+		t.Fatalf("replay: version %d in force, pending %v", res.State.Current().Policy.Version, res.State.Pending)
+	}
+
+	// Rerunning the amend (as after an interruption) adds approvals to the same proposal.
+	var again policyResult
+	f.mustJSON(&again, append(amend, "--custodian", "alice")...)
+	if again.Proposal.ID != r.Proposal.ID || len(again.Bundles) != 1 || again.OfNew != 2 || again.OfPrevious != 1 || again.InForce {
+		t.Fatalf("amend rerun = %+v, want the same proposal, 2 of the new, 1 of the old, not in force", again)
+	}
+	f.exits(exitcode.Refused, "policy", "approve", "--custodian", "alice")
+	f.exits(exitcode.Refused, "policy", "approve", "--custodian", "zed")
+
+	var last policyResult
+	f.mustJSON(&last, "policy", "approve", "--custodian", "bob")
+	if !last.InForce || last.OfPrevious != 2 || len(last.Approvals) != 3 {
+		t.Fatalf("approve by bob = %+v, want in force with alice, bob and dave", last)
+	}
+	res := f.replay()
+	cur := res.State.Current()
+	if cur.ID.String() != r.Proposal.ID || res.State.Pending != nil {
+		t.Fatalf("replay: %s in force, want the proposal %s", cur.ID.Short(), r.Proposal.Fingerprint)
+	}
+	if got := custodianNames(cur.Policy); got != "alice, carol, dave" {
+		t.Errorf("custodians in force: %s", got)
+	}
+	st = statusResult{}
+	f.mustJSON(&st, "status")
+	if st.Policy.Version != 2 || !st.Policy.InForce || st.Proposal != nil {
+		t.Errorf("status after: policy %+v, proposal %+v", st.Policy, st.Proposal)
+	}
+
+	// Packages now follow version 2: bob's approval is refused, dave's counts.
+	f.offer(onlinetest.OfferOptions{Vault: premium})
+	f.must("keygen", "--type", "EC-P256", "--ident", "web")
+	var pkg packageResult
+	f.mustJSON(&pkg, "package", "--key", "web", "--vault", premium)
+	if errs := f.exits(exitcode.Refused, "approve", "--package", pkg.Fingerprint, "--custodian", "bob"); !strings.Contains(errs, "not a custodian of the policy in force") {
+		t.Errorf("bob's approval: %s", errs)
+	}
+	var ap approveResult
+	f.mustJSON(&ap, "approve", "--package", pkg.Fingerprint, "--custodian", "dave", "--custodian", "carol")
+	if !ap.Ready {
+		t.Errorf("approval by dave and carol = %+v, want ready", ap)
+	}
+	if _, err := f.online().Receipt(mustID(t, pkg.Package), payload.OutcomeImported); err != nil {
+		t.Fatal(err)
+	}
+	f.must("sync")
+	f.replay()
+}
