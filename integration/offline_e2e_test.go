@@ -25,11 +25,14 @@ var offlineTokens = []softhsmtest.Token{
 	{Label: "station", PIN: "station-pin-8181", SOPIN: "station-so-8282"},
 	{Label: "alice", PIN: "alice-pin-8383", SOPIN: "alice-so-8484"},
 	{Label: "bob", PIN: "bob-pin-8585", SOPIN: "bob-so-8686"},
+	{Label: "carol", PIN: "carol-pin-8787", SOPIN: "carol-so-8888"}, // joins in policy version 2
 }
 
 // TestOfflineWithOnline runs init, trust, KEK creation and acceptance, keygen, package,
 // approve, upload and sync across byok-offline and byok-online, for a Premium vault and a
-// Managed HSM, and checks that every key landed exactly once, as the key the HSM made.
+// Managed HSM, and checks that every key landed exactly once, as the key the HSM made. With
+// the Premium vault, custodian bob is then replaced by carol in policy version 2, which the
+// online station follows.
 func TestOfflineWithOnline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs both binaries")
@@ -58,6 +61,9 @@ func TestOfflineWithOnline(t *testing.T) {
 			t.Parallel()
 			c := newCrossRig(t, offline, online, mod, tt.kind)
 			c.ceremony(tt.vault, tt.types)
+			if tt.kind == kvemu.KindPremium {
+				c.nextPolicy()
+			}
 		})
 	}
 }
@@ -247,5 +253,50 @@ func (c *crossRig) ceremony(vaultKind string, types []payload.KeyType) {
 	log := c.off("log")
 	if strings.Contains(log, "finding") || strings.Count(log, " receipt ") != len(pkgs) {
 		t.Errorf("byok-offline log shows findings or not one receipt per package:\n%s", log)
+	}
+}
+
+// nextPolicy replaces custodian bob by carol in policy version 2 (approved by alice and
+// carol of the new set and alice and bob of the old one), then packages a key that only the
+// new set approves: the online station follows the new version, refuses nothing, uploads it,
+// and the audit passes.
+func (c *crossRig) nextPolicy() {
+	t := c.t
+	var r struct {
+		InForce  bool `json:"in_force"`
+		Proposal struct {
+			Version     int    `json:"version"`
+			Fingerprint string `json:"fingerprint"`
+		} `json:"proposal"`
+	}
+	c.offJSON(&r, "policy", "amend", "--remove-custodian", "bob", "--add-custodian", "carol=carol", "--custodian", "alice", "--custodian", "carol")
+	if r.InForce || r.Proposal.Version != 2 {
+		t.Fatalf("policy amend = %+v, want version 2 awaiting bob", r)
+	}
+	// Until bob approves, version 1 stays in force: the online station verifies the medium.
+	c.on("verify")
+	c.offJSON(&r, "policy", "approve", "--custodian", "bob")
+	if !r.InForce {
+		t.Fatalf("policy approve by bob = %+v, want in force", r)
+	}
+	var p struct {
+		Fingerprint string `json:"fingerprint"`
+		KeyName     string `json:"key_name"`
+	}
+	c.off("keygen", "--type", "EC-P256", "--ident", "after-v2")
+	c.offJSON(&p, "package", "--key", "after-v2", "--vault", c.vaultURL)
+	c.off("approve", "--package", p.Fingerprint, "--custodian", "alice", "--custodian", "carol")
+	c.on("verify")
+	c.on("upload")
+	c.off("sync")
+	if vs, err := c.vault.KeyVersions(p.KeyName); err != nil || len(vs) != 1 {
+		t.Errorf("key %s after policy version 2: %d versions (%v), want 1", p.KeyName, len(vs), err)
+	}
+	var audit struct {
+		Verdict string         `json:"verdict"`
+		Counts  map[string]int `json:"counts"`
+	}
+	if err := json.Unmarshal([]byte(c.off("audit", "--media", c.medium, "--json")), &audit); err != nil || audit.Verdict != "PASS" {
+		t.Errorf("audit after policy version 2: %+v (%v), want PASS", audit, err)
 	}
 }
