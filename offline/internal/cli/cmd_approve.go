@@ -11,11 +11,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
@@ -74,29 +76,16 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	if err != nil {
 		return err
 	}
-	sess, err := openSession(env, o.State, writeMedium, false, true)
+	sess, st, res, pol, err := openInForce(ctx, env, o.State)
 	if err != nil {
 		return err
 	}
 	defer sess.close()
 	s := sess.store
-	st, _, err := sess.requireInit()
-	if err != nil {
-		return err
-	}
-	res, err := sess.replay(ctx, nil)
-	if err != nil {
-		return err
-	}
-	warnFindings(env, res)
 	// The replay checked that the medium holds this station's chain: now finish the plain
 	// .byok copies an interrupted package did not write.
 	if err := ensureByokCopies(env, sess); err != nil {
 		return err
-	}
-	pol := res.State.Current()
-	if pol == nil {
-		return exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")
 	}
 	pkgs, err := s.Packages()
 	if err != nil {
@@ -126,44 +115,12 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	}
 
 	// Who approves now.
-	names := splitList(o.Custodians.Value())
-	explicit := len(names) > 0
-	if !explicit {
-		for _, c := range pol.Policy.Custodians {
-			if !slices.Contains(rec.Approvals, c.Key.ID()) {
-				names = append(names, c.Name)
-			}
-		}
-		if len(names) == 0 {
-			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("every custodian approved key package %s already", id.Short()), "")
-		}
-	}
-	for n := range files {
-		if !slices.Contains(names, n) {
-			return clirun.Usagef("--custodian-pin-file names %s, who is not approving now", n)
-		}
-	}
-	var custs []*store.Custodian
-	for _, n := range names {
-		if slices.ContainsFunc(custs, func(c *store.Custodian) bool { return c.Name == n }) {
-			return clirun.Usagef("custodian %s is given twice", n)
-		}
-		i := slices.IndexFunc(pol.Policy.Custodians, func(c payload.Custodian) bool { return c.Name == n })
-		if i < 0 {
+	custs, err := approvers(s, pol.Policy.Custodians, rec.Approvals, splitList(o.Custodians.Value()), files, "key package "+id.Short(),
+		func(n string) error {
 			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a custodian of the policy in force", n), "the custodians are "+custodianNames(pol.Policy))
-		}
-		pc := pol.Policy.Custodians[i]
-		if slices.Contains(rec.Approvals, pc.Key.ID()) {
-			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("custodian %s approved key package %s already", n, id.Short()), "")
-		}
-		c, err := s.Custodian(n)
-		if err != nil {
-			return fmt.Errorf("custodian %s: %w", n, err)
-		}
-		if c.Key.ID() != pc.Key.ID() {
-			return exitcode.Wrap(exitcode.Verify, fmt.Errorf("the ledger's key for custodian %s is not the policy's", n), "")
-		}
-		custs = append(custs, c)
+		})
+	if err != nil {
+		return err
 	}
 
 	out := &approveResult{Package: id.String(), Fingerprint: id.Short(), KeyName: pkg.KeyName, Vault: pkg.Vault, KeyType: string(pkg.KeyType),
@@ -174,32 +131,16 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	fmt.Fprintf(env.Stderr, "Approving key package %s:\n  key %q (%s, ident %s) for %s\n  wrapped with KEK %s (%s)\n  approved so far by %d of the %d needed\n",
 		out.Fingerprint, out.KeyName, out.KeyType, pkg.Ident, out.Vault, out.KEK, pkg.KID, len(rec.Approvals), out.Threshold)
 
-	tok, err := openStationToken(ctx, env, o.HSM.withDefaults(st))
+	tok, signer, err := openStationSigner(ctx, env, o.HSM, st)
 	if err != nil {
 		return err
 	}
 	defer tok.Close()
-	signer, err := stationSigner(ctx, tok, st)
+	b, err := writeApproval(ctx, env, sess, signer, o.HSM.withDefaults(st).Module, custs, files, id, bundle.KindKeyPackage, pol)
 	if err != nil {
 		return err
 	}
-	var sigs []payload.Signature
-	for _, c := range custs {
-		sig, err := custodianApproves(ctx, env, o.HSM.withDefaults(st).Module, c, files, id)
-		if err != nil {
-			return err
-		}
-		sigs = append(sigs, sig)
-		out.approvedNow = append(out.approvedNow, c)
-		crashpoint.Hit("approve-signed")
-	}
-	payload.SortSignatures(sigs)
-	a := &payload.Approval{Target: id, TargetKind: bundle.KindKeyPackage.String(), Signatures: sigs}
-	lifetime := time.Duration(pol.Policy.BundleLifetimeSeconds) * time.Second
-	b, err := appendBundle(ctx, sess, pol.ID, a, signer, lifetime)
-	if err != nil {
-		return err
-	}
+	out.approvedNow = custs
 	if pkg, err = s.Package(id); err != nil {
 		return err
 	}
@@ -212,6 +153,24 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	out.Ready = len(out.Approvals) >= out.Threshold
 	env.Log.Info("approval written", "package", id.Short(), "approvals", len(out.Approvals), "threshold", out.Threshold)
 	return env.Result(out, func(w io.Writer) error { return writeApprove(w, out) })
+}
+
+// writeApproval has custs sign target with their tokens, one after the other, and appends
+// their approval bundle under the policy in force, pol.
+func writeApproval(ctx context.Context, env *clirun.Env, sess *session, signer *hsm.SigningKey, module string, custs []*store.Custodian, files map[string]string,
+	target bundle.ID, kind bundle.Kind, pol *chain.PolicyRecord) (*bundle.Bundle, error) {
+	var sigs []payload.Signature
+	for _, c := range custs {
+		sig, err := custodianApproves(ctx, env, module, c, files, target)
+		if err != nil {
+			return nil, err
+		}
+		sigs = append(sigs, sig)
+		crashpoint.Hit("approve-signed")
+	}
+	payload.SortSignatures(sigs)
+	a := &payload.Approval{Target: target, TargetKind: kind.String(), Signatures: sigs}
+	return appendBundle(ctx, sess, pol.ID, a, signer, policyLifetimeOf(pol))
 }
 
 // custodianApproves opens a custodian's token and has their key sign the approval of id.
@@ -235,6 +194,51 @@ func custodianApproves(ctx context.Context, env *clirun.Env, module string, c *s
 	}
 	env.Log.Info("custodian approved", "custodian", c.Name, "package", id.Short(), "fingerprint", c.Fingerprint())
 	return sig, nil
+}
+
+// approvers picks the custodians who approve what now: those named, each once, each one of
+// eligible who has not approved yet; or, if none is named, every one of eligible who has not.
+// files (PIN files) may name only them. notEligible makes the error for a name not in
+// eligible.
+func approvers(s *store.Store, eligible []payload.Custodian, approved []bundle.ID, names []string, files map[string]string, what string, notEligible func(name string) error) ([]*store.Custodian, error) {
+	explicit := len(names) > 0
+	if !explicit {
+		for _, c := range eligible {
+			if !slices.Contains(approved, c.Key.ID()) {
+				names = append(names, c.Name)
+			}
+		}
+		if len(names) == 0 {
+			return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("every custodian approved %s already", what), "")
+		}
+	}
+	for n := range files {
+		if !slices.Contains(names, n) {
+			return nil, clirun.Usagef("--custodian-pin-file names %s, who is not approving now", n)
+		}
+	}
+	var custs []*store.Custodian
+	for _, n := range names {
+		if slices.ContainsFunc(custs, func(c *store.Custodian) bool { return c.Name == n }) {
+			return nil, clirun.Usagef("custodian %s is given twice", n)
+		}
+		i := slices.IndexFunc(eligible, func(c payload.Custodian) bool { return c.Name == n })
+		if i < 0 {
+			return nil, notEligible(n)
+		}
+		if slices.Contains(approved, eligible[i].Key.ID()) {
+			return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("custodian %s approved %s already", n, what), "")
+		}
+		c, err := s.Custodian(n)
+		if err != nil {
+			return nil, fmt.Errorf("custodian %s: %w", n, err)
+		}
+		if c.Key.ID() != eligible[i].Key.ID() {
+			return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("the ledger's key for custodian %s is not the policy's", n), "")
+		}
+		custs = append(custs, c)
+	}
+	return custs, nil
 }
 
 func custodianNames(p *payload.Policy) string {

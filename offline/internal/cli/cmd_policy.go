@@ -12,7 +12,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
-	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
@@ -139,38 +138,21 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 	if err != nil {
 		return err
 	}
-	sess, err := openSession(env, o.State, writeMedium, false, true)
+	sess, st, res, cur, err := openInForce(ctx, env, o.State)
 	if err != nil {
 		return err
 	}
 	defer sess.close()
-	st, _, err := sess.requireInit()
-	if err != nil {
-		return err
-	}
-	res, err := sess.replay(ctx, nil)
-	if err != nil {
-		return err
-	}
-	warnFindings(env, res)
-	cur := res.State.Current()
-	if cur == nil {
-		return exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")
-	}
 	next, adds, err := o.amend(cur)
 	if err != nil {
 		return err
 	}
 
-	tok, err := openStationToken(ctx, env, o.HSM.withDefaults(st))
+	tok, signer, err := openStationSigner(ctx, env, o.HSM, st)
 	if err != nil {
 		return err
 	}
 	defer tok.Close()
-	signer, err := stationSigner(ctx, tok, st)
-	if err != nil {
-		return err
-	}
 
 	// The new custodians' keys, on tokens of their own.
 	custs, err := sess.store.Custodians()
@@ -241,24 +223,12 @@ func runPolicyApprove(ctx context.Context, so stateOptions, ho hsmOptions, o pol
 	if err != nil {
 		return err
 	}
-	sess, err := openSession(env, so, writeMedium, false, true)
+	sess, st, res, cur, err := openInForce(ctx, env, so)
 	if err != nil {
 		return err
 	}
 	defer sess.close()
-	st, _, err := sess.requireInit()
-	if err != nil {
-		return err
-	}
-	res, err := sess.replay(ctx, nil)
-	if err != nil {
-		return err
-	}
-	warnFindings(env, res)
-	cur, pend := res.State.Current(), res.State.Pending
-	if cur == nil {
-		return exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")
-	}
+	pend := res.State.Pending
 	if pend == nil {
 		return exitcode.Wrap(exitcode.Refused, errors.New("no policy version awaits approval"), "byok-offline policy amend proposes one")
 	}
@@ -266,15 +236,11 @@ func runPolicyApprove(ctx context.Context, so stateOptions, ho hsmOptions, o pol
 		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("the proposed policy version %d (%s) expired at %s", pend.Policy.Version, pend.ID.Short(), time.Unix(pend.Expires, 0).UTC().Format(time.RFC3339)),
 			"propose it again with byok-offline policy amend")
 	}
-	tok, err := openStationToken(ctx, env, ho.withDefaults(st))
+	tok, signer, err := openStationSigner(ctx, env, ho, st)
 	if err != nil {
 		return err
 	}
 	defer tok.Close()
-	signer, err := stationSigner(ctx, tok, st)
-	if err != nil {
-		return err
-	}
 	return approvePolicy(ctx, env, sess, signer, cur, pend, o, files, &policyResult{})
 }
 
@@ -295,44 +261,13 @@ func approvePolicy(ctx context.Context, env *clirun.Env, sess *session, signer *
 			eligible = append(eligible, c)
 		}
 	}
-	names := splitList(o.Custodians.Value())
-	explicit := len(names) > 0
-	if !explicit {
-		for _, c := range eligible {
-			if !slices.Contains(prop.Approvals, c.Key.ID()) {
-				names = append(names, c.Name)
-			}
-		}
-	}
-	for n := range files {
-		if !slices.Contains(names, n) {
-			return clirun.Usagef("--custodian-pin-file names %s, who is not approving now", n)
-		}
-	}
-	var custs []*store.Custodian
-	for _, n := range names {
-		if slices.ContainsFunc(custs, func(c *store.Custodian) bool { return c.Name == n }) {
-			return clirun.Usagef("custodian %s is given twice", n)
-		}
-		i := slices.IndexFunc(eligible, func(c payload.Custodian) bool { return c.Name == n })
-		if i < 0 {
+	custs, err := approvers(s, eligible, prop.Approvals, splitList(o.Custodians.Value()), files, fmt.Sprintf("policy version %d", prop.Policy.Version),
+		func(n string) error {
 			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a custodian of the policy in force or of the proposed version", n),
 				"the custodians are "+custodianNames(cur.Policy)+" now and "+custodianNames(prop.Policy)+" in the proposal")
-		}
-		if slices.Contains(prop.Approvals, eligible[i].Key.ID()) {
-			if explicit {
-				return exitcode.Wrap(exitcode.Refused, fmt.Errorf("custodian %s approved policy version %d already", n, prop.Policy.Version), "")
-			}
-			continue
-		}
-		c, err := s.Custodian(n)
-		if err != nil {
-			return fmt.Errorf("custodian %s: %w", n, err)
-		}
-		if c.Key.ID() != eligible[i].Key.ID() {
-			return exitcode.Wrap(exitcode.Verify, fmt.Errorf("the ledger's key for custodian %s is not the policy's", n), "")
-		}
-		custs = append(custs, c)
+		})
+	if err != nil {
+		return err
 	}
 
 	fmt.Fprintf(env.Stderr, "Policy version %d (%s) replaces version %d (%s):\n", prop.Policy.Version, out.Proposal.Fingerprint, cur.Policy.Version, out.Previous.Fingerprint)
@@ -344,22 +279,13 @@ func approvePolicy(ctx context.Context, env *clirun.Env, sess *session, signer *
 		if err != nil {
 			return err
 		}
-		var sigs []payload.Signature
-		for _, c := range custs {
-			sig, err := custodianApproves(ctx, env, st.Module, c, files, prop.ID)
-			if err != nil {
-				return err
-			}
-			sigs = append(sigs, sig)
-			out.Approved = append(out.Approved, c.Name)
-			out.approvedIDs = append(out.approvedIDs, c.Key.ID())
-			crashpoint.Hit("policy-approve-signed")
-		}
-		payload.SortSignatures(sigs)
-		a := &payload.Approval{Target: prop.ID, TargetKind: bundle.KindPolicy.String(), Signatures: sigs}
-		b, err := appendBundle(ctx, sess, cur.ID, a, signer, policyLifetimeOf(cur))
+		b, err := writeApproval(ctx, env, sess, signer, st.Module, custs, files, prop.ID, bundle.KindPolicy, cur)
 		if err != nil {
 			return err
+		}
+		for _, c := range custs {
+			out.Approved = append(out.Approved, c.Name)
+			out.approvedIDs = append(out.approvedIDs, c.Key.ID())
 		}
 		out.Bundles = append(out.Bundles, infoOf(b))
 	}

@@ -262,6 +262,44 @@ func (s *session) requireInit() (*store.Station, *store.Policy, error) {
 	return st, pol, nil
 }
 
+// openInForce opens the session for writing to the medium, requires an initialised station,
+// replays the medium (warning about findings that did not stop it) and returns the policy in
+// force with the replay's result.
+func openInForce(ctx context.Context, env *clirun.Env, o stateOptions) (*session, *store.Station, *chain.Result, *chain.PolicyRecord, error) {
+	sess, err := openSession(env, o, writeMedium, false, true)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	st, _, err := sess.requireInit()
+	if err == nil {
+		var res *chain.Result
+		if res, err = sess.replay(ctx, nil); err == nil {
+			warnFindings(env, res)
+			if cur := res.State.Current(); cur != nil {
+				return sess, st, res, cur, nil
+			}
+			err = exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")
+		}
+	}
+	sess.close()
+	return nil, nil, nil, nil, err
+}
+
+// openStationSigner opens the station's token and finds its enrolled signing key; the caller
+// closes the token.
+func openStationSigner(ctx context.Context, env *clirun.Env, o hsmOptions, st *store.Station) (*hsm.Token, *hsm.SigningKey, error) {
+	tok, err := openStationToken(ctx, env, o.withDefaults(st))
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, err := stationSigner(ctx, tok, st)
+	if err != nil {
+		tok.Close()
+		return nil, nil, err
+	}
+	return tok, signer, nil
+}
+
 // stationSigner finds the station key in the token and checks it is the enrolled one.
 func stationSigner(ctx context.Context, tok *hsm.Token, st *store.Station) (*hsm.SigningKey, error) {
 	k, err := tok.FindSigner(ctx, st.KeyLabel)
