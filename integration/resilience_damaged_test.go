@@ -159,8 +159,8 @@ func testDamagedMedium(t *testing.T, s *resSuite) {
 	base.steps(0, len(resCeremony))
 	base.converged()
 	files, err := filepath.Glob(filepath.Join(base.medium(), "*", "*", "*.bundle"))
-	if err != nil || len(files) != 11 {
-		t.Fatalf("%d bundles on the medium (%v), want 11", len(files), err)
+	if err != nil || len(files) != 13 {
+		t.Fatalf("%d bundles on the medium (%v), want 13", len(files), err)
 	}
 
 	type job struct {

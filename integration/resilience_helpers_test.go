@@ -382,6 +382,10 @@ var resCeremony = func() []resStep {
 	return append(steps,
 		resStep{"upload", onlineStation, func(*resRig) []string { return []string{"upload"} }, nil},
 		resStep{"sync", offlineStation, func(*resRig) []string { return []string{"sync"} }, nil},
+		// Policy version 2 drops carol; alice and bob approve it for both sets.
+		resStep{"policy amend", offlineStation, func(*resRig) []string {
+			return []string{"policy", "amend", "--remove-custodian", "carol", "--custodian", "alice", "--custodian", "bob"}
+		}, nil},
 	)
 }()
 

@@ -21,15 +21,15 @@ import (
 // approve run the same code as the first's.
 var killTargets = []string{
 	"online init", "offline init", "trust", "kek create", "kek accept",
-	"keygen rsa", "package rsa", "approve rsa", "upload", "sync",
+	"keygen rsa", "package rsa", "approve rsa", "upload", "sync", "policy amend",
 }
 
 // rerunRefused are the commands whose rerun, when the interrupted run got as far as
 // recording its last bundle, finishes that bundle's write and then refuses (exit 7) as a
 // second run would: the inits say the station "is initialised already", approve that the
-// custodians "approved already". The stations have converged either way (converged checks
+// custodians "approved already", policy amend that the version "is in force already". The stations have converged either way (converged checks
 // it); the summary lists where it happens.
-var rerunRefused = []string{"online init", "offline init", "approve rsa"}
+var rerunRefused = []string{"online init", "offline init", "approve rsa", "policy amend"}
 
 // maxHits bounds the @N tried for one point of one command.
 const maxHits = 12
@@ -105,9 +105,9 @@ func testKillPoints(t *testing.T, s *resSuite) {
 	// The trunk, with a copy before each step a trial starts from. Key packages name Key
 	// Vault keys, which every ceremony must keep its own: trials of package, approve and
 	// upload start before the first package and package with names of their own.
-	firstPackage, syncStep := stepIndex("package "+resKeys[0].ident), stepIndex("sync")
+	firstPackage, syncStep, amendStep := stepIndex("package "+resKeys[0].ident), stepIndex("sync"), stepIndex("policy amend")
 	start := func(k int) int {
-		if k > firstPackage && k != syncStep {
+		if k > firstPackage && k != syncStep && k != amendStep {
 			return firstPackage
 		}
 		return k

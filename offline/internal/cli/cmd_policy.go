@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
+	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
@@ -143,6 +144,9 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 		return err
 	}
 	defer sess.close()
+	if err := o.appliedAlready(sess.store, cur); err != nil {
+		return err
+	}
 	next, adds, err := o.amend(cur)
 	if err != nil {
 		return err
@@ -313,6 +317,41 @@ func countCustodians(p *payload.Policy, ids []bundle.ID) int {
 		}
 	}
 	return n
+}
+
+// appliedAlready refuses, as done already, an amend whose version is the one in force: these
+// flags applied to the version before it give it (a rerun of an amend that finished, its end
+// perhaps unseen).
+func (o *policyAmendOptions) appliedAlready(s *store.Store, cur *chain.PolicyRecord) error {
+	if cur.Policy.Version < 2 {
+		return nil
+	}
+	ps, err := s.Policies()
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(ps, func(p store.Policy) bool { return p.Version == cur.Policy.Version-1 })
+	if i < 0 || ps[i].ID != cur.Policy.Previous {
+		return nil
+	}
+	next, adds, err := o.amend(&chain.PolicyRecord{ID: ps[i].ID, Policy: ps[i].Policy})
+	if err != nil {
+		return nil
+	}
+	for _, a := range adds {
+		c, err := s.Custodian(a.Name)
+		if err != nil || c.TokenLabel != a.Token {
+			return nil
+		}
+		next.Custodians = append(next.Custodians, payload.Custodian{Name: a.Name, Key: c.Key})
+	}
+	want, err1 := payload.Marshal(next)
+	got, err2 := payload.Marshal(cur.Policy)
+	if err1 != nil || err2 != nil || string(want) != string(got) {
+		return nil
+	}
+	return exitcode.Wrap(exitcode.Refused, fmt.Errorf("policy version %d (%s), which these changes make, is in force already", cur.Policy.Version, cur.ID.Short()),
+		"byok-offline status shows the policy in force")
 }
 
 // policyLifetimeOf is the longest lifetime a bundle made under p may have.

@@ -84,6 +84,10 @@ func TestPolicyAmend(t *testing.T) {
 		t.Errorf("custodians in force: %s", got)
 	}
 	st = statusResult{}
+	// The same amend again is done already.
+	if errs := f.exits(exitcode.Refused, append(amend, "--custodian", "alice")...); !strings.Contains(errs, "in force already") {
+		t.Errorf("amend after it took effect: %s", errs)
+	}
 	f.mustJSON(&st, "status")
 	if st.Policy.Version != 2 || !st.Policy.InForce || st.Proposal != nil {
 		t.Errorf("status after: policy %+v, proposal %+v", st.Policy, st.Proposal)
