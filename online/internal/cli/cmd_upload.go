@@ -21,6 +21,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
@@ -137,6 +138,10 @@ func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) er
 		return err
 	}
 	defer release()
+	vaults := &vaultCache{d: d, o: o.azureFlags.options(o.Concurrency), m: map[string]vault.Vault{}}
+	if !o.DryRun {
+		defer warmUp(ctx, env, vaults, s)()
+	}
 	rep, err := verify.Run(ctx, verify.Options{Station: st, Store: s, Now: d.now(), Record: !o.DryRun, Log: env.Log})
 	if err != nil {
 		return fmt.Errorf("%w (nothing was uploaded)", err)
@@ -174,7 +179,6 @@ func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) er
 			return fmt.Errorf("%w (nothing was uploaded)", err)
 		}
 		lifetime := time.Duration(rep.Policy.BundleLifetimeSeconds) * time.Second
-		vaults := &vaultCache{d: d, o: o.azureFlags.options(o.Concurrency), m: map[string]vault.Vault{}}
 		prog := newProgress(env, len(plan.jobs))
 		eng := &upload.Engine{
 			Vault:       vaults.get,
@@ -465,6 +469,38 @@ func (c *vaultCache) get(url string) (vault.Vault, error) {
 		c.m[url] = v
 	}
 	return v, nil
+}
+
+// warmUp reads, in the background, the latest KEK this station offered in each vault: the
+// sign-in (Key Vault's authentication challenge) and a connection are then done while the
+// medium is verified, not by the uploads' first requests. What the read returns does not
+// matter. The returned function cancels it and waits for it.
+func warmUp(ctx context.Context, env *clirun.Env, vaults *vaultCache, s *store.Store) (stop func()) {
+	keks, err := s.KEKs()
+	if err != nil || len(keks) == 0 {
+		return func() {}
+	}
+	latest := map[string]store.KEK{}
+	for _, k := range keks {
+		if l, ok := latest[k.Vault]; !ok || k.Seq > l.Seq {
+			latest[k.Vault] = k
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for url, k := range latest {
+		kid, err := byok.ParseKeyID(k.KID)
+		if err != nil {
+			continue
+		}
+		wg.Go(func() {
+			v, _ := vaults.get(url)
+			if _, err := v.GetKey(ctx, kid.Name, kid.Version); err != nil && ctx.Err() == nil {
+				env.Log.Debug("warming up the connection to key vault", "vault", url, "err", err)
+			}
+		})
+	}
+	return func() { cancel(); wg.Wait() }
 }
 
 // progress shows the uploads: a bar on a terminal, a log line per package otherwise.
