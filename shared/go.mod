@@ -4,7 +4,6 @@ go 1.26.0
 
 require (
 	github.com/airgap-byok/airgap-byok/transfer-format v0.0.0-00010101000000-000000000000
-	github.com/klauspost/compress v1.20.4
 	github.com/rogpeppe/go-internal v1.16.0
 	github.com/urfave/cli/v2 v2.27.7
 	go.etcd.io/bbolt v1.4.3
@@ -18,6 +17,7 @@ require (
 )
 
 require (
+	github.com/klauspost/compress v1.20.4 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/tools v0.26.0 // indirect
 )
