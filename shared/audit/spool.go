@@ -151,7 +151,7 @@ func readKey(b []byte) (Key, error) {
 		*s = d.str()
 	}
 	if n := d.uvarint(); n > 0 && d.err == nil {
-		if n-1 > uint64(len(d.b)) {
+		if n-1 > uint64(len(d.b))/3 { // an approver is three strings, a length byte each at least
 			return Key{}, errors.New("bad record")
 		}
 		k.Approvals = make([]Approver, n-1)
