@@ -170,21 +170,7 @@ func (r *onlineRig) execWith(bin string, extra []string, args ...string) result 
 	r.t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = r.env(extra...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	res := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		res.code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-			res.killed = true
-		}
-	default:
-		r.t.Fatalf("run %s: %v", bin, err)
-	}
+	res := runCmd(r.t, cmd)
 	if tok := r.token(); tok != "" && strings.Contains(res.stdout+res.stderr, tok) {
 		r.t.Fatalf("byok-online %s printed the bearer token", strings.Join(args, " "))
 	}
@@ -519,4 +505,29 @@ func copyDir(t testing.TB, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runCmd runs cmd and returns its output and exit code; killed says SIGKILL ended it. Any
+// other signal is an error of the test, and so is a command that cannot start.
+func runCmd(t rigTB, cmd *exec.Cmd) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	res := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		res.code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			res.killed = ws.Signal() == syscall.SIGKILL
+			if !res.killed {
+				t.Errorf("%s %s died of %v", filepath.Base(cmd.Path), strings.Join(cmd.Args[1:], " "), ws.Signal())
+			}
+		}
+	default:
+		t.Fatalf("run %s: %v", cmd.Path, err)
+	}
+	return res
 }

@@ -7,11 +7,9 @@ package integration_test
 // several ways.
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"maps"
 	"os"
@@ -19,7 +17,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/airgap-byok/airgap-byok/integration/kvemu"
@@ -261,24 +258,7 @@ func (r *resRig) run(station, point string, args ...string) result {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = r.env(station, "BYOK_CRASHPOINT="+point)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	res := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		res.code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			res.killed = ws.Signal() == syscall.SIGKILL
-			if !res.killed {
-				r.t.Errorf("byok-%s %s died of %v", station, strings.Join(args, " "), ws.Signal())
-			}
-		}
-	default:
-		r.t.Fatalf("run byok-%s: %v", station, err)
-	}
+	res := runCmd(r.t, cmd)
 	for _, s := range r.s.secrets {
 		if strings.Contains(res.stdout+res.stderr, s) {
 			r.t.Errorf("byok-%s %s printed a PIN or the vault token", station, strings.Join(args, " "))
