@@ -9,7 +9,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
-	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
 // TestReplayUnauthenticatedPeerSeqDoesNotReorder checks that a bundle whose stage 1 checks
@@ -26,18 +25,7 @@ func TestReplayUnauthenticatedPeerSeqDoesNotReorder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newCeremony(t, chaintest.Config{})
-			if err := c.Setup(); err != nil {
-				t.Fatal(err)
-			}
-			off, err := c.Offer()
-			if err != nil {
-				t.Fatal(err)
-			}
-			pkg, err := c.Package(off.ID(), payload.RSA3072, "key-1")
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, pkg := packaged(t, "key-1")
 			if _, err := c.Approve(pkg.ID(), bundle.KindKeyPackage, 0, 1); err != nil {
 				t.Fatal(err)
 			}

@@ -14,6 +14,25 @@ import (
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
+// packaged returns a ceremony set up with a KEK offer and an RSA-3072 key package named
+// name, not yet approved.
+func packaged(t *testing.T, name string) (*chaintest.Ceremony, *bundle.Bundle) {
+	t.Helper()
+	c := newCeremony(t, chaintest.Config{})
+	if err := c.Setup(); err != nil {
+		t.Fatal(err)
+	}
+	off, err := c.Offer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Package(off.ID(), payload.RSA3072, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, p
+}
+
 func newCeremony(t *testing.T, cfg chaintest.Config) *chaintest.Ceremony {
 	t.Helper()
 	if cfg.Dir == "" {
@@ -95,18 +114,7 @@ func TestReplayWrongAnchor(t *testing.T) {
 }
 
 func TestReplayMissingApproval(t *testing.T) {
-	c := newCeremony(t, chaintest.Config{})
-	if err := c.Setup(); err != nil {
-		t.Fatal(err)
-	}
-	off, err := c.Offer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := c.Package(off.ID(), payload.RSA3072, "one-approval")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, p := packaged(t, "one-approval")
 	if _, err := c.Approve(p.ID(), bundle.KindKeyPackage, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -161,18 +169,7 @@ func TestReplayBitFlipInPayload(t *testing.T) {
 // A receipt counts only the approvals its online station had seen (at or before its peer
 // seq), even though the replay may apply later approvals first.
 func TestReplayReceiptCountsOnlySeenApprovals(t *testing.T) {
-	c := newCeremony(t, chaintest.Config{})
-	if err := c.Setup(); err != nil {
-		t.Fatal(err)
-	}
-	off, err := c.Offer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := c.Package(off.ID(), payload.RSA3072, "late-approval")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, p := packaged(t, "late-approval")
 	if _, err := c.Approve(p.ID(), bundle.KindKeyPackage, 0); err != nil {
 		t.Fatal(err)
 	}
