@@ -183,9 +183,6 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 		next.Custodians = append(next.Custodians, payload.Custodian{Name: spec.Name, Key: cs.rec.Key})
 		out.NewKeys = append(out.NewKeys, keyInfo{Name: cs.rec.Name, Token: cs.rec.TokenLabel, Label: cs.rec.KeyLabel, Fingerprint: cs.rec.Fingerprint(), KeyID: cs.rec.Key.ID().String(), Adopted: cs.rec.Adopted})
 	}
-	if next.Threshold > len(next.Custodians) {
-		return clirun.Usagef("threshold %d: the new version has %d custodians; give --threshold", next.Threshold, len(next.Custodians))
-	}
 	if err := next.Validate(); err != nil {
 		return clirun.Usagef("the new policy is not valid: %v", err)
 	}
@@ -405,8 +402,11 @@ func (o *policyAmendOptions) amend(cur *chain.PolicyRecord) (*payload.Policy, []
 		p.Threshold = o.Threshold
 		changed = changed || p.Threshold != cur.Policy.Threshold
 	}
+	// Checked before the new custodians are enrolled: a refusal writes nothing.
 	if n := len(p.Custodians) + len(adds); n == 0 {
 		return nil, nil, clirun.Usagef("the new version would have no custodians")
+	} else if p.Threshold > n {
+		return nil, nil, clirun.Usagef("threshold %d: the new version has %d custodians; give --threshold", p.Threshold, n)
 	}
 	for _, u := range o.RemoveVaults.Value() {
 		url, err := payload.CanonicalVaultURL(u)

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/onlinetest"
+	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
@@ -30,6 +32,7 @@ func TestPolicyAmend(t *testing.T) {
 		{[]string{"policy", "amend", "--add-custodian", "alice=dave"}, exitcode.Usage, "the name is taken"},
 		{[]string{"policy", "amend", "--remove-custodian", "bob", "--remove-custodian", "carol"}, exitcode.Usage, "give --threshold"},
 		{[]string{"policy", "amend", "--remove-vault", premium, "--remove-vault", mhsm}, exitcode.Usage, "no vault"},
+		{[]string{"policy", "amend", "--add-custodian", "dave=dave", "--threshold", "5"}, exitcode.Usage, "give --threshold"},
 		{[]string{"policy", "approve"}, exitcode.Refused, "no policy version awaits approval"},
 	} {
 		if errs := f.exits(tt.code, tt.args...); !strings.Contains(errs, tt.stderr) {
@@ -39,6 +42,11 @@ func TestPolicyAmend(t *testing.T) {
 	if got := f.offlineHead(); got != head {
 		t.Fatalf("refusals moved the offline chain from %d to %d", head, got)
 	}
+	f.withLedger(func(s *store.Store) {
+		if _, err := s.Custodian("dave"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("a refused amend enrolled dave: %v", err)
+		}
+	})
 
 	amend := []string{"policy", "amend", "--remove-custodian", "bob", "--add-custodian", "dave=dave", "--add-vault", "https://fabrikam.vault.azure.net=premium:eastus"}
 	var r policyResult
