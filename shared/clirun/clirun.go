@@ -36,18 +36,54 @@ type Env struct {
 	Log    *slog.Logger
 	JSON   bool
 
-	logLevel   string
-	logFormat  string
-	jsonGlobal bool // --json before the command
-	jsonCmd    bool // --json after it
+	// The global options, given before the command (app) or after it (cmd); a value given
+	// after the command wins.
+	app, cmd    globals
+	showVersion bool // --version
 }
 
-func (e *Env) setJSON() { e.JSON = e.JSON || e.jsonGlobal || e.jsonCmd }
+// globals are the options every command accepts before or after its name.
+type globals struct {
+	json      bool
+	verbose   bool
+	logLevel  string
+	logFormat string
+}
+
+func (e *Env) setJSON() { e.JSON = e.JSON || e.app.json || e.cmd.json }
+
+// logger builds the process's logger from the global options: quiet by default (warnings and
+// errors only: stdout already carries the result), INFO with -v, JSON lines when the output
+// is JSON, so that stderr then carries nothing but JSON.
+func (e *Env) logger() (*slog.Logger, error) {
+	level := firstNonEmpty(e.cmd.logLevel, e.app.logLevel)
+	if level == "" {
+		level = "warn"
+		if e.app.verbose || e.cmd.verbose {
+			level = "info"
+		}
+	}
+	format := firstNonEmpty(e.cmd.logFormat, e.app.logFormat)
+	if format == "" {
+		format = "text"
+		if e.JSON {
+			format = "json"
+		}
+	}
+	return logsetup.New(e.Stderr, level, format)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
 
 // NewEnv returns an Env for the named binary and streams; its logger discards until the app's
 // Before hook builds the real one.
 func NewEnv(name string, stdin io.Reader, stdout, stderr io.Writer) *Env {
-	return &Env{Name: name, Stdin: stdin, Stdout: stdout, Stderr: stderr, Log: logsetup.Discard(), logLevel: "info", logFormat: "text"}
+	return &Env{Name: name, Stdin: stdin, Stdout: stdout, Stderr: stderr, Log: logsetup.Discard()}
 }
 
 // Result writes a command's result: the JSON form with --json, else the text form.
@@ -63,20 +99,39 @@ func Usagef(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", exitcode.ErrUsage, fmt.Sprintf(format, args...))
 }
 
-// jsonFlag is added to the app and to every command, so --json works before or after the
-// command name.
-func (e *Env) jsonFlag(global bool) cli.Flag {
-	dst := &e.jsonCmd
+// globalFlags are added to the app and to every command, so that they work before or after
+// the command name.
+func (e *Env) globalFlags(global bool) []cli.Flag {
+	g := &e.cmd
+	var env func(string) []string = func(string) []string { return nil }
 	if global {
-		dst = &e.jsonGlobal
+		g = &e.app
+		prefix := envPrefix(e.Name)
+		env = func(s string) []string { return []string{prefix + s} }
 	}
-	return &cli.BoolFlag{Name: "json", Usage: "write the result as one JSON object on stdout", Destination: dst}
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "write the result as one JSON object on stdout (and errors and logs as JSON on stderr)", Destination: &g.json},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log each step on stderr (the INFO log)", Destination: &g.verbose},
+		&cli.StringFlag{Name: "log-level", Usage: "log level on stderr: debug, info, warn or error (default: warn, info with -v)", EnvVars: env("LOG_LEVEL"), Destination: &g.logLevel},
+		&cli.StringFlag{Name: "log-format", Usage: "log format on stderr: text or json (default: json with --json, else text)", EnvVars: env("LOG_FORMAT"), Destination: &g.logFormat},
+	}
+}
+
+// setup applies the global options: JSON output and the logger.
+func (e *Env) setup() error {
+	e.setJSON()
+	l, err := e.logger()
+	if err != nil {
+		return Usagef("%v", err)
+	}
+	e.Log = l
+	return nil
 }
 
 // NewApp builds the urfave/cli app: global flags (--json, --log-level, --log-format), the
 // logger, the version, usage errors as exit code 2, and no os.Exit anywhere.
 func NewApp(e *Env, usage, description string, cmds []*cli.Command) *cli.App {
-	prefix := envPrefix(e.Name)
+	cmds = append(cmds, completionCommand(e))
 	for _, c := range cmds {
 		addCommon(e, c)
 	}
@@ -90,36 +145,33 @@ func NewApp(e *Env, usage, description string, cmds []*cli.Command) *cli.App {
 		Reader:      e.Stdin,
 		Commands:    cmds,
 		Suggest:     true,
-		Flags: []cli.Flag{
-			e.jsonFlag(true),
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error", EnvVars: []string{prefix + "LOG_LEVEL"}, Destination: &e.logLevel},
-			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json", EnvVars: []string{prefix + "LOG_FORMAT"}, Destination: &e.logFormat},
-		},
-		Before: func(*cli.Context) error {
-			e.setJSON()
-			l, err := logsetup.New(e.Stderr, e.logLevel, e.logFormat)
-			if err != nil {
-				return Usagef("%v", err)
+		// -v is --verbose here, as in restic and step; --version is the app's own flag.
+		HideVersion: true,
+		Flags:       append(e.globalFlags(true), &cli.BoolFlag{Name: "version", Usage: "print the version and exit", Destination: &e.showVersion}),
+		Before:      func(*cli.Context) error { return e.setup() },
+		Action: func(c *cli.Context) error {
+			if e.showVersion {
+				_, err := fmt.Fprintf(e.Stdout, "%s version %s\n", e.Name, Version())
+				return err
 			}
-			e.Log = l
-			return nil
+			return unknownCommand(c)
 		},
-		Action:         unknownCommand,
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return fmt.Errorf("%w: %v", exitcode.ErrUsage, err)
 		},
-		HideHelpCommand: true,
 	}
 	return app
 }
 
 // addCommon gives every command --json, usage errors and an unknown-subcommand error.
 func addCommon(e *Env, c *cli.Command) {
-	c.Flags = append(c.Flags, e.jsonFlag(false))
+	c.Flags = append(c.Flags, e.globalFlags(false)...)
 	before := c.Before
 	c.Before = func(cc *cli.Context) error {
-		e.setJSON()
+		if err := e.setup(); err != nil {
+			return err
+		}
 		if before != nil {
 			return before(cc)
 		}

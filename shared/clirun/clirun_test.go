@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,6 +29,11 @@ func testApp(e *Env) *cli.App {
 		}},
 		{Name: "refuse", Action: func(*cli.Context) error {
 			return exitcode.Wrap(exitcode.Refused, exitcode.ErrRefused, "try something else")
+		}},
+		{Name: "log", Action: func(*cli.Context) error {
+			e.Log.Info("step done", "n", 1)
+			e.Log.Warn("look at this")
+			return nil
 		}},
 		{Name: "group", Subcommands: []*cli.Command{{Name: "leaf", Action: func(*cli.Context) error { return nil }}}},
 	})
@@ -52,6 +62,10 @@ func TestRunExitCodesAndOutput(t *testing.T) {
 		{"unknown subcommand", []string{"group", "nope"}, exitcode.Usage, "", `unknown command "nope"`},
 		{"bad log level", []string{"--log-level", "loud", "ok"}, exitcode.Usage, "", "log level"},
 		{"refused with hint", []string{"refuse"}, exitcode.Refused, "", "tool: hint: try something else"},
+		{"bad log level after command", []string{"ok", "--log-level", "loud"}, exitcode.Usage, "", "log level"},
+		{"version flag", []string{"--version"}, 0, "tool version devel\n", ""},
+		{"completion needs a shell", []string{"completion"}, exitcode.Usage, "", "bash, zsh or fish"},
+		{"completion unknown shell", []string{"completion", "tcsh"}, exitcode.Usage, "", `unknown shell "tcsh"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,5 +100,111 @@ func TestRunJSONError(t *testing.T) {
 func TestEnvPrefix(t *testing.T) {
 	if got := envPrefix("byok-offline"); got != "BYOK_OFFLINE_" {
 		t.Errorf("envPrefix = %q", got)
+	}
+}
+
+// TestLogging pins the logging rules: quiet by default (warnings only), the INFO log with -v
+// or --log-level before or after the command, and only JSON on stderr with --json.
+func TestLogging(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		info     bool
+		jsonLogs bool
+	}{
+		{"quiet by default", []string{"log"}, false, false},
+		{"-v before", []string{"-v", "log"}, true, false},
+		{"-v after", []string{"log", "-v"}, true, false},
+		{"--verbose after", []string{"log", "--verbose"}, true, false},
+		{"log level after", []string{"log", "--log-level", "info"}, true, false},
+		{"log level error hides warnings", []string{"log", "--log-level", "error"}, false, false},
+		{"json logs with --json", []string{"--json", "log", "-v"}, true, true},
+		{"json logs with --json after", []string{"log", "--json", "-v"}, true, true},
+		{"explicit text format wins", []string{"log", "--json", "--log-format", "text"}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := run(tt.args...)
+			if code != 0 || out != "" {
+				t.Fatalf("code %d, stdout %q, stderr %q", code, out, errs)
+			}
+			if got := strings.Contains(errs, "step done"); got != tt.info {
+				t.Errorf("INFO line shown = %v, want %v; stderr %q", got, tt.info, errs)
+			}
+			wantWarn := !slices.Contains(tt.args, "error")
+			if got := strings.Contains(errs, "look at this"); got != wantWarn {
+				t.Errorf("warning shown = %v, want %v; stderr %q", got, wantWarn, errs)
+			}
+			if tt.jsonLogs {
+				for _, line := range strings.Split(strings.TrimSpace(errs), "\n") {
+					if !json.Valid([]byte(line)) {
+						t.Errorf("stderr line is not JSON: %q", line)
+					}
+				}
+			} else if strings.Contains(errs, `{"time"`) {
+				t.Errorf("JSON log lines without --json: %q", errs)
+			}
+		})
+	}
+}
+
+func TestHelpCommand(t *testing.T) {
+	code, out, errs := run("help", "ok")
+	if code != 0 || !strings.Contains(out, "USAGE:") || !strings.Contains(out, "tool ok") {
+		t.Errorf("help ok: code %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+// TestCompletionBash loads the bash script in bash and completes commands, subcommands and
+// flags with it.
+func TestCompletionBash(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatalf("bash is needed: %v", err)
+	}
+	code, script, errs := run("completion", "bash")
+	if code != 0 {
+		t.Fatalf("completion bash: code %d, stderr %q", code, errs)
+	}
+	f := filepath.Join(t.TempDir(), "tool.bash")
+	if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		words string // the command line, the last word being completed
+		want  string // one of the completions
+		not   string // not among them
+	}{
+		{"tool gr", "group", "ok"},
+		{"tool group ''", "leaf", "refuse"},
+		{"tool ok --js", "--json", "--log-level"},
+		{"tool --log-level info gr", "group", ""},
+		{"tool group leaf --v", "--verbose", ""},
+		{"tool compl", "completion", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.words, func(t *testing.T) {
+			prog := fmt.Sprintf(`source %q; complete -p tool >/dev/null || exit 9; COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _tool; printf '%%s\n' "${COMPREPLY[@]}"`, f, tt.words)
+			out, err := exec.Command(bash, "--norc", "--noprofile", "-c", prog).CombinedOutput()
+			if err != nil {
+				t.Fatalf("bash: %v: %s", err, out)
+			}
+			got := strings.Fields(string(out))
+			if !slices.Contains(got, tt.want) {
+				t.Errorf("completions %q, want %q among them", got, tt.want)
+			}
+			if tt.not != "" && slices.Contains(got, tt.not) {
+				t.Errorf("completions %q, want no %q", got, tt.not)
+			}
+		})
+	}
+}
+
+func TestCompletionZshAndFish(t *testing.T) {
+	for _, shell := range []string{"zsh", "fish"} {
+		code, script, errs := run("completion", shell)
+		if code != 0 || !strings.Contains(script, "group") || !strings.Contains(script, "json") {
+			t.Errorf("completion %s: code %d, stderr %q, script %q", shell, code, errs, script)
+		}
 	}
 }
