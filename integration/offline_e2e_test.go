@@ -109,7 +109,8 @@ func newCrossRig(t *testing.T, offline, online, mod string, kind kvemu.Kind) *cr
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := []string{}
+	// The INFO log on, so that every line of it is checked for secrets.
+	base := []string{"BYOK_OFFLINE_LOG_LEVEL=info", "BYOK_ONLINE_LOG_LEVEL=info"}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "BYOK_") && !strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
 			base = append(base, kv)

@@ -145,7 +145,10 @@ func (r *onlineRig) env(extra ...string) []string {
 	return append(append(os.Environ(),
 		"BYOK_ONLINE_STATE_DIR="+r.state, "BYOK_MEDIA="+r.media,
 		"BYOK_ONLINE_CA_FILE="+r.caFile, "BYOK_ONLINE_TOKEN_FILE="+r.tokenFile,
-		"BYOK_CRASHPOINT="), extra...)
+		"BYOK_CRASHPOINT=",
+		// The INFO log on: every line of it is checked for secrets, and tests read the
+		// transcript of the upload.
+		"BYOK_ONLINE_LOG_LEVEL=info"), extra...)
 }
 
 // newLiveRig is a rig against a real vault: azidentity's credential, the system roots.

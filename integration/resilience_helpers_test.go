@@ -229,7 +229,8 @@ func (r *resRig) env(station string, extra ...string) []string {
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "BYOK_MEDIA="+r.medium())
+	// The INFO log on, so that every line of it is checked for secrets.
+	env = append(env, "BYOK_MEDIA="+r.medium(), "BYOK_OFFLINE_LOG_LEVEL=info", "BYOK_ONLINE_LOG_LEVEL=info")
 	if station == offlineStation {
 		env = append(env, "SOFTHSM2_CONF="+r.softhsmConf(), "BYOK_OFFLINE_STATE_DIR="+r.offState(),
 			"BYOK_OFFLINE_PIN="+r.s.pins["station"])
