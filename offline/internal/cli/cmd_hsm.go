@@ -52,8 +52,8 @@ func runHSMCheck(ctx context.Context, o hsmCheckOptions, env *clirun.Env) error 
 	rep, cerr := tok.Check(ctx)
 	res := hsmCheckResult{CheckReport: rep, Warnings: []string{}}
 	if rep.ZeroPadding {
+		// Said once, in the result (stdout or its JSON), not again in the log.
 		res.Warnings = append(res.Warnings, rep.ZeroPaddingNote)
-		env.Log.Warn("wrapped keys carry trailing zero bytes", "note", rep.ZeroPaddingNote)
 	}
 	if err := env.Result(res, func(w io.Writer) error { return writeCheck(w, res) }); err != nil {
 		return err
