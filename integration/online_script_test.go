@@ -34,8 +34,8 @@ func scriptRig(ts *testscript.TestScript) *onlineRig {
 
 // runOnlineScripts runs testdata/script/online_*.txtar. Each script has its own local Key
 // Vault (premium, allow_weaker_kek in the policy) and these variables: BYOK_ONLINE_STATE_DIR
-// ($WORK/state), BYOK_MEDIA ($WORK/media), BYOK_ONLINE_CA_FILE, BYOK_ONLINE_TOKEN_FILE and
-// VAULT (the vault URL); byok-online is on PATH. Commands:
+// ($WORK/state), BYOK_MEDIA ($WORK/media), BYOK_ONLINE_CA_FILE, BYOK_ONLINE_TOKEN_FILE,
+// BYOK_ONLINE_LOG_LEVEL (info) and VAULT (the vault URL); byok-online is on PATH. Commands:
 //
 //	exits N prog args...            run prog, expect exit code N (shared/clitest)
 //	ceremony policy [unapproved]    the offline station's enrollment and policy v1
@@ -64,6 +64,8 @@ func runOnlineScripts(t *testing.T, bins onlineBinaries) {
 			env.Setenv("BYOK_MEDIA", r.media)
 			env.Setenv("BYOK_ONLINE_CA_FILE", r.caFile)
 			env.Setenv("BYOK_ONLINE_TOKEN_FILE", r.tokenFile)
+			// The INFO transcript on (the default is warnings only): the scripts read it.
+			env.Setenv("BYOK_ONLINE_LOG_LEVEL", "info")
 			env.Setenv("VAULT", r.vault.URL())
 			env.Setenv("PATH", filepath.Dir(bins.plain)+string(os.PathListSeparator)+env.Getenv("PATH"))
 			return nil
