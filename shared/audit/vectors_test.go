@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
@@ -34,6 +35,7 @@ func TestAuditVectors(t *testing.T) {
 				Anchor     string       `json:"anchor"`
 				Remembered *chain.Heads `json:"remembered"`
 				Warnings   int          `json:"warnings"`
+				Findings   int          `json:"findings"`
 				At         *struct {
 					Chain string `json:"chain"`
 					Seq   uint64 `json:"seq"`
@@ -64,11 +66,18 @@ func TestAuditVectors(t *testing.T) {
 			switch v.Expect {
 			case "success":
 				want = exitcode.OK
-			case "malformed", "unsupported version", "too large", "error":
+			case "malformed", "unsupported version", "too large", "error", "not a medium":
 				want = exitcode.Bundle
 			}
 			if code != want {
 				t.Fatalf("exit code %d, want %d for %q\nstderr: %s", code, want, v.Expect, errs)
+			}
+			if v.Expect == "not a medium" {
+				// Refused before any bundle is read: an error, and no report.
+				if strings.TrimSpace(out) != "" {
+					t.Fatalf("a report for a folder that is not a medium:\n%s", out)
+				}
+				return
 			}
 			r := parseJSON(t, out)
 			if v.Warnings > 0 && (r.WarningCount != v.Warnings || len(r.Warnings) != v.Warnings) {
@@ -82,6 +91,9 @@ func TestAuditVectors(t *testing.T) {
 			}
 			if len(r.Findings) == 0 {
 				t.Fatalf("no finding, want %q", v.Expect)
+			}
+			if v.Findings > 0 && len(r.Findings) != v.Findings {
+				t.Errorf("%d findings %+v, want %d", len(r.Findings), r.Findings, v.Findings)
 			}
 			f := r.Findings[0]
 			if f.Verdict != v.Expect {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/media"
 )
 
 // Verdict classes. Every error the replay reports wraps exactly one of these (or one of the
@@ -180,7 +181,7 @@ func (e *KeyMismatchError) Error() string {
 func (e *KeyMismatchError) Is(t error) bool { return t == ErrKeyMismatch }
 
 // Verdict returns the name of the verdict class of err, as test vectors spell it: "success",
-// "malformed", "unsupported version", "bad signature", "hash mismatch", "chain break", "fork",
+// "not a medium" (media.Open refused the folder), "malformed", "unsupported version", "bad signature", "hash mismatch", "chain break", "fork",
 // "rollback", "replay", "expired", "clock skew", "unknown signer", "untrusted",
 // "missing approval", "policy violation", "key mismatch", "too large"; or "error" for anything
 // else (I/O).
@@ -191,6 +192,8 @@ func Verdict(err error) string {
 	switch {
 	case err == nil:
 		return "success"
+	case errors.Is(err, media.ErrNotMedia):
+		return "not a medium"
 	case errors.As(err, &uv):
 		return "unsupported version"
 	case errors.Is(err, bundle.ErrTooLarge):

@@ -267,18 +267,23 @@ func (r *replayer) run(ctx context.Context) error {
 
 // choose picks the next bundle to apply: one whose peer reference is already verified.
 func (r *replayer) choose(a, b *item) (bundle.Chain, *item, error) {
-	// A bundle that failed stage 1 is ready at once: its failure is the verdict, and its
-	// header, unauthenticated, must not decide the order (a flipped peer seq would turn a
-	// hash mismatch into a chain break or a rollback).
+	// A bundle that failed stage 1 is ready at once and goes first: its failure is the
+	// verdict, and its header, unauthenticated, must not decide the order (a flipped peer
+	// seq would turn a hash mismatch into a chain break or a rollback). SPEC.md §9.2.
+	failed := func(it *item) bool { return it != nil && (it.b == nil || it.err != nil) }
 	ready := func(it *item, other bundle.Chain) bool {
-		return it != nil && (it.b == nil || it.err != nil || it.b.Header.PeerSeq <= r.st.Heads.Of(other).Seq)
+		return it != nil && (failed(it) || it.b.Header.PeerSeq <= r.st.Heads.Of(other).Seq)
 	}
 	ra, rb := ready(a, bundle.ChainOnline), ready(b, bundle.ChainOffline)
 	switch {
+	case failed(a):
+		return bundle.ChainOffline, a, nil
+	case failed(b):
+		return bundle.ChainOnline, b, nil
 	case ra && rb:
 		// Prefer the bundle that references the other chain's head, so that the reference
 		// is checked against the head rather than looked up.
-		if b.b != nil && a.b != nil && b.b.Header.PeerSeq == r.st.Heads.Offline.Seq && a.b.Header.PeerSeq != r.st.Heads.Online.Seq {
+		if b.b.Header.PeerSeq == r.st.Heads.Offline.Seq && a.b.Header.PeerSeq != r.st.Heads.Online.Seq {
 			return bundle.ChainOnline, b, nil
 		}
 		return bundle.ChainOffline, a, nil

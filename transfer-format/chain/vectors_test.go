@@ -24,6 +24,7 @@ type vectorFile struct {
 		Seq   uint64 `json:"seq"`
 	} `json:"at"`
 	Warnings int `json:"warnings"`
+	Findings int `json:"findings"`
 }
 
 func readVector(t testing.TB, dir string) vectorFile {
@@ -61,8 +62,18 @@ func replayVector(t *testing.T, dir string) {
 		opts.Remembered = *v.Remembered
 	}
 	m, err := media.Open(filepath.Join(dir, "medium"))
-	if err != nil {
-		t.Fatal(err)
+	if v.Expect == "not a medium" || err != nil {
+		// A folder refused as a whole: the verdict is Open's, about no bundle.
+		if got := chain.Verdict(err); got != v.Expect {
+			t.Fatalf("media.Open: verdict %q (%v), want %q\n%s", got, err, v.Expect, v.Comment)
+		}
+		if v.At != nil || v.Warnings != 0 || v.Findings != 0 {
+			t.Fatalf("vector.json of a folder that is not a medium names a bundle, warnings or findings")
+		}
+		if m != nil {
+			m.Close()
+		}
+		return
 	}
 	defer m.Close()
 	res, stopErr := chain.Replay(context.Background(), m, opts)
@@ -89,6 +100,9 @@ func replayVector(t *testing.T, dir string) {
 		if f.Chain.String() != v.At.Chain || f.Seq != v.At.Seq {
 			t.Errorf("first finding at %s seq %d (%v), want %s seq %d", f.Chain, f.Seq, f, v.At.Chain, v.At.Seq)
 		}
+	}
+	if v.Findings != 0 && len(res.Findings) != v.Findings {
+		t.Errorf("%d findings (%v), want %d", len(res.Findings), res.Findings, v.Findings)
 	}
 	if res.WarningCount != v.Warnings {
 		t.Errorf("WarningCount = %d (%v), want %d", res.WarningCount, res.Warnings, v.Warnings)

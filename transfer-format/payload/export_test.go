@@ -5,4 +5,5 @@ package payload
 var (
 	DecodeCanonical = decodeCanonical
 	DecodeJSON      = decodeJSON
+	CheckVaultURL   = checkVaultURL
 )

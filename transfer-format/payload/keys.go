@@ -1,8 +1,10 @@
 package payload
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
@@ -48,10 +50,57 @@ func (k PublicKey) Parse() (crypto.PublicKey, error) {
 	return pub, nil
 }
 
-// Validate checks that the key parses and matches its algorithm name.
+// Validate checks that the key parses, is in the canonical encoding of §5.1 and matches its
+// algorithm name.
 func (k PublicKey) Validate() error {
+	if _, err := ParseSPKI(k.SPKI); err != nil {
+		return err
+	}
 	_, err := k.Parse()
 	return err
+}
+
+// ParseSPKI parses a DER SubjectPublicKeyInfo that must be in canonical form (SPEC.md §5.1,
+// §7): exactly the bytes that encoding the key it holds gives again, so that no two byte
+// strings carry one key and no parser's leniency decides what a payload means. It accepts
+// ECDSA keys on P-256, P-384 and P-521 (the point uncompressed), Ed25519 keys, and RSA keys
+// whose public exponent is at most 2^31 − 1; callers narrow the choice further.
+func ParseSPKI(der []byte) (crypto.PublicKey, error) {
+	pub, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("subject public key info: %v", err)
+	}
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		// The bound a 32-bit reader's parser sets: the same verdict on every platform.
+		if k.E > 1<<31-1 {
+			return nil, errors.New("subject public key info: RSA public exponent above 2^31 - 1")
+		}
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() && k.Curve != elliptic.P521() {
+			return nil, errors.New("subject public key info: EC curve is not P-256, P-384 or P-521")
+		}
+	case ed25519.PublicKey:
+	default:
+		return nil, fmt.Errorf("subject public key info: unsupported key %T", pub)
+	}
+	again, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil || !bytes.Equal(again, der) {
+		return nil, errors.New("subject public key info is not in canonical DER form")
+	}
+	return pub, nil
+}
+
+// parseTargetSPKI is ParseSPKI for the keys a target can be, RSA or EC (§7.4, §7.6).
+func parseTargetSPKI(der []byte) (crypto.PublicKey, error) {
+	pub, err := ParseSPKI(der)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := pub.(ed25519.PublicKey); ok {
+		return nil, errors.New("subject public key info: an Ed25519 key is not an RSA or EC key")
+	}
+	return pub, nil
 }
 
 // KeyType names a target key type as policies and manifests spell it (§7.4).

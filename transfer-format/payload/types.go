@@ -86,13 +86,19 @@ func CanonicalVaultURL(s string) (string, error) {
 	return c, nil
 }
 
+// checkVaultURL enforces the grammar of a vault URL in a payload (§7): "https://" and an
+// authority as a key identifier has it (§10.3), with no upper-case letter and nothing after.
+// CanonicalVaultURL of such a URL returns it unchanged.
 func checkVaultURL(s string) error {
-	c, err := CanonicalVaultURL(s)
-	if err != nil {
-		return err
+	authority, ok := strings.CutPrefix(s, "https://")
+	if !ok || strings.ContainsAny(authority, "/?#@") {
+		return fmt.Errorf("vault URL %q: want https://<host>[:<port>] and nothing after", s)
 	}
-	if c != s {
-		return fmt.Errorf("vault URL %q is not canonical (want %q)", s, c)
+	if strings.ToLower(authority) != authority {
+		return fmt.Errorf("vault URL %q is not in lower case", s)
+	}
+	if _, err := byok.ParseKeyID(s + "/keys/k/1"); err != nil {
+		return fmt.Errorf("vault URL %q: %v", s, err)
 	}
 	return nil
 }
@@ -505,7 +511,7 @@ func (k *KeyPackage) validate() (*byok.File, error) {
 		if len(k.KCV) != 0 {
 			return nil, errors.New("an RSA or EC target has a public key and no kcv")
 		}
-		pub, err := x509.ParsePKIXPublicKey(k.PublicKey)
+		pub, err := parseTargetSPKI(k.PublicKey)
 		if err != nil {
 			return nil, fmt.Errorf("public_key: %v", err)
 		}
@@ -618,7 +624,7 @@ func (r *Receipt) Validate() error {
 			return errors.New("an import receipt has a creation time and no error")
 		}
 		if len(r.PublicKey) != 0 {
-			if _, err := x509.ParsePKIXPublicKey(r.PublicKey); err != nil {
+			if _, err := parseTargetSPKI(r.PublicKey); err != nil {
 				return fmt.Errorf("public_key: %v", err)
 			}
 		}

@@ -33,6 +33,9 @@ type File struct {
 	At *At `json:"at,omitempty"`
 	// Warnings is the number of files the replay reports as ignored.
 	Warnings int `json:"warnings,omitempty"`
+	// Findings, if not 0, is the number of findings the replay reports in all: for vectors
+	// whose point is what happens after the first one.
+	Findings int `json:"findings,omitempty"`
 }
 
 // At names the bundle a finding is about.
@@ -56,6 +59,7 @@ type vec struct {
 	remembered *chain.Heads
 	at         *At
 	warnings   int
+	findings   int
 	open       []*chaintest.Ceremony
 }
 
@@ -90,12 +94,13 @@ func generateOne(out string, v vector) error {
 	if err != nil {
 		return err
 	}
-	f := File{Expect: v.expect, Comment: v.comment, Remembered: st.remembered, At: st.at, Warnings: st.warnings}
+	f := File{Expect: v.expect, Comment: v.comment, Remembered: st.remembered, At: st.at, Warnings: st.warnings, Findings: st.findings}
 	if !st.anchor.IsZero() {
 		f.Anchor = st.anchor.String()
 	}
-	if (f.Expect == "success") != (f.At == nil) {
-		return fmt.Errorf("a vector says where its finding is exactly when it expects one")
+	// A medium that is refused as a whole has no bundle to name.
+	if (f.Expect == "success" || f.Expect == "not a medium") != (f.At == nil) {
+		return fmt.Errorf("a vector says where its finding is exactly when it expects one about a bundle")
 	}
 	var buf bytes.Buffer
 	e := json.NewEncoder(&buf)

@@ -33,6 +33,7 @@ func vectors() []vector {
 	vs = append(vs, ruleVectors()...)
 	vs = append(vs, limitVectors()...)
 	vs = append(vs, pathVectors()...)
+	vs = append(vs, errataVectors()...)
 	return vs
 }
 
