@@ -14,7 +14,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
-	"github.com/klauspost/compress/zstd"
 )
 
 // The vectors of the 1.0.1 clarifications (SPEC.md, Changes): each pins one reading of a
@@ -299,14 +298,6 @@ func enrollmentVectors() []vector {
 // orderVectors: the order in which bundles are applied and checks run (1.0.1 items 3, 7, 10
 // and 11, and the order of findings within one bundle).
 func orderVectors() []vector {
-	resealPkg := func(v *vec, edit func(hdr, p, stored []byte) []byte) {
-		b := v.base()
-		p := must(b.pkg.Open())
-		h := header(b.pkg)
-		stored := edit(h, p, b.pkg.Stored)
-		must(forge(b.c, b.pkg, h, stored, b.c.OfflineKey))
-		v.expectAt(offline, 4)
-	}
 	return []vector{
 		{"trailing-empty-zstd-frame", "malformed",
 			"The key package at offline seq 4 re-signed with its stored payload followed by an empty zstd frame (28 b5 2f fd 20 00 01 00 00, which decodes to nothing): the stored payload is exactly one frame.",
@@ -418,21 +409,6 @@ func orderVectors() []vector {
 			}},
 	}
 }
-
-// multiSegmentEncoder is zstdEncoder without the Single_Segment flag.
-var multiSegmentEncoder = func() *zstd.Encoder {
-	e, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(zstd.SpeedDefault),
-		zstd.WithEncoderConcurrency(1),
-		zstd.WithSingleSegment(false),
-		zstd.WithEncoderCRC(true),
-		zstd.WithZeroFrames(false),
-	)
-	if err != nil {
-		panic(err)
-	}
-	return e
-}()
 
 // mediumVectors: what a reader ignores on a medium and in remembered heads (1.0.1 item 15).
 func mediumVectors() []vector {

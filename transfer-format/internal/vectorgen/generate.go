@@ -203,12 +203,18 @@ func setStored(hdr []byte, p, stored []byte) {
 	copy(hdr[216:248], sd[:])
 }
 
-// zstdEncoder has the settings of the bundle package's encoder (SPEC.md §4.5).
-var zstdEncoder = func() *zstd.Encoder {
+// zstdEncoder has the settings of the bundle package's encoder (SPEC.md §4.5), and
+// multiSegmentEncoder the same without the Single_Segment flag.
+var (
+	zstdEncoder         = newEncoder(true)
+	multiSegmentEncoder = newEncoder(false)
+)
+
+func newEncoder(singleSegment bool) *zstd.Encoder {
 	e, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithEncoderConcurrency(1),
-		zstd.WithSingleSegment(true),
+		zstd.WithSingleSegment(singleSegment),
 		zstd.WithEncoderCRC(true),
 		zstd.WithZeroFrames(false),
 	)
@@ -216,7 +222,7 @@ var zstdEncoder = func() *zstd.Encoder {
 		panic(err)
 	}
 	return e
-}()
+}
 
 func compress(p []byte) []byte { return zstdEncoder.EncodeAll(p, nil) }
 

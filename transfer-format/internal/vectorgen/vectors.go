@@ -659,18 +659,19 @@ func ruleVectors() []vector {
 	}
 }
 
+// resealPkg replaces the key package of the standard ceremony by a bundle whose header and
+// stored payload edit returns, given the header (to change in place), the decoded payload
+// and the stored payload; properly signed by the offline station and named.
+func resealPkg(v *vec, edit func(hdr, p, stored []byte) []byte) {
+	b := v.base()
+	p := must(b.pkg.Open())
+	h := header(b.pkg)
+	stored := edit(h, p, b.pkg.Stored)
+	must(forge(b.c, b.pkg, h, stored, b.c.OfflineKey))
+	v.expectAt(offline, 4)
+}
+
 func limitVectors() []vector {
-	// resealPkg replaces the key package of the standard ceremony by a bundle whose header
-	// and stored payload edit returns, given the header (to change in place), the decoded
-	// payload and the stored payload; properly signed by the offline station and named.
-	resealPkg := func(v *vec, edit func(hdr, p, stored []byte) []byte) {
-		b := v.base()
-		p := must(b.pkg.Open())
-		h := header(b.pkg)
-		stored := edit(h, p, b.pkg.Stored)
-		must(forge(b.c, b.pkg, h, stored, b.c.OfflineKey))
-		v.expectAt(offline, 4)
-	}
 	const maxPayload = bundle.MaxPayload
 	return []vector{
 		{"bomb-frame-declares-more", "too large",
