@@ -34,6 +34,7 @@ func vectors() []vector {
 	vs = append(vs, limitVectors()...)
 	vs = append(vs, pathVectors()...)
 	vs = append(vs, errataVectors()...)
+	vs = append(vs, walkVectors()...)
 	return vs
 }
 
