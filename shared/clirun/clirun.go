@@ -16,11 +16,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/airgap-byok/airgap-byok/shared/buildinfo"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/jsonout"
 	"github.com/airgap-byok/airgap-byok/shared/logsetup"
@@ -211,23 +211,12 @@ func envPrefix(name string) string {
 	return string(b) + "_"
 }
 
-// Version is the -ldflags "-X" version of the binary; empty means "use the build info".
-var version = ""
-
 // SetVersion records the version main received through -ldflags.
-func SetVersion(v string) { version = v }
+func SetVersion(v string) { buildinfo.SetVersion(v) }
 
 // Version returns the binary's version: the one set at link time, else the module version
 // from the build info, else "devel".
-func Version() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
+func Version() string { return buildinfo.Version() }
 
 // Run runs the app with args and returns the exit code, having printed any failure.
 func Run(ctx context.Context, app *cli.App, e *Env, args []string) int {

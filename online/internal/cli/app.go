@@ -19,6 +19,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/audit"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/release"
 	"github.com/airgap-byok/airgap-byok/shared/testclock"
 )
 
@@ -61,5 +62,7 @@ func newApp(env *clirun.Env, d deps) *cli.App {
 		statusCommand(env, d),
 		inspectCommand(env, d),
 		audit.Command(env),
+		release.VerifyCommand(env),
+		clirun.VersionCommand(env),
 	})
 }
