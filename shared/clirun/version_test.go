@@ -3,10 +3,7 @@ package clirun
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,21 +13,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/buildinfo"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 )
-
-// ownHash hashes the test binary independently of buildinfo.
-func ownHash(t *testing.T) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
 
 func runVersion(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
@@ -43,7 +25,11 @@ func runVersion(args ...string) (int, string, string) {
 func TestVersionCommand(t *testing.T) {
 	SetVersion("v9.8.7")
 	t.Cleanup(func() { SetVersion("devel") })
-	want := ownHash(t)
+	self, err := buildinfo.Self() // buildinfo's own test checks it against the file
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := self.SHA256
 
 	code, out, errs := runVersion("version", "--json")
 	if code != 0 {
