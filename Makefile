@@ -3,13 +3,15 @@ Q = $(if $V,,@)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS = -X main.Version=$(VERSION)
 BIN = bin
+# Go on PATH, else in /usr/local/go/bin, as scripts/lib.sh finds it.
+export PATH := $(if $(shell command -v go),$(PATH),/usr/local/go/bin:$(PATH))
 
 .PHONY: help build test test-race test-short lint fuzz generate check bench demo clean deps
 
 help: ## list the targets
 	$(Q)grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-deps: ## install missing Debian packages (SoftHSM2, OpenSC, OpenSSL, Chromium)
+deps: ## install missing Debian packages (C compiler, git, make, SoftHSM2, OpenSC, OpenSSL, Chromium, ...)
 	$(Q)scripts/deps.sh
 
 build: ## build bin/byok-offline (cgo), bin/byok-online (static) and bin/kvemu

@@ -65,12 +65,12 @@ die() {
 
 # ---- tools -------------------------------------------------------------------------------------
 
-if ! command -v go >/dev/null 2>&1; then
-	[ -x /usr/local/go/bin/go ] || die "Go 1.26 or newer is required (https://go.dev/dl/), on PATH or in /usr/local/go"
-	export PATH="/usr/local/go/bin:$PATH"
-fi
+prog=demo
+. scripts/lib.sh
+need_go
 scripts/deps.sh
-command -v softhsm2-util >/dev/null 2>&1 || die "softhsm2-util is missing (apt-get install softhsm2)"
+need gcc "the C compiler for byok-offline's PKCS#11 binding (cgo)"
+need softhsm2-util "SoftHSM2 stands in for the HSM and the custodians' cards"
 MODULE=""
 for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so \
 	/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so /usr/local/lib/softhsm/libsofthsm2.so; do

@@ -21,7 +21,9 @@ esac
 }
 t="${1:-10s}"
 
-command -v go >/dev/null 2>&1 || { echo "fuzz: Go 1.26 or newer is required (https://go.dev/dl/)" >&2; exit 1; }
+prog=fuzz
+. scripts/lib.sh
+need_go
 cache="$(go env GOCACHE)/fuzz"
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT

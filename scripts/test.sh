@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 usage() { echo "usage: scripts/test.sh [go test flags...]" >&2; }
 case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 
-command -v go >/dev/null 2>&1 || { echo "test: Go 1.26 or newer is required (https://go.dev/dl/)" >&2; exit 1; }
+prog=test
+. scripts/lib.sh
+need_go
 scripts/deps.sh
 
 # Tests that need SoftHSM2, OpenSSL or Chromium fail instead of skipping under CI=1.
