@@ -10,6 +10,7 @@ git rev-parse --is-inside-work-tree >/dev/null 2>&1 || {
 	echo "check-vectors: $PWD is not a git checkout: the committed vectors cannot be compared" >&2
 	exit 1
 }
+echo "check-vectors: regenerating the test vectors (cd transfer-format && go generate ./...)" >&2
 (cd transfer-format && go generate ./...)
 if ! git diff --exit-code --stat -- transfer-format/testdata; then
 	echo "check-vectors: regenerated vectors differ from the committed ones (run: cd transfer-format && go generate ./...)" >&2
@@ -20,3 +21,4 @@ if [ -n "$(git status --porcelain -- transfer-format/testdata)" ]; then
 	echo "check-vectors: the generator made files that are not committed" >&2
 	exit 1
 fi
+echo "check-vectors: the regenerated vectors are the committed ones" >&2

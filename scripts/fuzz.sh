@@ -38,6 +38,7 @@ for mod in transfer-format shared offline online integration; do
 		targets=$(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u || true)
 		[ -n "$targets" ] || continue
 		exe="$bin/$(printf '%s' "$pkg" | tr '/' '_').test"
+		echo "fuzz: building $pkg with the fuzzing instrumentation" >&2
 		(cd "$mod" && go test -c -fuzz=. -o "$exe" "$pkg")
 		for f in $targets; do
 			echo "fuzz: $pkg $f ($t)" >&2
