@@ -68,6 +68,7 @@ die() {
 prog=demo
 . scripts/lib.sh
 need_go
+echo "demo: checking for the Debian packages it needs (scripts/deps.sh installs what is missing)" >&2
 scripts/deps.sh
 need gcc "the C compiler for byok-offline's PKCS#11 binding (cgo)"
 need softhsm2-util "SoftHSM2 stands in for the HSM and the custodians' cards"
@@ -114,11 +115,30 @@ say ""
 say "== setup: build byok-offline (cgo, PKCS#11), byok-online (static) and kvemu (the local Key Vault)"
 version="$(git describe --tags --always --dirty 2>/dev/null || echo devel)"
 ldflags="-X main.Version=$version"
-(
-	CGO_ENABLED=1 go build -C offline -trimpath -ldflags "$ldflags" -o "$OUT/bin/byok-offline" ./cmd/byok-offline &&
-		CGO_ENABLED=0 go build -C online -trimpath -ldflags "$ldflags" -o "$OUT/bin/byok-online" ./cmd/byok-online &&
-		CGO_ENABLED=0 go build -C integration -trimpath -o "$OUT/bin/kvemu" ./cmd/kvemu
-) >"$OUT/logs/build.log" 2>&1 || die "build failed: see $OUT/logs/build.log"
+# build NAME MODULE CGO WHAT: builds NAME from MODULE/cmd/NAME into bin/, saying so as it starts
+# and every 30 s while it runs (a first build compiles every dependency: minutes on 2 cores).
+build() {
+	local name=$1 module=$2 cgo=$3 what=$4 t0 pid rc=0
+	say "   building $name ($what)"
+	t0=$(date +%s)
+	CGO_ENABLED=$cgo go build -C "$module" -trimpath -ldflags "$ldflags" -o "$OUT/bin/$name" "./cmd/$name" \
+		>>"$OUT/logs/build.log" 2>&1 &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		for _ in $(seq 30); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 1
+		done
+		! kill -0 "$pid" 2>/dev/null || say "   ... still building $name ($(($(date +%s) - t0))s)"
+	done
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 0 ] || die "building $name failed: see $OUT/logs/build.log"
+	say "   built $name in $(($(date +%s) - t0))s"
+}
+: >"$OUT/logs/build.log"
+build byok-offline offline 1 "cgo: gcc compiles the PKCS#11 binding"
+build byok-online online 0 "static"
+build kvemu integration 0 "the local Key Vault, static"
 say "   built $version into bin/"
 
 # ---- the local Key Vault -----------------------------------------------------------------------
