@@ -57,7 +57,19 @@
 // next N authenticated requests matching a method and a path pattern: an error status (500,
 // 503, 429 with Retry-After), a connection reset without executing the request, a slow
 // response (executed, then held), and commit-then-reset (executed, a write committed, then
-// the connection reset), which shows a client an ambiguous failure after a committed write.
+// the connection reset), which shows a client an ambiguous failure after a committed write;
+// a late commit (the request held for a delay before it runs, whatever the client does, so
+// that a client that timed out and looks at once finds nothing, and the write lands
+// later); a lie (executed, then the successful answer changed: another vault or key name in
+// the kid, a malformed or oversized kid or body, other members such as kty, key_ops,
+// attributes or tags, extra tags; see Lie); and a pass (executed normally, to interleave
+// clean requests with faults in the queue).
+//
+// # Tags
+//
+// A key version holds at most 15 tags (names 1 to 512 characters, values at most 256), as
+// in Azure; more is refused on creation, import and update with 400 BadParameter
+// "Property has invalid value" and nothing is stored.
 //
 // # Observing
 //

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 const (
@@ -301,6 +302,23 @@ func (s *Server) checkKty(kty string) *apiError {
 	return badParameter("Invalid key type: %s.", kty)
 }
 
+// MaxTags is Key Vault's limit of tags on a key version.
+const MaxTags = 15
+
+// checkTags applies Key Vault's limits on tags: at most 15, names 1 to 512 characters, values
+// at most 256. Azure answers a breach with 400 BadParameter "Property has invalid value".
+func checkTags(tags map[string]string) *apiError {
+	if len(tags) > MaxTags {
+		return badParameter("Property has invalid value")
+	}
+	for k, v := range tags {
+		if k == "" || utf8.RuneCountInString(k) > 512 || utf8.RuneCountInString(v) > 256 {
+			return badParameter("Property has invalid value")
+		}
+	}
+	return nil
+}
+
 // checkAttributes validates request attributes and returns enabled, nbf and exp.
 func checkAttributes(a *keyAttributes, release json.RawMessage) (bool, *int64, *int64, *apiError) {
 	if len(release) != 0 && string(release) != "null" {
@@ -363,6 +381,9 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, name string, 
 	}
 	var e *apiError
 	if v.Enabled, v.NotBefore, v.Expires, e = checkAttributes(p.Attributes, p.ReleasePolicy); e != nil {
+		return e
+	}
+	if e := checkTags(p.Tags); e != nil {
 		return e
 	}
 	v.Tags = p.Tags
@@ -479,6 +500,9 @@ func (s *Server) updateKey(w http.ResponseWriter, r *http.Request, name, version
 		}
 	}
 	if p.Tags != nil {
+		if ae := checkTags(p.Tags); ae != nil {
+			return ae
+		}
 		nv.Tags = maps.Clone(p.Tags)
 	}
 	nv.Updated = s.cfg.Now().Unix()

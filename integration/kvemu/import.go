@@ -95,6 +95,9 @@ func (s *Server) importVersion(name string, p *importParams, log *slog.Logger) (
 	if v.Enabled, v.NotBefore, v.Expires, e = checkAttributes(p.Attributes, p.ReleasePolicy); e != nil {
 		return fail(e)
 	}
+	if e := checkTags(p.Tags); e != nil {
+		return fail(e)
+	}
 	v.Tags = p.Tags
 	if e := s.checkNameFree(name); e != nil {
 		return fail(e)

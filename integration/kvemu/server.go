@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -43,6 +44,7 @@ type Server struct {
 	challenge          string
 	serveWG            sync.WaitGroup
 	closeOnce          sync.Once
+	closing            chan struct{} // closed when Shutdown starts: late commits are dropped
 	closeErr           error
 	throttle           *throttler
 	faults             faultSet
@@ -89,6 +91,7 @@ func Start(cfg Config) (*Server, error) {
 		tokenHash: sha256.Sum256([]byte(cfg.Token.Reveal())),
 		throttle:  newThrottler(cfg.Limits),
 		keys:      map[string]*keyEntry{},
+		closing:   make(chan struct{}),
 	}
 	s.counters.responses = map[int]uint64{}
 	if cfg.StatePath != "" {
@@ -320,6 +323,7 @@ func (s *Server) Close() error {
 // their connections), and closes the state file. It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
+		close(s.closing)
 		var errs []error
 		for _, srv := range []*http.Server{s.vaultSrv, s.adminSrv} {
 			if srv == nil {
@@ -516,11 +520,51 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request) {
 			log.Info("response dropped after commit", "status", rec.status)
 			resetConn(w)
 			return
+		case FaultLateCommit:
+			s.lateCommit(w, rec, r, f.Delay, log)
+			return
+		case FaultLie:
+			s.route(rec, r, log)
+			if rec.status >= 200 && rec.status < 300 {
+				body := f.Lie.apply(rec.body.Bytes())
+				rec.body.Reset()
+				rec.body.Write(body)
+				log.Info("answer changed by a lie", "status", rec.status)
+			}
+			s.flush(w, rec)
+			return
+		case FaultPass:
 		}
 	}
 	s.route(rec, r, log)
 	s.flush(w, rec)
 	log.Debug("request", "status", rec.status, "duration", time.Since(start))
+}
+
+// lateCommit reads the request, holds it for delay whatever the client does, executes it
+// and answers if the client still listens. It is dropped if the server closes meanwhile.
+func (s *Server) lateCommit(w http.ResponseWriter, rec *recorder, r *http.Request, delay time.Duration, log *slog.Logger) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	if err != nil {
+		resetConn(w)
+		return
+	}
+	held := r.Clone(context.WithoutCancel(r.Context()))
+	held.Body = io.NopCloser(bytes.NewReader(body))
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.closing:
+		log.Info("late commit dropped: the vault is closing")
+		resetConn(w)
+		return
+	}
+	s.route(rec, held, log)
+	log.Info("request executed late", "status", rec.status, "delay", delay)
+	if r.Context().Err() == nil {
+		s.flush(w, rec)
+	}
 }
 
 func faultCode(status int) string {
