@@ -87,6 +87,18 @@ func TestOnline(t *testing.T) {
 		r.exactlyOnce(pkgs...)
 		r.must(0, "verify")
 	})
+	t.Run("VaultLies", func(t *testing.T) {
+		t.Parallel()
+		testOnlineVaultLies(t, bins)
+	})
+	t.Run("LateCommit", func(t *testing.T) {
+		t.Parallel()
+		testOnlineLateCommit(t, bins)
+	})
+	t.Run("Storm", func(t *testing.T) {
+		t.Parallel()
+		testOnlineStorm(t, bins)
+	})
 	t.Run("ProgressBarOnATerminal", func(t *testing.T) {
 		t.Parallel()
 		testOnlineProgressBar(t, bins)

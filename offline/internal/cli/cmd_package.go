@@ -62,7 +62,7 @@ func packageCommand(env *clirun.Env) *cli.Command {
 		&cli.StringSliceFlag{Name: "key-ops", Usage: "operations Key Vault allows the key, comma-separated (default: all its type allows)", Destination: &o.KeyOps},
 		&cli.StringFlag{Name: "not-before", Usage: "the key is not valid before: RFC 3339 time, YYYY-MM-DD, or a duration from now", Destination: &o.NotBefore},
 		&cli.StringFlag{Name: "expires", Usage: "the key expires in Key Vault: RFC 3339 time, YYYY-MM-DD, or a duration from now (e.g. 8760h)", Destination: &o.Expires},
-		&cli.StringSliceFlag{Name: "tag", Usage: "a Key Vault tag k=v (repeat; at most 15)", Destination: &o.Tags},
+		&cli.StringSliceFlag{Name: "tag", Usage: "a Key Vault tag k=v (repeat; at most 14: upload adds byok-package)", Destination: &o.Tags},
 		&cli.BoolFlag{Name: "disabled", Usage: "import the key disabled", Destination: &o.Disabled},
 		&cli.StringFlag{Name: "so-pin-file", Usage: "the security officer's PIN, for keys marked CKA_WRAP_WITH_TRUSTED (else $" + envSOPIN + ", else a prompt)", Destination: &o.SOPINFile, TakesFile: true},
 	)
@@ -151,8 +151,12 @@ func (o packageOptions) request(ident string, t time.Time) (packageRequest, erro
 	if err != nil {
 		return r, err
 	}
-	if len(tags) > payload.MaxTags {
-		return r, clirun.Usagef("%d tags: Key Vault allows %d", len(tags), payload.MaxTags)
+	if _, ok := tags[uploadTag]; ok {
+		return r, clirun.Usagef("--tag %s: byok-online upload sets this tag itself (the key package's ID)", uploadTag)
+	}
+	if len(tags) > maxPackageTags {
+		return r, clirun.Usagef("%d tags: at most %d, as Key Vault allows %d on a key and byok-online upload adds its own (%s)",
+			len(tags), maxPackageTags, payload.MaxTags, uploadTag)
 	}
 	for k, v := range tags {
 		if len(k) > 512 || len(v) > 256 {
@@ -164,6 +168,14 @@ func (o packageOptions) request(ident string, t time.Time) (packageRequest, erro
 	}
 	return r, nil
 }
+
+// uploadTag is the tag byok-online upload puts on every import (the key package's bundle
+// ID), and maxPackageTags the tags a package may ask for besides: SPEC.md §7.4 lets a target
+// carry Key Vault's 15, but the writer leaves one for upload's own.
+const (
+	uploadTag      = "byok-package"
+	maxPackageTags = payload.MaxTags - 1
+)
 
 // keyNameRE is Key Vault's rule for key names.
 var keyNameRE = regexp.MustCompile(`^[0-9a-zA-Z-]{1,127}$`)

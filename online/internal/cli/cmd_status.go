@@ -180,6 +180,9 @@ func (r statusResult) write(w io.Writer) error {
 			fmt.Fprintf(&b, "  (%s)", u.Error)
 		}
 		b.WriteString("\n")
+		if u.Duplicate() {
+			fmt.Fprintf(&b, "    DUPLICATE: imported %d times; Key Vault holds %s\n", len(u.Versions), strings.Join(u.Versions, ", "))
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

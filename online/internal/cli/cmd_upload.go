@@ -48,10 +48,19 @@ func uploadCommand(env *clirun.Env, d deps) *cli.Command {
 		Description: `upload verifies the medium (as verify does) and imports each key package that is approved by
 the policy's threshold, unexpired and wrapped with a KEK this station offered, exactly once:
 an intent is recorded before each ImportKey call, the import is tagged with the package ID,
-and after any ambiguous failure Key Vault is searched for the tag before trying again. The
-public key Key Vault returns is compared with the package's manifest, and a signed receipt
-is written to the medium for every upload. Packages left half-done by a crash are
-reconciled first.
+and after any ambiguous failure (a 5xx, a reset, a timeout) Key Vault is searched for the tag
+before trying again; a "not found" is trusted only once twice --request-timeout has passed
+since the failure, so an import that Key Vault commits late is found, not repeated. If Key Vault
+nevertheless holds more than one version carrying the package's tag, every one is recorded
+in the station's ledger, shown by status and verify, and upload exits 3 naming them.
+
+Key Vault's answer is checked against the request before anything is signed: the key
+identifier's vault and name, the key type, size or curve, key_ops, enabled, not-before,
+expiry, tags and a positive creation time. A difference is a hard failure (exit 3): no
+receipt is written, the answer is kept in the ledger, and the package is never imported
+again. The public key Key Vault returns is compared with the package's manifest, and a
+signed receipt is written to the medium for every upload. Packages left half-done by a
+crash are reconciled first.
 
 Uploads run concurrently within Key Vault's throttling limits per vault and key type
 (--rate-limit rsa-2048=2000,rsa-3072=500,rsa-4096=250,ec=2000,oct=2000 per --rate-window),
@@ -84,9 +93,11 @@ type uploadItem struct {
 	Receipt    *fingerprint    `json:"receipt,omitempty"`
 	Reconciled bool            `json:"reconciled,omitempty"`
 	Imports    int             `json:"imports,omitempty"`
-	Detail     string          `json:"detail,omitempty"`
-	Error      string          `json:"error,omitempty"`
-	Reasons    []string        `json:"reasons,omitempty"`
+	// Versions: every key version carrying the package's tag, when there are several.
+	Versions []string `json:"versions,omitempty"`
+	Detail   string   `json:"detail,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	Reasons  []string `json:"reasons,omitempty"`
 
 	err error // the failure behind Error, for its exit code
 }
@@ -191,13 +202,17 @@ func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) er
 			Sleep:       d.sleep,
 			Log:         env.Log,
 			OnResult:    prog.add,
+			// A request is given up after --request-timeout; a "not found" is trusted only
+			// twice that long after the failure, so that a request Key Vault still
+			// processes has landed by then.
+			Settle: 2 * o.RequestTimeout,
 		}
 		env.Log.Info("uploading", "packages", len(plan.jobs), "concurrency", o.Concurrency)
 		results := eng.Run(ctx, plan.jobs)
 		prog.close()
 		for _, r := range results {
 			it := item(r.Job, r.Outcome)
-			it.KID, it.Reconciled, it.Imports, it.Detail = r.KID, r.Reconciled, r.Imports, r.Detail
+			it.KID, it.Reconciled, it.Imports, it.Detail, it.Versions = r.KID, r.Reconciled, r.Imports, r.Detail, r.Versions
 			if !r.Receipt.IsZero() {
 				f := fp(r.Receipt)
 				it.Receipt = &f
@@ -207,6 +222,11 @@ func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) er
 			}
 			res.add(it)
 		}
+	}
+	for _, p := range plan.mismatched {
+		it := pkgItem(p, upload.OutcomeVaultMismatch)
+		it.KID, it.Detail = p.Upload.KID, p.Upload.Error
+		res.add(it)
 	}
 	for _, p := range plan.refused {
 		it := pkgItem(p, outcomeRefused)
@@ -226,9 +246,10 @@ func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) er
 
 // plan is what upload will do.
 type plan struct {
-	jobs    []*upload.Job     // reconciliations first
-	refused []*verify.Package // selected but not uploadable
-	skipped []*verify.Package // rejected before and not selected
+	jobs       []*upload.Job     // reconciliations first
+	refused    []*verify.Package // selected but not uploadable
+	skipped    []*verify.Package // rejected before and not selected
+	mismatched []*verify.Package // Key Vault's answer to an earlier import did not match
 }
 
 // planUpload selects the packages: the ones named, or every outstanding one; every package
@@ -254,6 +275,20 @@ func planUpload(rep *verify.Report, selection []string) (*plan, error) {
 		chosen := len(selected) == 0 || selected[p.ID]
 		intent := p.Upload != nil && p.Upload.State == store.StateIntent
 		wasRejected := p.Upload != nil && p.Upload.State == store.StateRejected
+		if p.Upload != nil && p.Upload.State == store.StateVaultMismatch {
+			// Final: reported as it was recorded, never imported again.
+			if chosen {
+				pl.mismatched = append(pl.mismatched, p)
+			}
+			continue
+		}
+		if chosen && p.Uploadable {
+			if why := tagRoom(p); why != "" {
+				p.Reasons = append(p.Reasons, why)
+				pl.refused = append(pl.refused, p)
+				continue
+			}
+		}
 		switch {
 		case chosen && p.Uploadable && wasRejected && len(selected) == 0:
 			pl.skipped = append(pl.skipped, p)
@@ -298,9 +333,26 @@ func findPackage(rep *verify.Report, s string) (*verify.Package, error) {
 	return nil, exitcode.Wrap(exitcode.Bundle, fmt.Errorf("no key package %s on the medium", s), "")
 }
 
+// tagRoom says why a package's tags leave no room for upload's own tag (Key Vault allows
+// payload.MaxTags on a key; SPEC.md allows a target as many), or "".
+func tagRoom(p *verify.Package) string {
+	tags := p.Manifest().Target.Tags
+	if _, ok := tags[upload.TagPackage]; ok {
+		return fmt.Sprintf("its target has a tag named %s, which upload sets itself", upload.TagPackage)
+	}
+	if len(tags) >= payload.MaxTags {
+		return fmt.Sprintf("its target has %d tags: Key Vault allows %d on a key, and upload adds its own (%s)", len(tags), payload.MaxTags, upload.TagPackage)
+	}
+	return ""
+}
+
 func job(p *verify.Package) *upload.Job {
 	m := p.Manifest()
-	return &upload.Job{Package: p.ID, Vault: p.Vault, KeyName: p.KeyName, KeyType: p.KeyType, Target: m.Target, PublicKey: m.PublicKey, BYOK: m.BYOK}
+	j := &upload.Job{Package: p.ID, Vault: p.Vault, KeyName: p.KeyName, KeyType: p.KeyType, Target: m.Target, PublicKey: m.PublicKey, BYOK: m.BYOK}
+	if p.Upload != nil && p.Upload.State == store.StateIntent {
+		j.IntentAt = time.Unix(p.Upload.Updated, 0)
+	}
+	return j
 }
 
 func item(j *upload.Job, outcome string) uploadItem {
@@ -326,6 +378,9 @@ func (r *uploadResult) write(w io.Writer) error {
 		if it.KID != "" {
 			fmt.Fprintf(&b, "    key:     %s\n", it.KID)
 		}
+		for _, kid := range it.Versions {
+			fmt.Fprintf(&b, "    DUPLICATE: key vault holds %s carrying this package's tag\n", kid)
+		}
 		if it.Receipt != nil {
 			fmt.Fprintf(&b, "    receipt: %s\n", it.Receipt.Fingerprint)
 		}
@@ -345,7 +400,7 @@ func (r *uploadResult) write(w io.Writer) error {
 	}
 	if len(r.Packages) > 0 {
 		var parts []string
-		for _, k := range []string{upload.OutcomeImported, upload.OutcomePublicKeyMismatch, upload.OutcomeRejected, upload.OutcomeFailed,
+		for _, k := range []string{upload.OutcomeImported, upload.OutcomePublicKeyMismatch, upload.OutcomeVaultMismatch, upload.OutcomeRejected, upload.OutcomeFailed,
 			upload.OutcomeNotImported, upload.OutcomeInterrupted, outcomeRefused, outcomeSkipped, outcomeWould, outcomeWouldLook} {
 			if n := r.Counts[k]; n > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", n, k))
@@ -357,8 +412,9 @@ func (r *uploadResult) write(w io.Writer) error {
 	return err
 }
 
-// err returns the run's error, most severe first: interrupted, a public key mismatch,
-// refused packages, Key Vault failures and refusals.
+// err returns the run's error, most severe first: interrupted, an import not receipted, an
+// answer of Key Vault that does not match the request, a duplicate import, a public key
+// mismatch, refused packages, Key Vault failures and refusals.
 func (r *uploadResult) err(ctx context.Context) error {
 	first := func(outcome string) *uploadItem {
 		for i := range r.Packages {
@@ -376,6 +432,22 @@ func (r *uploadResult) err(ctx context.Context) error {
 		if it.err != nil && (it.Outcome == upload.OutcomeImported || it.Outcome == upload.OutcomePublicKeyMismatch || it.Outcome == upload.OutcomeRejected) {
 			return exitcode.Wrap(exitcode.From(it.err), fmt.Errorf("key package %s (%s) was %s but not receipted: %w", it.Package.Fingerprint, it.KeyName, it.Outcome, it.err),
 				"run upload again with the stick writable: it finds the import and writes the receipt")
+		}
+	}
+	if it := first(upload.OutcomeVaultMismatch); it != nil {
+		id := it.KID
+		if id == "" {
+			id = "<kid>"
+		}
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("key package %s (%s): Key Vault's answer to its import does not match the request (%d such): %s; nothing was receipted",
+			it.Package.Fingerprint, it.KeyName, r.Counts[upload.OutcomeVaultMismatch], it.Detail),
+			fmt.Sprintf("look at the key in the Azure portal or with: az keyvault key show --id %s; the answer is kept in this station's ledger (byok-online status) and the package is never imported again", id))
+	}
+	for _, it := range r.Packages {
+		if len(it.Versions) > 1 {
+			return exitcode.Wrap(exitcode.Verify, fmt.Errorf("key package %s (%s) was imported %d times: Key Vault holds %s, each carrying its tag; the receipt names %s",
+				it.Package.Fingerprint, it.KeyName, len(it.Versions), strings.Join(it.Versions, ", "), it.KID),
+				"every version is recorded in this station's ledger (byok-online status); check which one applications use and disable the others (az keyvault key set-attributes --enabled false --id <kid>)")
 		}
 	}
 	if it := first(upload.OutcomePublicKeyMismatch); it != nil {

@@ -20,7 +20,16 @@
 //
 //	(none) ──intent──▶ intent ──receipt──▶ imported | public_key_mismatch | rejected
 //	                     │
-//	                     └──reconciled, not in Key Vault──▶ failed ──intent──▶ intent …
+//	                     ├──reconciled, not in Key Vault──▶ failed ──intent──▶ intent …
+//	                     │
+//	                     └──Key Vault's answer does not match the request──▶ vault_mismatch
+//
+// vault_mismatch is final: Key Vault said it imported the package but described another key
+// (vault, name, type, operations, attributes, tags or creation time) than was asked for, so
+// no receipt can be signed for it and no upload tries again ([Store.MarkMismatch]; the
+// record keeps what the vault returned). An upload that finds more than one key version
+// carrying the package's tag records every one in Upload.Versions ([Store.RecordVersions])
+// before its receipt, which can name only one.
 //
 // The intent is committed before the ImportKey call that it announces. The terminal states
 // are written by [ApplyOwn] in the same transaction that records the receipt bundle on the
@@ -46,6 +55,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -95,10 +105,15 @@ const (
 	StatePublicKeyMismatch = payload.OutcomePublicKeyMismatch
 	StateRejected          = payload.OutcomeRejected
 	StateFailed            = "failed"
+	StateVaultMismatch     = "vault_mismatch"
 )
 
 // ErrUploaded means the package was imported already: its receipt is on the online chain.
 var ErrUploaded = errors.New("the key package was uploaded already")
+
+// ErrVaultMismatch means Key Vault's answer to an import of the package did not match the
+// request: the ledger holds what it returned, and the package is never imported again.
+var ErrVaultMismatch = errors.New("key vault's answer to an import of the key package did not match the request")
 
 // Identity is the station's own enrollment.
 type Identity struct {
@@ -185,7 +200,13 @@ type Upload struct {
 	KID      string     `json:"kid,omitempty"`
 	Receipt  *bundle.ID `json:"receipt,omitempty"`
 	Error    string     `json:"error,omitempty"`
+	// Versions lists every key version (kid) that carried the package's tag when an upload
+	// found more than one: a duplicate import. The receipt names one of them.
+	Versions []string `json:"versions,omitempty"`
 }
+
+// Duplicate reports whether Key Vault holds more than one version of the package.
+func (u *Upload) Duplicate() bool { return len(u.Versions) > 1 }
 
 // Terminal reports whether the package was imported (whatever key Key Vault returned).
 func (u *Upload) Terminal() bool {
@@ -384,6 +405,9 @@ func recordIntent(ub *bolt.Bucket, in Intent, now time.Time) (int, error) {
 	if u.Terminal() {
 		return 0, fmt.Errorf("%s: %w", in.Package.Short(), ErrUploaded)
 	}
+	if u.State == StateVaultMismatch {
+		return 0, fmt.Errorf("%s: %w", in.Package.Short(), ErrVaultMismatch)
+	}
 	u.State = StateIntent
 	u.Attempts++
 	u.Updated = now.Unix()
@@ -411,6 +435,47 @@ func (s *Store) RecordIntent(pkg bundle.ID, vault, keyName string, now time.Time
 // MarkFailed records that the import of pkg is known not to have happened (reconciled
 // against Key Vault), with the reason. A later upload may try again.
 func (s *Store) MarkFailed(pkg bundle.ID, reason string, now time.Time) error {
+	return s.update(pkg, func(u *Upload) bool {
+		if u.State != StateIntent {
+			return false
+		}
+		u.State, u.Error, u.Updated = StateFailed, reason, now.Unix()
+		return true
+	})
+}
+
+// MarkMismatch records that Key Vault answered an import of pkg with a key that does not
+// match the request: kid is the identifier it returned, detail what differs and what it
+// holds. The state is final (see the package doc). It changes nothing unless the package is
+// in intent.
+func (s *Store) MarkMismatch(pkg bundle.ID, kid, detail string, now time.Time) error {
+	return s.update(pkg, func(u *Upload) bool {
+		if u.State != StateIntent {
+			return false
+		}
+		u.State, u.KID, u.Error, u.Updated = StateVaultMismatch, kid, detail, now.Unix()
+		return true
+	})
+}
+
+// RecordVersions records the key versions that carry pkg's tag, when there are several (a
+// duplicate import), before the receipt that names one of them. Versions already recorded
+// are kept.
+func (s *Store) RecordVersions(pkg bundle.ID, kids []string, now time.Time) error {
+	return s.update(pkg, func(u *Upload) bool {
+		for _, k := range kids {
+			if !slices.Contains(u.Versions, k) {
+				u.Versions = append(u.Versions, k)
+			}
+		}
+		u.Updated = now.Unix()
+		return true
+	})
+}
+
+// update changes the upload record of pkg, if there is one, in one transaction; change
+// returns whether to store it.
+func (s *Store) update(pkg bundle.ID, change func(*Upload) bool) error {
 	return s.DB.Update(func(tx *bolt.Tx) error {
 		b, err := online(tx)
 		if err != nil {
@@ -418,15 +483,9 @@ func (s *Store) MarkFailed(pkg bundle.ID, reason string, now time.Time) error {
 		}
 		ub := b.Bucket(bucketUploads)
 		u, err := getJSON[Upload](ub, pkg[:])
-		if err != nil {
+		if err != nil || u == nil || !change(u) {
 			return err
 		}
-		if u == nil || u.State != StateIntent {
-			return nil
-		}
-		u.State = StateFailed
-		u.Error = reason
-		u.Updated = now.Unix()
 		return putJSON(ub, pkg[:], u)
 	})
 }

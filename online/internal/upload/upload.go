@@ -13,25 +13,44 @@
 //  4. on 429 waits Retry-After (the limiter holds the whole bucket back) and goes to 1: a
 //     throttled request did nothing. On a 5xx or no response, which leave it unknown
 //     whether the import happened, it waits, then reconciles: it lists the key's versions
-//     and looks for the tag. Found: the import happened, go to 5. Not found: go to 1, up to
-//     MaxAttempts imports. On any other refusal (400, 403, 409...) it writes a rejected
-//     receipt: Key Vault created nothing;
-//  5. compares the public key Key Vault returned with the manifest's (RSA and EC; Key Vault
+//     and looks for the tag. Found: the import happened, go to 5. Not found: a request that
+//     Key Vault is still processing may land later, so one look is no proof. It looks again
+//     once Settle (twice the request timeout) has passed since the failure, and only if that look
+//     finds nothing too does it go to 1, up to MaxAttempts imports. On any other refusal
+//     (400, 403, 409...) it writes a rejected receipt: Key Vault created nothing;
+//  5. checks Key Vault's answer against the request (Check): the kid names the package's
+//     vault and key, the key type, size or curve, key_ops, enabled, nbf, exp and tags are
+//     the ones sent, and the creation time is positive. Any difference is a hard failure:
+//     no receipt is signed (one would vouch for a key nobody asked for), the ledger records
+//     the answer as final (store.StateVaultMismatch), the result says what the vault holds,
+//     and no later run imports the package again;
+//  6. after an import that followed an ambiguous failure, lists the key's versions again:
+//     more than one version carrying the package's tag is a duplicate import, recorded in
+//     the ledger (every such kid, store.Upload.Versions) and reported in the result;
+//  7. compares the public key Key Vault returned with the manifest's (RSA and EC; Key Vault
 //     returns no material for oct-HSM): equal is "imported", different is
 //     "public_key_mismatch", a hard failure the receipt records;
-//  6. writes the receipt bundle through the station journal, whose ledger change ends the
+//  8. writes the receipt bundle through the station journal, whose ledger change ends the
 //     upload in the same transaction (Receipts); the receipts of uploads that finish while
 //     one is being written go together in the next journal cycle (BatchReceipts), so that a
 //     pool's uploads share its fsyncs.
 //
 // A package whose ledger record is still an intent (a crash, a kill, a pulled cable between 2
-// and 6) starts at the reconciliation of step 4 instead of step 1, so a rerun never imports
-// it a second time. Killing the process at any point therefore leaves one key version and,
+// and 8) starts at the reconciliation of step 4 instead of step 1, and trusts a "not found"
+// only once Settle has passed since the intent was recorded, so a rerun never imports it a
+// second time. Killing the process at any point therefore leaves one key version and,
 // after the rerun, one receipt per package.
 //
-// Reconciliation relies on the tag, so it cannot tell an import that is still being
-// processed by Key Vault from one that never arrived; it waits before looking (Backoff) to
-// make that window small, as Azure gives no way to close it.
+// # What exactly once means
+//
+// Reconciliation relies on the tag, so it cannot tell an import that Key Vault is still
+// processing from one that never arrived; Azure gives no way to close that window. The
+// engine narrows it to requests that Key Vault holds for longer than Settle after the client
+// gave up on them: it never imports again before a look made Settle after the ambiguous
+// failure found nothing. If even that is beaten (a request held longer still), step 6 sees
+// the second version, or, when the late one lands after that list too, the next audit of
+// the vault does: a duplicate is never silent within the run that caused it as long as the
+// vault has committed both versions by the time of its list.
 package upload
 
 import (
@@ -41,6 +60,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +71,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
 	"github.com/airgap-byok/airgap-byok/shared/logsetup"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
@@ -84,6 +106,9 @@ type Job struct {
 	Reconcile bool
 	// ReconcileOnly: look, and receipt what is found, but never import.
 	ReconcileOnly bool
+	// IntentAt is when that intent was recorded: a "not found" is trusted only Settle
+	// after it (its request may still be in flight).
+	IntentAt time.Time
 }
 
 // Result is what happened to a Job.
@@ -94,9 +119,11 @@ type Result struct {
 	Receipt    bundle.ID
 	Imports    int  // ImportKey calls made in this run
 	Reconciled bool // the import was found by reconciliation
-	Duplicates int  // versions carrying the package's tag beyond the first (should be 0)
-	Detail     string
-	Err        error
+	// Versions lists every key version carrying the package's tag when there is more than
+	// one (a duplicate import; recorded in the ledger); nil otherwise.
+	Versions []string
+	Detail   string
+	Err      error
 
 	// write, when set, writes the job's receipt and returns the final result: Run calls it
 	// off the worker, which goes on to its next job meanwhile.
@@ -108,6 +135,8 @@ type Ledger interface {
 	RecordIntent(pkg bundle.ID, vault, keyName string, now time.Time) (int, error)
 	RecordIntents(now time.Time, intents ...store.Intent) ([]int, error)
 	MarkFailed(pkg bundle.ID, reason string, now time.Time) error
+	MarkMismatch(pkg bundle.ID, kid, detail string, now time.Time) error
+	RecordVersions(pkg bundle.ID, kids []string, now time.Time) error
 }
 
 // Receipts writes a receipt bundle and ends the upload in the ledger in the same step. The
@@ -134,9 +163,14 @@ type Engine struct {
 	// Backoff is the wait before the n-th retry (n from 1) after an ambiguous failure when
 	// Key Vault sent no Retry-After; nil means 250 ms doubling up to 8 s.
 	Backoff func(n int) time.Duration
-	Now     func() time.Time                           // nil: time.Now
-	Sleep   func(context.Context, time.Duration) error // nil: Sleep
-	Log     *slog.Logger                               // nil: discard
+	// Settle is how long after an ambiguous failure (or an intent left by an earlier run)
+	// a "not found" becomes proof that the import did not happen: at least the request
+	// timeout, after which the client stopped waiting for its answer (byok-online passes
+	// twice that). Zero means twice vault.DefaultRequestTimeout.
+	Settle time.Duration
+	Now    func() time.Time                           // nil: time.Now
+	Sleep  func(context.Context, time.Duration) error // nil: Sleep
+	Log    *slog.Logger                               // nil: discard
 	// OnResult, if set, is called for every finished job, from the workers.
 	OnResult func(Result)
 
@@ -157,6 +191,9 @@ func (e *Engine) defaults() {
 		e.Backoff = func(n int) time.Duration {
 			return min(250*time.Millisecond<<min(n-1, 6), 8*time.Second)
 		}
+	}
+	if e.Settle <= 0 {
+		e.Settle = 2 * vault.DefaultRequestTimeout
 	}
 	if e.Now == nil {
 		e.Now = time.Now
@@ -321,6 +358,13 @@ func (e *Engine) one(ctx context.Context, j *Job, attempt int) Result {
 	bucket := BucketOf(j.KeyType)
 	log := e.Log.With("package", j.Package.Short(), "key", j.KeyName)
 	look := j.Reconcile || j.ReconcileOnly
+	// A look before settleAt that finds nothing proves nothing: an import sent before (by
+	// this run, or by the run that left the intent) may still land.
+	var settleAt time.Time
+	if look && !j.IntentAt.IsZero() {
+		settleAt = j.IntentAt.Add(e.Settle)
+	}
+	ambiguous := false // an import of this run failed ambiguously
 	throttled, lookFailures := 0, 0
 	var lastErr error
 	for {
@@ -328,13 +372,21 @@ func (e *Engine) one(ctx context.Context, j *Job, attempt int) Result {
 			return interrupted()
 		}
 		if look {
-			key, dups, err := e.find(ctx, v, j, bucket)
+			got, err := e.find(ctx, v, j, bucket)
+			var mm *MismatchError
 			switch {
-			case err == nil && key != nil:
-				r.Reconciled, r.Duplicates = true, dups
-				log.Info("import found in key vault", "kid", key.KID)
-				return e.finish(ctx, j, key, r)
+			case err == nil && got.key != nil:
+				r.Reconciled = true
+				log.Info("import found in key vault", "kid", Printable(got.key.KID))
+				return e.finish(ctx, j, got.key, got.kids, r)
 			case err == nil:
+				if wait := settleAt.Sub(e.Now()); wait > 0 {
+					log.Info("no import found yet; looking again when an earlier request can no longer land", "wait", wait)
+					if err := e.Sleep(ctx, wait); err != nil {
+						return interrupted()
+					}
+					continue
+				}
 				look = false
 				if j.ReconcileOnly || r.Imports >= e.MaxAttempts {
 					reason := "reconciled: no key version carries the package's tag"
@@ -350,6 +402,8 @@ func (e *Engine) one(ctx context.Context, j *Job, attempt int) Result {
 					return fail(OutcomeFailed, lastErr)
 				}
 				continue
+			case errors.As(err, &mm):
+				return e.mismatch(j, mm, r)
 			case ctx.Err() != nil:
 				return interrupted()
 			case errors.Is(err, vault.ErrThrottled):
@@ -376,19 +430,24 @@ func (e *Engine) one(ctx context.Context, j *Job, attempt int) Result {
 			// nothing and imports.
 			return interrupted()
 		}
-		if attempt == 0 {
-			if attempt, err = e.Ledger.RecordIntent(j.Package, j.Vault, j.KeyName, e.Now()); err != nil {
+		call := attempt
+		if call == 0 {
+			if call, err = e.Ledger.RecordIntent(j.Package, j.Vault, j.KeyName, e.Now()); err != nil {
 				return fail(OutcomeFailed, fmt.Errorf("record intent: %w", err))
 			}
 		}
+		attempt = 0 // a retry commits a new intent
 		crashpoint.Hit("upload-before-import")
 		r.Imports++
-		log.Debug("importing", "attempt", attempt)
+		log.Debug("importing", "attempt", call)
 		key, err := v.ImportKey(ctx, j.KeyName, importParams(j))
-		attempt = 0 // a retry commits a new intent
 		if err == nil {
 			crashpoint.Hit("upload-after-import")
-			return e.finish(ctx, j, key, r)
+			var kids []string
+			if ambiguous {
+				kids = e.recount(ctx, v, j, bucket, key, log)
+			}
+			return e.finish(ctx, j, key, kids, r)
 		}
 		lastErr = err
 		switch {
@@ -415,9 +474,11 @@ func (e *Engine) one(ctx context.Context, j *Job, attempt int) Result {
 			log.Warn("key vault refused the import", "err", err)
 			return e.reject(ctx, j, err, r)
 		default:
-			// 5xx, reset, timeout, or an answer that did not parse: it may have happened.
-			log.Warn("import failed ambiguously; looking before retrying", "err", err, "attempt", attempt)
-			look = true
+			// 5xx, reset, timeout, or an answer that did not parse: it may have happened,
+			// now or later.
+			log.Warn("import failed ambiguously; looking before retrying", "err", err, "attempt", call)
+			look, ambiguous = true, true
+			settleAt = e.Now().Add(e.Settle)
 			if err := e.Sleep(ctx, e.wait(err, r.Imports)); err != nil {
 				return interrupted()
 			}
@@ -442,37 +503,95 @@ func (e *Engine) pause(v vault.Vault, bucket string, err error) {
 	e.Limiter.Pause(v.URL(), bucket, d)
 }
 
-// find looks for the key version that carries the job's tag. It returns nil if there is
-// none, and how many more versions carry it.
-func (e *Engine) find(ctx context.Context, v vault.Vault, j *Job, bucket string) (*vault.Key, int, error) {
+// found is what find saw: the key version it fetched (nil if no version carries the tag)
+// and the kids of every version carrying the tag.
+type found struct {
+	key  *vault.Key
+	kids []string
+}
+
+// find looks for the key versions that carry the job's tag, and fetches the earliest. A
+// version carrying the tag whose kid is not one of the job's key (another vault or name, or
+// no kid at all), or a fetch answered with another version, is a *MismatchError.
+func (e *Engine) find(ctx context.Context, v vault.Vault, j *Job, bucket string) (found, error) {
 	if err := e.Limiter.Wait(ctx, v.URL(), bucket); err != nil {
-		return nil, 0, err
+		return found{}, err
 	}
 	vs, err := v.KeyVersions(ctx, j.KeyName)
 	if errors.Is(err, vault.ErrNotFound) {
-		return nil, 0, nil
+		return found{}, nil
 	}
 	if err != nil {
-		return nil, 0, err
+		return found{}, err
 	}
 	want := j.Package.String()
-	var hits []vault.Version
-	for _, ver := range vs {
-		if ver.Tags[TagPackage] == want {
-			hits = append(hits, ver)
+	var first *vault.Version
+	var out found
+	for i := range vs {
+		ver := &vs[i]
+		if ver.Tags[TagPackage] != want {
+			continue
+		}
+		if problem := checkKID(j, ver.KID); problem != "" {
+			k := &vault.Key{KID: ver.KID, Enabled: ver.Enabled, Created: ver.Created, Tags: ver.Tags}
+			return found{}, newMismatch(j, k, []string{"a version carrying the package's tag has a " + problem})
+		}
+		out.kids = append(out.kids, ver.KID)
+		if first == nil || ver.Created.Before(first.Created) {
+			first = ver
 		}
 	}
-	if len(hits) == 0 {
-		return nil, 0, nil
+	if first == nil {
+		return found{}, nil
 	}
-	if len(hits) > 1 {
-		e.Log.Error("the key package was imported more than once; the first import is receipted", "package", j.Package.Short(), "key", j.KeyName, "versions", len(hits))
-	}
+	id, _ := byok.ParseKeyID(first.KID) // checked by checkKID
 	if err := e.Limiter.Wait(ctx, v.URL(), bucket); err != nil {
-		return nil, 0, err
+		return found{}, err
 	}
-	key, err := v.GetKey(ctx, j.KeyName, hits[0].Version)
-	return key, len(hits) - 1, err
+	key, err := v.GetKey(ctx, j.KeyName, id.Version)
+	if err != nil {
+		return found{}, err
+	}
+	if key.KID != first.KID {
+		return found{}, newMismatch(j, key, []string{fmt.Sprintf("asked for version %s, it answered with kid %s", id.Version, Printable(key.KID))})
+	}
+	out.key = key
+	return out, nil
+}
+
+// recount lists the key's versions again after an import that followed an ambiguous
+// failure, and returns the kids of every version carrying the job's tag (with the one just
+// imported). If the list cannot be read it logs that no duplicate could be looked for and
+// returns nil.
+func (e *Engine) recount(ctx context.Context, v vault.Vault, j *Job, bucket string, imported *vault.Key, log *slog.Logger) []string {
+	want := j.Package.String()
+	for n := 1; ; n++ {
+		err := e.Limiter.Wait(ctx, v.URL(), bucket)
+		var vs []vault.Version
+		if err == nil {
+			vs, err = v.KeyVersions(ctx, j.KeyName)
+		}
+		if err == nil {
+			kids := []string{imported.KID}
+			for _, ver := range vs {
+				if ver.Tags[TagPackage] == want && !slices.Contains(kids, ver.KID) {
+					kids = append(kids, ver.KID)
+				}
+			}
+			return kids
+		}
+		if ctx.Err() != nil || n >= e.MaxAttempts {
+			log.Warn("could not list the key's versions to look for a duplicate import after an ambiguous failure", "err", err)
+			return nil
+		}
+		if errors.Is(err, vault.ErrThrottled) {
+			e.pause(v, bucket, err)
+			continue
+		}
+		if e.Sleep(ctx, e.wait(err, n)) != nil {
+			return nil
+		}
+	}
 }
 
 func importParams(j *Job) vault.ImportParams {
@@ -521,15 +640,35 @@ func Compare(j *Job, k *vault.Key) (outcome string, spki []byte, reason string) 
 	return OutcomePublicKeyMismatch, got, "key vault returned another public key than the manifest's"
 }
 
-// finish receipts an import that happened.
-func (e *Engine) finish(ctx context.Context, j *Job, k *vault.Key, r Result) Result {
+// finish receipts an import that happened, after checking Key Vault's answer k against the
+// request. kids are the versions carrying the job's tag, when they were listed.
+func (e *Engine) finish(ctx context.Context, j *Job, k *vault.Key, kids []string, r Result) Result {
+	problems := Check(j, k)
 	outcome, spki, reason := Compare(j, k)
-	created := k.Created
-	if created.IsZero() {
-		created = e.Now()
-	}
 	rc := &payload.Receipt{Package: j.Package, Vault: j.Vault, Outcome: outcome, KID: k.KID, PublicKey: spki,
-		Created: created.Unix(), Tags: k.Tags}
+		Created: k.Created.Unix(), Tags: k.Tags}
+	if len(problems) == 0 {
+		// Check covers every rule of a receipt; this is the last word if it ever does not.
+		if err := rc.Validate(); err != nil {
+			problems = append(problems, fmt.Sprintf("no valid receipt can record it: %v", err))
+		}
+	}
+	if len(problems) > 0 {
+		return e.mismatch(j, newMismatch(j, k, problems), r)
+	}
+	if len(kids) > 1 {
+		clean := make([]string, len(kids))
+		for i, kid := range kids {
+			clean[i] = Printable(kid)
+		}
+		e.Log.Error("duplicate import: key vault holds more than one version carrying the package's tag", "package", j.Package.Short(),
+			"key", j.KeyName, "versions", strings.Join(clean, " "), "receipted", k.KID)
+		if err := e.Ledger.RecordVersions(j.Package, clean, e.Now()); err != nil {
+			r.Outcome, r.Err = OutcomeFailed, fmt.Errorf("record the duplicate versions in the ledger: %w", err)
+			return r
+		}
+		r.Versions = clean
+	}
 	r.Outcome, r.KID, r.Detail = outcome, k.KID, reason
 	if outcome == OutcomePublicKeyMismatch {
 		e.Log.Error("public key mismatch: key vault holds another key than the package's manifest", "package", j.Package.Short(), "kid", k.KID, "reason", reason)

@@ -92,8 +92,10 @@ func TestServerErrorsRetryAfterLooking(t *testing.T) {
 	if r.Outcome != upload.OutcomeImported || r.Imports != 3 || r.Reconciled {
 		t.Fatalf("result = %+v, want imported at the third import", r)
 	}
-	if n := f.v.Calls(vaultfake.OpVersions); n != 2 {
-		t.Errorf("%d reconciliations, want one after each ambiguous failure (2)", n)
+	// After each ambiguous failure: a look at once and one when Settle has passed; after the
+	// import that followed, one more list to look for a duplicate.
+	if n := f.v.Calls(vaultfake.OpVersions); n != 5 {
+		t.Errorf("%d version lists, want 2 after each ambiguous failure and 1 after the import (5)", n)
 	}
 	if n := len(f.v.Versions("key-1")); n != 1 {
 		t.Errorf("%d versions, want 1", n)

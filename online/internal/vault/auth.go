@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"time"
@@ -97,13 +98,13 @@ func newClient(vaultURL string, o Options) (keysAPI, error) {
 	}
 	var opts azkeys.ClientOptions
 	if o.Transport != nil {
-		opts.Transport = o.Transport
+		opts.Transport = boundedTransport{o.Transport}
 	} else {
 		hc, err := httpTransport(o)
 		if err != nil {
 			return nil, err
 		}
-		opts.Transport = hc
+		opts.Transport = boundedTransport{hc}
 	}
 	opts.Telemetry.ApplicationID = "byok-online"
 	opts.DisableChallengeResourceVerification = o.TokenFile != "" || o.Credential != nil
@@ -113,3 +114,48 @@ func newClient(vaultURL string, o Options) (keysAPI, error) {
 	}
 	return c, nil
 }
+
+// MaxAnswerBytes bounds the body of one Key Vault answer. Key Vault's largest answers, a
+// page of 25 key versions with 15 long tags each, are a few hundred KiB; a longer body is
+// refused as it is read, so that a hostile or broken endpoint cannot exhaust memory.
+const MaxAnswerBytes = 4 << 20
+
+// boundedTransport limits every response body to MaxAnswerBytes.
+type boundedTransport struct{ next policy.Transporter }
+
+// Do implements policy.Transporter.
+func (b boundedTransport) Do(req *http.Request) (*http.Response, error) {
+	resp, err := b.next.Do(req)
+	if resp != nil && resp.Body != nil {
+		resp.Body = &boundedBody{rc: resp.Body, left: MaxAnswerBytes}
+	}
+	return resp, err
+}
+
+// ErrAnswerTooLarge: Key Vault's answer is longer than MaxAnswerBytes.
+var ErrAnswerTooLarge = fmt.Errorf("key vault's answer is longer than %d bytes", MaxAnswerBytes)
+
+type boundedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more tells a body of exactly the limit from a longer one.
+		var one [1]byte
+		n, err := b.rc.Read(one[:])
+		if n > 0 {
+			return 0, ErrAnswerTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *boundedBody) Close() error { return b.rc.Close() }

@@ -300,8 +300,10 @@ func untags(m map[string]*string) map[string]string {
 
 var curves = map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384(), "P-521": elliptic.P521()}
 
-// keyOf converts a key bundle. A public key Key Vault sent that does not parse is an error:
-// the caller must never mistake it for "no key".
+// keyOf converts a key bundle. A public key Key Vault sent that does not parse, or a bundle
+// without a key, is reported in Key.PublicErr: the caller must never mistake it for "no
+// key", and still sees everything else the answer claims (package upload tells the
+// operator what the vault holds).
 func keyOf(kb azkeys.KeyBundle) (*Key, error) {
 	k := &Key{Tags: untags(kb.Tags)}
 	if at := kb.Attributes; at != nil {
@@ -318,7 +320,8 @@ func keyOf(kb azkeys.KeyBundle) (*Key, error) {
 	}
 	j := kb.Key
 	if j == nil {
-		return nil, errors.New("key vault returned no key")
+		k.PublicErr = errors.New("key vault returned no key")
+		return k, nil
 	}
 	if j.KID != nil {
 		k.KID = string(*j.KID)
@@ -337,7 +340,8 @@ func keyOf(kb azkeys.KeyBundle) (*Key, error) {
 	k.N, k.E = j.N, j.E
 	pub, err := publicKey(k.Kty, k.Curve, j)
 	if err != nil {
-		return nil, fmt.Errorf("key vault returned key %s: %w", k.KID, err)
+		k.PublicErr = err
+		return k, nil
 	}
 	k.Public = pub
 	if r, ok := pub.(*rsa.PublicKey); ok {

@@ -19,6 +19,14 @@
 // happened. Every *Error also matches exitcode.ErrVault (exit code 6). Messages carry Key
 // Vault's error code and message, never a token or key material.
 //
+// # Hostile answers
+//
+// Every byte Key Vault returns may be hostile. A response body longer than MaxAnswerBytes is
+// refused as it is read (ErrTransport wrapping ErrAnswerTooLarge: ambiguous, as the request
+// may have taken effect). A key whose public part does not parse is returned with PublicErr
+// set, the rest of what Key Vault claimed kept, so that the caller can say what the vault
+// holds; comparing the answer with the request is the caller's (package upload).
+//
 // # Clients
 //
 // [Azure] builds its azkeys client on first use (so commands that never reach Azure never
@@ -51,14 +59,17 @@ type Vault interface {
 
 // Key is a key version as Key Vault describes it: its public part and attributes.
 type Key struct {
-	KID     string // versioned key identifier
-	Kty     string // RSA-HSM, EC-HSM, oct-HSM (or the software types)
-	Size    int    // RSA modulus bits (0 if unknown)
-	Curve   string // EC curve name, "P-256"...
-	KeyOps  []string
-	N, E    []byte           // RSA public key, as Key Vault sent them
-	Public  crypto.PublicKey // *rsa.PublicKey or *ecdsa.PublicKey; nil for oct keys
-	Enabled bool
+	KID    string // versioned key identifier
+	Kty    string // RSA-HSM, EC-HSM, oct-HSM (or the software types)
+	Size   int    // RSA modulus bits (0 if unknown)
+	Curve  string // EC curve name, "P-256"...
+	KeyOps []string
+	N, E   []byte           // RSA public key, as Key Vault sent them
+	Public crypto.PublicKey // *rsa.PublicKey or *ecdsa.PublicKey; nil for oct keys
+	// PublicErr says why Public is nil although Key Vault sent key material (or no key at
+	// all): the answer does not describe a usable key.
+	PublicErr error
+	Enabled   bool
 	// NotBefore, Expires and Created are zero when Key Vault did not send them.
 	NotBefore, Expires, Created time.Time
 	Tags                        map[string]string

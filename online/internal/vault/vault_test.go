@@ -316,3 +316,51 @@ func TestDryRunImport(t *testing.T) {
 		t.Errorf("body = %s", req.Body)
 	}
 }
+
+// TestHostileAnswers: an answer longer than MaxAnswerBytes is refused as it is read (an
+// ambiguous failure: the import may have happened), and a key whose public part does not
+// parse is returned with PublicErr, everything else the vault claims kept for the report.
+func TestHostileAnswers(t *testing.T) {
+	t.Run("oversized", func(t *testing.T) {
+		s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"key":{"kid":"x"},"tags":{"pad":"`)
+			pad := strings.Repeat("a", 64<<10)
+			for range vault.MaxAnswerBytes/len(pad) + 1 {
+				fmt.Fprint(w, pad)
+			}
+			fmt.Fprint(w, `"}}`)
+		})
+		_, err := s.vault(0).ImportKey(context.Background(), "key-1", importParams())
+		if !errors.Is(err, vault.ErrTransport) || !vault.Ambiguous(err) {
+			t.Fatalf("ImportKey() = %v, want an ambiguous transport failure", err)
+		}
+		if !errors.Is(err, vault.ErrAnswerTooLarge) {
+			t.Errorf("ImportKey() = %v, want it to say the answer is too large", err)
+		}
+	})
+	t.Run("public key that does not parse", func(t *testing.T) {
+		var s *server
+		s = newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"key":{"kid":"%s/keys/key-1/0123","kty":"EC-HSM","crv":"P-256","x":"AQ","y":"AQ"},"attributes":{"enabled":true,"created":5}}`, s.URL)
+		})
+		k, err := s.vault(0).ImportKey(context.Background(), "key-1", importParams())
+		if err != nil {
+			t.Fatalf("ImportKey() = %v", err)
+		}
+		if k.Public != nil || k.PublicErr == nil || k.Kty != "EC-HSM" || k.KID != s.URL+"/keys/key-1/0123" || k.Created.Unix() != 5 {
+			t.Errorf("key = %+v", k)
+		}
+	})
+	t.Run("no key", func(t *testing.T) {
+		s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"attributes":{"enabled":true}}`)
+		})
+		k, err := s.vault(0).ImportKey(context.Background(), "key-1", importParams())
+		if err != nil || k.PublicErr == nil || k.KID != "" {
+			t.Errorf("ImportKey() = %+v, %v; want a key with PublicErr", k, err)
+		}
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/airgap-byok/airgap-byok/online/internal/store"
@@ -229,6 +230,10 @@ func (rep *Report) judge(o Options, res *chain.Result, byID map[bundle.ID]*Packa
 		if pkg.Upload, err = o.Store.Upload(pkg.ID); err != nil {
 			return err
 		}
+		if u := pkg.Upload; u != nil && u.Duplicate() {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("key package %s (%s) was imported %d times: Key Vault holds %s, each carrying its tag (recorded in this station's ledger)",
+				pkg.Fingerprint, pkg.KeyName, len(u.Versions), strings.Join(u.Versions, ", ")))
+		}
 		if !pkg.KEKOffered {
 			rep.Findings = append(rep.Findings, Finding{Chain: bundle.ChainOffline.String(), Seq: pkg.Seq, Kind: bundle.KindKeyPackage.String(), ID: pkg.ID,
 				Verdict: "policy violation", Blocking: true,
@@ -247,6 +252,9 @@ func (pkg *Package) reasons(p *payload.Policy) {
 	}
 	if len(pkg.Findings) > 0 {
 		why = append(why, "the key package breaks a rule (see findings)")
+	}
+	if pkg.Upload != nil && pkg.Upload.State == store.StateVaultMismatch {
+		why = append(why, "Key Vault's answer to its import did not match the request (see the ledger); it is never imported again")
 	}
 	if pkg.Outstanding && !pkg.Approved {
 		why = append(why, fmt.Sprintf("approved by %d of the %d custodians required", pkg.Approvals, pkg.Threshold))

@@ -42,12 +42,17 @@ type Fault struct {
 	Err    error
 	Commit bool
 	Count  int
+	// Hidden, with Commit, keeps the stored version out of the next Hidden version lists
+	// (and out of GetKey meanwhile): a write that Key Vault commits after the client's
+	// first looks.
+	Hidden int
 }
 
 type version struct {
 	vault.Key
 	version string
 	priv    *rsa.PrivateKey // KEKs created here
+	hidden  int             // version lists still to come that do not show it
 }
 
 // Vault is the fake. Its methods are safe for concurrent use.
@@ -58,6 +63,10 @@ type Vault struct {
 	Tamper func(crypto.PublicKey) crypto.PublicKey
 	// Attest makes KeyAttestation answer, as a Managed HSM does.
 	Attest bool
+	// Lie, when set, changes the copy of a key that ImportKey and GetKey return (the vault
+	// keeps the truth), and LieVersion an entry of a version list.
+	Lie        func(op Op, k *vault.Key)
+	LieVersion func(v *vault.Version)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -200,8 +209,12 @@ func (v *Vault) GetKey(_ context.Context, name, ver string) (*vault.Key, error) 
 	}
 	vs := v.keys[strings.ToLower(name)]
 	for i := len(vs) - 1; i >= 0; i-- {
-		if ver == "" || vs[i].version == ver {
+		if vs[i].hidden == 0 && (ver == "" || vs[i].version == ver) {
 			out := vs[i].Key
+			out.Tags = maps.Clone(out.Tags)
+			if v.Lie != nil {
+				v.Lie(OpGet, &out)
+			}
 			return &out, nil
 		}
 	}
@@ -223,7 +236,12 @@ func (v *Vault) ImportKey(_ context.Context, name string, p vault.ImportParams) 
 	}
 	out := v.store(name, k)
 	if f != nil {
+		k.hidden = f.Hidden
 		return nil, f.Err
+	}
+	out.Tags = maps.Clone(out.Tags)
+	if v.Lie != nil {
+		v.Lie(OpImport, out)
 	}
 	return out, nil
 }
@@ -300,9 +318,17 @@ func (v *Vault) KeyVersions(_ context.Context, name string) ([]vault.Version, er
 	if !ok {
 		return nil, notFound("list versions", name)
 	}
-	out := make([]vault.Version, len(vs))
-	for i, kv := range vs {
-		out[i] = vault.Version{KID: kv.KID, Version: kv.version, Enabled: kv.Enabled, Created: kv.Created, Tags: maps.Clone(kv.Tags)}
+	out := make([]vault.Version, 0, len(vs))
+	for _, kv := range vs {
+		if kv.hidden > 0 {
+			kv.hidden--
+			continue
+		}
+		ver := vault.Version{KID: kv.KID, Version: kv.version, Enabled: kv.Enabled, Created: kv.Created, Tags: maps.Clone(kv.Tags)}
+		if v.LieVersion != nil {
+			v.LieVersion(&ver)
+		}
+		out = append(out, ver)
 	}
 	return out, nil
 }
