@@ -208,3 +208,60 @@ func TestRecordIntentsIsAllOrNothing(t *testing.T) {
 		t.Errorf("a has %d attempts, want 1: the refused group must record nothing", u.Attempts)
 	}
 }
+
+// TestVaultMismatchIsFinal: an answer recorded as not matching ends the upload for good; an
+// intent for the package is refused, MarkFailed does not reopen it.
+func TestVaultMismatchIsFinal(t *testing.T) {
+	s := storetest.Open(t)
+	pkg := bundle.ID{7}
+	if err := s.MarkMismatch(pkg, "kid", "detail", now); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := s.Upload(pkg); u != nil {
+		t.Fatalf("MarkMismatch without an intent made a record: %+v", u)
+	}
+	if _, err := s.RecordIntent(pkg, "https://v.vault.azure.net", "k", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkMismatch(pkg, "https://other/keys/k/1", "kid in vault https://other", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkFailed(pkg, "later", now); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.Upload(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.State != store.StateVaultMismatch || u.KID != "https://other/keys/k/1" || u.Error != "kid in vault https://other" {
+		t.Errorf("record = %+v", u)
+	}
+	if _, err := s.RecordIntent(pkg, "https://v.vault.azure.net", "k", now); !errors.Is(err, store.ErrVaultMismatch) {
+		t.Errorf("RecordIntent after a mismatch = %v, want ErrVaultMismatch", err)
+	}
+	if _, err := s.RecordIntents(now, store.Intent{Package: pkg}); !errors.Is(err, store.ErrVaultMismatch) {
+		t.Errorf("RecordIntents after a mismatch = %v, want ErrVaultMismatch", err)
+	}
+}
+
+// TestRecordVersionsKeepsEveryVersion: duplicate versions accumulate without repeats.
+func TestRecordVersionsKeepsEveryVersion(t *testing.T) {
+	s := storetest.Open(t)
+	pkg := bundle.ID{8}
+	if _, err := s.RecordIntent(pkg, "https://v.vault.azure.net", "k", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordVersions(pkg, []string{"a", "b"}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordVersions(pkg, []string{"b", "c"}, now); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.Upload(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !u.Duplicate() || len(u.Versions) != 3 || u.Versions[0] != "a" || u.Versions[2] != "c" || u.State != store.StateIntent {
+		t.Errorf("record = %+v, want versions a, b, c, still in intent", u)
+	}
+}
