@@ -95,6 +95,10 @@ func TestOnline(t *testing.T) {
 		t.Parallel()
 		testOnlineLateCommit(t, bins)
 	})
+	t.Run("DuplicateReported", func(t *testing.T) {
+		t.Parallel()
+		testOnlineDuplicateReported(t, bins)
+	})
 	t.Run("Storm", func(t *testing.T) {
 		t.Parallel()
 		testOnlineStorm(t, bins)

@@ -190,3 +190,54 @@ func testOnlineStorm(t *testing.T, bins onlineBinaries) {
 	t.Logf("%d packages, %d faults applied (%d queued), %d requests", packages, st.Faults, injected, st.Requests)
 	r.must(0, "verify")
 }
+
+// testOnlineDuplicateReported: Key Vault holds the first import longer than upload waits
+// before it trusts a "not found" (twice --request-timeout after the failure), so upload
+// imports again; the first commit lands while the second answer is on its way. The list
+// after the second import shows both versions: upload exits 3 naming both, the ledger keeps
+// both, status and verify show them, the receipt names one, and a rerun imports nothing.
+func testOnlineDuplicateReported(t *testing.T, bins onlineBinaries) {
+	r := newOnlineRig(t, bins.plain, onlineRigConfig{AllowWeakerKEK: true})
+	r.setup()
+	p := r.pkg(payload.ECP256, "key-1")
+	// Request timeout 4 s: the first import fails at 4 s, the last look before importing
+	// again is at 12 s; the first commit lands at 13 s; the second import is answered at
+	// 12 s + 3.5 s, and the list that follows sees both.
+	for _, f := range []kvemu.Fault{
+		{Kind: kvemu.FaultLateCommit, Delay: 13 * time.Second, Method: "PUT", Path: importPath},
+		{Kind: kvemu.FaultSlow, Delay: 3500 * time.Millisecond, Method: "PUT", Path: importPath},
+	} {
+		if err := r.vault.InjectFault(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := r.must(3, "upload", "--request-timeout", "4s")
+	vs := r.versions("key-1")
+	if len(vs) != 2 {
+		t.Fatalf("%d versions: the test did not provoke the duplicate it is about", len(vs))
+	}
+	for _, v := range vs {
+		if !strings.Contains(res.stderr, v.KID) || !strings.Contains(res.stdout, "DUPLICATE: key vault holds "+v.KID) {
+			t.Errorf("version %s is not named\nstdout:\n%s\nstderr:\n%s", v.KID, res.stdout, res.stderr)
+		}
+	}
+	if !strings.Contains(res.stderr, "was imported 2 times") {
+		t.Errorf("stderr:\n%s", res.stderr)
+	}
+	rcs := r.receipts()[p.ID()]
+	if len(rcs) != 1 || (rcs[0].KID != vs[0].KID && rcs[0].KID != vs[1].KID) {
+		t.Fatalf("receipts = %+v, want one naming one of the versions", rcs)
+	}
+	st := r.must(0, "status")
+	if !strings.Contains(st.stdout, "DUPLICATE: imported 2 times; Key Vault holds "+vs[0].KID) {
+		t.Errorf("status:\n%s", st.stdout)
+	}
+	ver := r.must(0, "verify")
+	if !strings.Contains(ver.stdout, "was imported 2 times") {
+		t.Errorf("verify:\n%s", ver.stdout)
+	}
+	r.must(0, "upload")
+	if n := len(r.versions("key-1")); n != 2 {
+		t.Errorf("the rerun imported again: %d versions", n)
+	}
+}

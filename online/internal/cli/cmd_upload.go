@@ -50,9 +50,10 @@ the policy's threshold, unexpired and wrapped with a KEK this station offered, e
 an intent is recorded before each ImportKey call, the import is tagged with the package ID,
 and after any ambiguous failure (a 5xx, a reset, a timeout) Key Vault is searched for the tag
 before trying again; a "not found" is trusted only once twice --request-timeout has passed
-since the failure, so an import that Key Vault commits late is found, not repeated. If Key Vault
-nevertheless holds more than one version carrying the package's tag, every one is recorded
-in the station's ledger, shown by status and verify, and upload exits 3 naming them.
+since the failure, so an import that Key Vault commits late is found, not repeated. After an
+import that followed such a failure the key's versions are listed again: if more than one
+carries the package's tag, every one is recorded in the station's ledger, shown by status
+and verify, and upload exits 3 naming them.
 
 Key Vault's answer is checked against the request before anything is signed: the key
 identifier's vault and name, the key type, size or curve, key_ops, enabled, not-before,
