@@ -201,10 +201,10 @@ func testOnlineDuplicateReported(t *testing.T, bins onlineBinaries) {
 	r.setup()
 	p := r.pkg(payload.ECP256, "key-1")
 	// Request timeout 4 s: the first import fails at 4 s, the last look before importing
-	// again is at 12 s; the first commit lands at 13 s; the second import is answered at
+	// again is at 12 s; the first commit lands at 13.5 s; the second import is answered at
 	// 12 s + 3.5 s, and the list that follows sees both.
 	for _, f := range []kvemu.Fault{
-		{Kind: kvemu.FaultLateCommit, Delay: 13 * time.Second, Method: "PUT", Path: importPath},
+		{Kind: kvemu.FaultLateCommit, Delay: 13500 * time.Millisecond, Method: "PUT", Path: importPath},
 		{Kind: kvemu.FaultSlow, Delay: 3500 * time.Millisecond, Method: "PUT", Path: importPath},
 	} {
 		if err := r.vault.InjectFault(f); err != nil {
