@@ -6,10 +6,10 @@ BIN = bin
 # Go on PATH, else in /usr/local/go/bin, as scripts/lib.sh finds it.
 export PATH := $(if $(shell command -v go),$(PATH),/usr/local/go/bin:$(PATH))
 
-.PHONY: help build test test-race test-short lint fuzz generate check bench demo clean deps
+.PHONY: help build test test-race test-short lint fuzz generate check bench demo clean deps release release-check
 
 help: ## list the targets
-	$(Q)grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	$(Q)grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 deps: ## install missing Debian packages (C compiler, git, make, SoftHSM2, OpenSC, OpenSSL, Chromium, ...)
 	$(Q)scripts/deps.sh
@@ -19,6 +19,12 @@ build: ## build bin/byok-offline (cgo), bin/byok-online (static) and bin/kvemu
 	$(Q)CGO_ENABLED=1 go build -C offline -trimpath -ldflags '$(LDFLAGS)' -o ../$(BIN)/byok-offline ./cmd/byok-offline
 	$(Q)CGO_ENABLED=0 go build -C online -trimpath -ldflags '$(LDFLAGS)' -o ../$(BIN)/byok-online ./cmd/byok-online
 	$(Q)CGO_ENABLED=0 go build -C integration -trimpath -o ../$(BIN)/kvemu ./cmd/kvemu
+
+release: ## dist/: both stations and kvemu for linux/amd64 and arm64 as binaries, tarballs, SBOMs, .deb and SHA256SUMS
+	$(Q)scripts/release.sh
+
+release-check: ## build the release twice (other folder, user, time zone, umask, caches) and compare SHA256SUMS
+	$(Q)scripts/release-check.sh
 
 test: ## the README's test command: deps, vet, every test, vectors check
 	$(Q)scripts/test.sh
@@ -51,4 +57,4 @@ demo: ## the whole ceremony end to end on this machine (installs SoftHSM2 if mis
 	$(Q)scripts/demo.sh
 
 clean: ## remove build output
-	$(Q)rm -rf $(BIN) demo-out
+	$(Q)rm -rf $(BIN) demo-out dist

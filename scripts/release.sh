@@ -21,17 +21,19 @@ ARCHES=(amd64 arm64)
 usage() {
 	cat >&2 <<'EOF'
 usage: scripts/release.sh [-o DIR] [REV]
+       scripts/release.sh --describe [REV]
        scripts/release.sh -o DIR --source TAR --version V --revision COMMIT --epoch SECONDS
 
 Builds the release of commit REV (default HEAD) into DIR (default dist/; replaced if it holds
 an earlier release). The version is the commit's vX.Y.Z tag, else a Go pseudo-version
 (v0.0.0-<commit time>-<12 hex digits>); VERSION=... overrides it. The second form builds from
 a `git archive` tarball with everything given (scripts/release-check.sh uses it to build as
-another user, who cannot read this repository).
+another user, who cannot read this repository); --describe prints what the first form would
+use: "VERSION REVISION SOURCE_DATE_EPOCH".
 EOF
 }
 
-out="" rev="" src_tar="" version="${VERSION:-}" revision="" epoch=""
+out="" rev="" src_tar="" version="${VERSION:-}" revision="" epoch="" describe=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-o) out="$2"; shift 2 ;;
@@ -39,6 +41,7 @@ while [ $# -gt 0 ]; do
 	--version) version="$2"; shift 2 ;;
 	--revision) revision="$2"; shift 2 ;;
 	--epoch) epoch="$2"; shift 2 ;;
+	--describe) describe=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	-*) usage; exit 2 ;;
 	*) [ -z "$rev" ] || { usage; exit 2; }; rev="$1"; shift ;;
@@ -61,6 +64,10 @@ else
 	fi
 	if [ -z "$version" ]; then
 		version="v0.0.0-$(TZ=UTC git -C "$root" log -1 --date=format-local:%Y%m%d%H%M%S --format=%cd "$revision")-${revision:0:12}"
+	fi
+	if [ -n "$describe" ]; then
+		echo "$version $revision $epoch"
+		exit 0
 	fi
 	if [ -n "$(git -C "$root" status --porcelain --untracked-files=no)" ]; then
 		echo "release: note: uncommitted changes are not part of the release of $revision" >&2
@@ -94,7 +101,10 @@ fi
 tools="${RELEASE_TOOLS:-$work/tools}"
 if [ ! -x "$tools/nfpm" ] || [ ! -x "$tools/cyclonedx-gomod" ]; then
 	mkdir -p "$tools"
-	(cd "$work" && GOWORK=off GOFLAGS= GOBIN="$tools" go install "$NFPM" && GOWORK=off GOFLAGS= GOBIN="$tools" go install "$CYCLONEDX")
+	# -trimpath: the SBOMs record the generator's own hash, which must not depend on where
+	# the module cache is.
+	(cd "$work" && export GOWORK=off GOFLAGS=-trimpath GOBIN="$tools" && go install "$NFPM" && go install "$CYCLONEDX")
+	chmod -R a+rX "$tools"
 fi
 
 # Everything that could differ between two builders is fixed here.
