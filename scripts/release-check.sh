@@ -8,8 +8,9 @@
 # user (the second runs as nobody). The packager and SBOM tool are built once (with -trimpath)
 # and shared: they are inputs of the release, like the Go toolchain and the cross compiler.
 #
-# Then the amd64 byok-offline Debian package is unpacked and its binary checks the release
-# folder with verify-release, and reports the same SHA-256 as SHA256SUMS lists.
+# Then the amd64 byok-offline Debian package is unpacked: its binary checks the release folder
+# with verify-release, reports the SHA-256 SHA256SUMS lists, and passes hsm check on a
+# throwaway SoftHSM2 token.
 set -euo pipefail
 
 usage() {
@@ -79,5 +80,25 @@ grep -q "^$sum  byok-offline_${version}_linux_amd64\$" "$work/a/dist/SHA256SUMS"
 	exit 1
 }
 
+# ...and works against a PKCS#11 token: hsm check on a throwaway SoftHSM2 token.
+module=/usr/lib/softhsm/libsofthsm2.so
+if command -v softhsm2-util >/dev/null 2>&1 && [ -e "$module" ]; then
+	mkdir -p "$work/softhsm/tokens"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\n' "$work/softhsm/tokens" >"$work/softhsm/softhsm2.conf"
+	printf 'release-check-pin\n' >"$work/softhsm/pin"
+	SOFTHSM2_CONF="$work/softhsm/softhsm2.conf" softhsm2-util --init-token --free --label station \
+		--pin release-check-pin --so-pin release-check-so >/dev/null
+	SOFTHSM2_CONF="$work/softhsm/softhsm2.conf" "$work/root/usr/bin/byok-offline" hsm check \
+		--hsm-module "$module" --token-label station --pin-file "$work/softhsm/pin" >"$work/hsm.log" 2>&1 || {
+		cat "$work/hsm.log" >&2
+		echo "release-check: FAIL: the packaged byok-offline fails hsm check" >&2
+		exit 1
+	}
+	hsm="the packaged byok-offline passes hsm check on SoftHSM2"
+else
+	hsm="SoftHSM2 not installed: hsm check of the packaged binary not run"
+fi
+
 n="$(wc -l <"$work/a/dist/SHA256SUMS")"
+echo "release-check: $hsm" >&2
 echo "release-check: OK: $n files identical across both builds (first build $((a1 - a0)) s, second build from empty caches $((b1 - b0)) s, total $((SECONDS - start)) s)" >&2
