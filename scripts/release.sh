@@ -2,7 +2,8 @@
 # Build the release files of one commit: byok-offline (cgo), byok-online and kvemu (static) for
 # linux/amd64 and linux/arm64, as bare binaries, tarballs (with README.md, LICENSE and the
 # operator's guide where there is one), CycloneDX SBOMs (cyclonedx-gomod) and Debian packages
-# (nfpm), and a SHA256SUMS over all of them.
+# (nfpm; the stations' packages carry the bash, zsh and fish completion scripts the binaries
+# print), and a SHA256SUMS over all of them.
 #
 # The release is a function of the commit alone: the source is the commit's `git archive` (so
 # uncommitted changes never reach a release), the version and SOURCE_DATE_EPOCH come from the
@@ -16,7 +17,6 @@ set -euo pipefail
 
 NFPM=github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
 CYCLONEDX=github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0
-ARCHES=(amd64 arm64)
 
 usage() {
 	cat >&2 <<'EOF'
@@ -114,8 +114,16 @@ umask 022
 ldflags="-s -w -X main.Version=$version -X github.com/airgap-byok/airgap-byok/shared/buildinfo.revision=$revision"
 debversion="${version#v}"
 
+# The build machine's architecture first: its binaries print the shell completion scripts
+# that go into the Debian packages (the scripts are the same for every architecture).
+hostarch="$(go env GOHOSTARCH)"
+ARCHES=("$hostarch")
+for a in amd64 arm64; do [ "$a" = "$hostarch" ] || ARCHES+=("$a"); done
+case "$hostarch" in amd64 | arm64) ;; *) echo "release: build on amd64 or arm64, not $hostarch" >&2; exit 1 ;; esac
+
 stage="$work/out"
-mkdir "$stage"
+comp="$work/completions"
+mkdir "$stage" "$comp"
 guides=()
 for g in docs/ceremony.md docs/guide.md GUIDE.md; do
 	[ -f "$src/$g" ] && guides+=("$g")
@@ -153,8 +161,15 @@ for arch in "${ARCHES[@]}"; do
 		GOARCH="$arch" "$tools/cyclonedx-gomod" bin -json -std -noserial -notimestamp \
 			-version "$version" -output "$stage/$base.cdx.json" "$stage/$base" 2>/dev/null
 
+		# Shell completion scripts, where the binary makes them (kvemu does not).
+		if [ "$arch" = "$hostarch" ] && [ "$bin" != kvemu ]; then
+			for sh in bash zsh fish; do
+				env -i PATH=/usr/bin:/bin "$stage/$base" completion "$sh" >"$comp/$bin.$sh"
+			done
+		fi
+
 		# Debian package, installing to /usr/bin.
-		VERSION="$debversion" ARCH="$arch" BINARY="$stage/$base" SRC="$src" \
+		VERSION="$debversion" ARCH="$arch" BINARY="$stage/$base" SRC="$src" COMPLETIONS="$comp" \
 			"$tools/nfpm" package --config "$src/packaging/nfpm-$bin.yaml" --packager deb \
 			--target "$stage/${bin}_${debversion}_${arch}.deb" >/dev/null
 	done
