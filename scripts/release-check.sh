@@ -74,6 +74,10 @@ fi
 deb="$(find "$work/a/dist" -name 'byok-offline_*_amd64.deb')"
 dpkg-deb -x "$deb" "$work/root"
 "$work/root/usr/bin/byok-offline" verify-release "$work/a/dist" >/dev/null
+[ -s "$work/root/usr/share/bash-completion/completions/byok-offline" ] || {
+	echo "release-check: FAIL: the byok-offline package has no bash completion script" >&2
+	exit 1
+}
 sum="$("$work/root/usr/bin/byok-offline" version --json | sed -n 's/^  "sha256": "\([0-9a-f]*\)",\{0,1\}$/\1/p')"
 grep -q "^$sum  byok-offline_${version}_linux_amd64\$" "$work/a/dist/SHA256SUMS" || {
 	echo "release-check: FAIL: the packaged byok-offline (sha256 $sum) is not the listed binary" >&2
