@@ -6,7 +6,7 @@ BIN = bin
 # Go on PATH, else in /usr/local/go/bin, as scripts/lib.sh finds it.
 export PATH := $(if $(shell command -v go),$(PATH),/usr/local/go/bin:$(PATH))
 
-.PHONY: help build test test-race test-short lint fuzz generate check bench demo clean deps release release-check
+.PHONY: help build test test-race test-short lint fuzz generate check bench demo clean deps release release-check fresh-check
 
 help: ## list the targets
 	$(Q)grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ bench: ## run every benchmark and rewrite BENCHMARKS.md
 
 demo: ## the whole ceremony end to end on this machine (installs SoftHSM2 if missing)
 	$(Q)scripts/demo.sh
+
+fresh-check: ## the README's two commands on a new minimal Debian root (root, network, ~4 GB)
+	$(Q)scripts/fresh-check.sh
 
 clean: ## remove build output
 	$(Q)rm -rf $(BIN) demo-out dist
