@@ -38,7 +38,9 @@ shift $((OPTIND - 1))
 	exit 2
 }
 
-command -v go >/dev/null 2>&1 || { echo "bench: Go 1.26 or newer is required (https://go.dev/dl/)" >&2; exit 1; }
+prog=bench
+. scripts/lib.sh
+need_go
 command -v awk >/dev/null 2>&1 || { echo "bench: awk is required" >&2; exit 1; }
 command -v softhsm2-util >/dev/null 2>&1 || { echo "bench: SoftHSM2 is required for the HSM and package benchmarks: run scripts/deps.sh" >&2; exit 1; }
 [ -d /dev/shm ] || { echo "bench: /dev/shm (tmpfs) is required for the tmpfs variants" >&2; exit 1; }
