@@ -122,6 +122,8 @@ else
 	[ -z "$(ls -A "$dir")" ] || die "$dir is not empty"
 fi
 root=$(cd "$dir" && pwd -P)
+# It is the root folder inside: users other than root (apt's _apt) must be able to enter it.
+chmod 755 "$root"
 
 # mounts prints every mount point at or below the root, deepest first.
 mounts() {
