@@ -156,11 +156,11 @@ func New(cfg Config) (*Ceremony, error) {
 // initMedia is media.Init, or for fast writes its result without the fsyncs: the folder
 // and the marker file.
 func initMedia(cfg Config) (*media.Media, error) {
-	if !cfg.FastWrite {
-		return media.Init(cfg.Dir)
-	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
+	}
+	if !cfg.FastWrite {
+		return media.Init(cfg.Dir)
 	}
 	f, err := os.OpenFile(filepath.Join(cfg.Dir, media.MarkerName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	switch {

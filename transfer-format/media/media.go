@@ -34,7 +34,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"iter"
 	"os"
@@ -66,11 +65,51 @@ const (
 var (
 	// ErrExists means the file to write is already on the medium.
 	ErrExists = errors.New("already on the medium")
-	// ErrNotMedia means the folder has no marker file.
+	// ErrNotMedia means the folder is not a medium: it does not exist, is not a folder, is
+	// empty, or has no marker file or a marker with other content (SPEC.md §8.1). Errors
+	// wrapping it are *NotMediaError values.
 	ErrNotMedia = errors.New("not an airgap-byok medium")
 	// ErrNotFound means no bundle has the requested position.
 	ErrNotFound = errors.New("no such bundle on the medium")
+	// ErrBadType means a path of the medium is not the kind of file the layout puts there: a
+	// symbolic link, a FIFO, a device node, or a file where a folder belongs. It is neither
+	// followed nor read. Errors wrapping it are *TypeError values.
+	ErrBadType = errors.New("not a regular file or folder")
 )
+
+// NotMediaError reports a folder that is not a medium, and why.
+type NotMediaError struct {
+	Dir    string
+	Reason string
+}
+
+func (e *NotMediaError) Error() string {
+	return fmt.Sprintf("no medium at %s: is the stick mounted? (%s)", e.Dir, e.Reason)
+}
+
+// Is makes a *NotMediaError match ErrNotMedia.
+func (e *NotMediaError) Is(t error) bool { return t == ErrNotMedia }
+
+// NotMedia returns a *NotMediaError for dir.
+func NotMedia(dir, reason string) error { return &NotMediaError{Dir: dir, Reason: reason} }
+
+// TypeError reports a path of the medium that is not what the layout puts there.
+type TypeError struct {
+	Path string
+	Dir  bool   // a folder was expected, else a regular file
+	Got  string // what is there: "a symbolic link", "a FIFO", ...
+}
+
+func (e *TypeError) Error() string {
+	want := "a regular file"
+	if e.Dir {
+		want = "a folder"
+	}
+	return fmt.Sprintf("%s: not %s (%s); refusing to open it", e.Path, want, e.Got)
+}
+
+// Is makes a *TypeError match ErrBadType.
+func (e *TypeError) Is(t error) bool { return t == ErrBadType }
 
 // ReadBackError means a written file did not read back as written: the medium is faulty.
 type ReadBackError struct{ Path string }
@@ -92,7 +131,8 @@ func hook(point string) {
 // Media is an open medium.
 type Media struct {
 	dir  string
-	root *os.Root
+	top  *os.File // the medium folder, through which every read opens (openIn)
+	root *os.Root // the same folder, for writes
 
 	// dirs keeps a few folders of the medium open, so that reading the bundles of a shard
 	// one after the other resolves one name per file rather than every folder of its path
@@ -103,43 +143,58 @@ type Media struct {
 
 // dirRef is a folder kept open by ReadFile, and how many reads are using it.
 type dirRef struct {
-	root  *os.Root
-	dir   *os.File // the folder itself, for readFileAt; nil if fd is -1
-	fd    int      // dir's descriptor, or -1: read through root
+	dir   *os.File
 	users int
-}
-
-func (d *dirRef) close() {
-	if d.dir != nil {
-		d.dir.Close()
-	}
-	d.root.Close()
 }
 
 // maxOpenDirs bounds the folders kept open: a replay reads one shard of each chain at a
 // time.
 const maxOpenDirs = 8
 
-// Open opens an existing medium for reading and writing. A folder without the marker is
-// refused with ErrNotMedia unless it is empty.
+// Open opens an existing medium for reading and writing. It fails with a *NotMediaError
+// (ErrNotMedia) if dir does not exist, is not a folder, is empty, or has no marker file or
+// one with other content. It opens nothing but dir and the marker, and never blocks: a FIFO
+// or a device in the place of either is refused.
 func Open(dir string) (*Media, error) {
-	root, err := os.OpenRoot(dir)
+	m, empty, err := open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open medium: %w", err)
+		return nil, err
 	}
-	m := &Media{dir: dir, root: root}
-	b, err := root.ReadFile(MarkerName)
+	if empty {
+		m.Close()
+		return nil, NotMedia(dir, "the folder is empty")
+	}
+	return m, nil
+}
+
+// open opens dir as a medium; a folder without a marker is opened only if it is empty
+// (holding at most a lock file and leftovers of an interrupted write of the marker), and
+// empty says so.
+func open(dir string) (_ *Media, empty bool, err error) {
+	top, err := openTop(dir)
+	if err != nil {
+		return nil, false, err
+	}
+	m := &Media{dir: dir, top: top}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	b, err := m.readTop(MarkerName, int64(len(MarkerContent)))
 	switch {
 	case err == nil:
 		if string(b) != MarkerContent {
-			root.Close()
-			return nil, fmt.Errorf("%s: %w: unknown marker content %q", dir, ErrNotMedia, truncate(string(b), 40))
+			return nil, false, NotMedia(dir, fmt.Sprintf("its %s file holds %q, not this format's marker", MarkerName, truncate(string(b), 40)))
 		}
+	case errors.Is(err, bundle.ErrTooLarge):
+		return nil, false, NotMedia(dir, fmt.Sprintf("its %s file is not this format's marker (too large)", MarkerName))
+	case errors.Is(err, ErrBadType):
+		return nil, false, NotMedia(dir, err.Error())
 	case errors.Is(err, fs.ErrNotExist):
-		ents, rerr := root.FS().(fs.ReadDirFS).ReadDir(".")
+		ents, rerr := m.readDir(".")
 		if rerr != nil {
-			root.Close()
-			return nil, fmt.Errorf("open medium: %w", rerr)
+			return nil, false, fmt.Errorf("open medium: %w", rerr)
 		}
 		for _, e := range ents {
 			// The lock file, and a marker whose write was interrupted, do not make a
@@ -147,32 +202,54 @@ func Open(dir string) (*Media, error) {
 			if n := e.Name(); n == LockName || strings.HasPrefix(n, tmpPrefix) {
 				continue
 			}
-			root.Close()
-			return nil, fmt.Errorf("%s: %w: no %s file and the folder is not empty", dir, ErrNotMedia, MarkerName)
+			return nil, false, NotMedia(dir, fmt.Sprintf("no %s file, and the folder is not empty", MarkerName))
 		}
+		empty = true
 	default:
-		root.Close()
-		return nil, fmt.Errorf("open medium: %w", err)
+		return nil, false, fmt.Errorf("open medium: %w", err)
 	}
-	return m, nil
+	// Writes go through an os.Root of the same folder. (OpenRoot would wait on a FIFO put in
+	// the folder's place since openTop; that needs a hand on this machine, not on the
+	// medium.)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, false, fmt.Errorf("open medium: %w", err)
+	}
+	m.root = root
+	a, aerr := top.Stat()
+	b2, berr := root.Stat(".")
+	if aerr != nil || berr != nil || !os.SameFile(a, b2) {
+		return nil, false, fmt.Errorf("open medium: %s was replaced while it was opened", dir)
+	}
+	return m, empty, nil
 }
 
-// Init prepares dir as a medium, creating it and the marker as needed, and opens it.
+// Init opens dir as a medium, writing the marker first if dir is an existing, empty folder
+// (or holds only a lock file and leftovers of an interrupted Init). It never creates dir:
+// only a ceremony's start initialises a medium, and a missing folder is an unmounted stick
+// (a *NotMediaError). Callers hold the medium's write lock.
 func Init(dir string) (*Media, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create medium folder: %w", err)
-	}
-	m, err := Open(dir)
+	m, empty, err := open(dir)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := m.root.Lstat(MarkerName); errors.Is(err, fs.ErrNotExist) {
+	if empty {
 		if err := m.writeAtomic(".", MarkerName, []byte(MarkerContent)); err != nil && !errors.Is(err, ErrExists) {
 			m.Close()
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// CheckFolder returns a *NotMediaError (ErrNotMedia) if dir does not exist or is not a
+// folder. It opens dir without waiting and creates nothing.
+func CheckFolder(dir string) error {
+	f, err := openTop(dir)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // Dir returns the folder of the medium.
@@ -182,25 +259,34 @@ func (m *Media) Dir() string { return m.dir }
 func (m *Media) Close() error {
 	m.mu.Lock()
 	for k, d := range m.dirs {
-		d.close()
+		d.dir.Close()
 		delete(m.dirs, k)
 	}
 	m.mu.Unlock()
-	return m.root.Close()
+	var err error
+	if m.root != nil {
+		err = m.root.Close()
+	}
+	if m.top != nil {
+		if cerr := m.top.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
 }
 
-// openDir returns folder p of the medium as a root for ReadFile, and the function to call when
-// done with it. Folders stay open for the next read until more than maxOpenDirs are open;
-// then the unused ones are closed.
+// openDir returns folder p of the medium for ReadFile, and the function to call when done
+// with it. Folders stay open for the next read until more than maxOpenDirs are open; then
+// the unused ones are closed.
 func (m *Media) openDir(p string) (*dirRef, func(), error) {
 	if p == "." {
-		return &dirRef{root: m.root, fd: -1}, func() {}, nil
+		return &dirRef{dir: m.top}, func() {}, nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d, ok := m.dirs[p]
 	if !ok {
-		r, err := m.root.OpenRoot(p)
+		f, err := openFolder(m.top, p)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -210,13 +296,12 @@ func (m *Media) openDir(p string) (*dirRef, func(), error) {
 		if len(m.dirs) >= maxOpenDirs {
 			for k, o := range m.dirs {
 				if o.users == 0 {
-					o.close()
+					o.dir.Close()
 					delete(m.dirs, k)
 				}
 			}
 		}
-		d = &dirRef{root: r}
-		d.dir, d.fd = dirFD(r)
+		d = &dirRef{dir: f}
 		m.dirs[p] = d
 	}
 	d.users++
@@ -278,10 +363,6 @@ type Entry struct {
 	Seq   uint64
 	ID    bundle.ID
 	Path  string // relative to the medium folder
-
-	// listed is set on the entries of Entries (and Find), whose listing saw a regular file
-	// there: Read opens it without a separate stat and checks the open file instead.
-	listed bool
 }
 
 // Warning is something on the medium that readers ignore but people should know about.
@@ -340,7 +421,7 @@ func (m *Media) entriesFrom(c bundle.Chain, from uint64, warn func(Warning)) ite
 				if seq < from {
 					continue
 				}
-				if !yield(Entry{Chain: c, Seq: seq, ID: id, Path: fp, listed: true}, nil) {
+				if !yield(Entry{Chain: c, Seq: seq, ID: id, Path: fp}, nil) {
 					return
 				}
 			}
@@ -372,92 +453,65 @@ func isShardName(s string) bool {
 
 // readDir lists a folder sorted by name.
 func (m *Media) readDir(p string) ([]fs.DirEntry, error) {
-	f, err := m.root.Open(p)
+	ents, err := listFolder(m.top, p)
 	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	ents, err := listDir(f)
-	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrBadType) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("list %s: %w", p, err)
 	}
 	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	return ents, nil
 }
 
-// Read returns the bytes of a bundle file. It refuses non-regular files and files larger than
-// bundle.MaxFileSize before reading them.
+// Read returns the bytes of a bundle file. It refuses non-regular files (a *TypeError),
+// never following a link or waiting on a FIFO, and files larger than bundle.MaxFileSize
+// before reading them.
 func (m *Media) Read(e Entry) ([]byte, error) {
-	if !e.listed {
-		return m.ReadFile(e.Path, bundle.MaxFileSize)
-	}
-	// The listing saw a regular file: open it (never following a link, never waiting on a
-	// FIFO that replaced it since) and check what was opened, one path lookup instead of two.
-	dir, name := path.Split(e.Path)
-	d, done, err := m.openDir(path.Clean(dir))
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	if d.fd < 0 || name == "" || name == "." || name == ".." {
-		return m.ReadFile(e.Path, bundle.MaxFileSize)
-	}
-	return readOpenAt(d.fd, name, e.Path, bundle.MaxFileSize)
+	return m.ReadFile(e.Path, bundle.MaxFileSize)
 }
 
-// ReadFile reads a regular file of at most limit bytes from the medium.
+// ReadFile reads a regular file of at most limit bytes from the medium. It refuses anything
+// else, and a symbolic link at any component of p, with a *TypeError, and a file larger than
+// limit with an error wrapping bundle.ErrTooLarge.
 func (m *Media) ReadFile(p string, limit int64) ([]byte, error) {
 	dir, name := path.Split(p)
+	if name == "" || name == "." || name == ".." {
+		return nil, &fs.PathError{Op: "read", Path: p, Err: fs.ErrInvalid}
+	}
 	d, done, err := m.openDir(path.Clean(dir))
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	if d.fd >= 0 && name != "" && name != "." && name != ".." {
-		return readFileAt(d.root, d.fd, name, p, limit)
+	return readFile(d.dir, name, p, limit)
+}
+
+// IsFile reports whether p is a regular file of the medium: false if it does not exist, a
+// *TypeError (ErrBadType) if it, or a folder of its path, is something else (a symbolic
+// link, a FIFO, ...). Like every read, it follows no link and never waits.
+func (m *Media) IsFile(p string) (bool, error) {
+	dir, name := path.Split(p)
+	if name == "" || name == "." || name == ".." {
+		return false, &fs.PathError{Op: "open", Path: p, Err: fs.ErrInvalid}
 	}
-	r := d.root
-	fi, err := r.Lstat(name)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", p)
-	}
-	if fi.Size() > limit {
-		return nil, tooLarge(p, fi.Size(), limit)
-	}
-	f, err := r.OpenFile(name, os.O_RDONLY|noFollow, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	// Ask for what the file held at Lstat and one byte more, to see whether it has grown.
-	// A regular file reads short only at its end, so one read usually does.
-	b := make([]byte, fi.Size()+1)
-	n, err := f.Read(b)
-	if err == nil && int64(n) == fi.Size() {
-		return b[:n], nil
-	}
+	d, done, err := m.openDir(path.Clean(dir))
 	if err == nil {
-		var more int
-		more, err = io.ReadFull(f, b[n:])
-		n += more
+		defer done()
+		err = checkFile(d.dir, name, p)
 	}
 	switch {
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return b[:n], nil
-	case err != nil:
-		return nil, fmt.Errorf("read %s: %w", p, err)
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
 	}
-	rest, err := io.ReadAll(io.LimitReader(f, limit+1-int64(n)))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", p, err)
-	}
-	if b = append(b, rest...); int64(len(b)) > limit {
-		return nil, grewTooLarge(p, limit)
-	}
-	return b, nil
+	return false, err
+}
+
+// readTop reads a regular file at the top of the medium (the marker).
+func (m *Media) readTop(name string, limit int64) ([]byte, error) {
+	return readFile(m.top, name, name, limit)
 }
 
 func tooLarge(p string, size, limit int64) error {

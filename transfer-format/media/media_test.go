@@ -89,6 +89,15 @@ func TestParseNameRefuses(t *testing.T) {
 func TestOpenAndInit(t *testing.T) {
 	t.Run("init creates the marker", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "stick")
+		if _, err := media.Init(dir); !errors.Is(err, media.ErrNotMedia) {
+			t.Fatalf("Init(missing folder) = %v, want ErrNotMedia", err)
+		}
+		if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("Init(missing folder) created it: %v", err)
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		m, err := media.Init(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -110,7 +119,7 @@ func TestOpenAndInit(t *testing.T) {
 		prepare func(dir string) error
 		wantErr error // nil: opens
 	}{
-		{"empty folder", func(string) error { return nil }, nil},
+		{"empty folder", func(string) error { return nil }, media.ErrNotMedia},
 		{"medium", func(dir string) error {
 			return os.WriteFile(filepath.Join(dir, media.MarkerName), []byte(media.MarkerContent), 0o444)
 		}, nil},
@@ -146,8 +155,8 @@ func TestOpenAndInit(t *testing.T) {
 			}
 		})
 	}
-	if _, err := media.Open(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("Open(missing) = %v, want ErrNotExist", err)
+	if _, err := media.Open(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, media.ErrNotMedia) {
+		t.Errorf("Open(missing) = %v, want ErrNotMedia", err)
 	}
 }
 

@@ -2,9 +2,6 @@ package media
 
 import "syscall"
 
-// noFollow refuses a symbolic link as the last path component.
-const noFollow = syscall.O_NOFOLLOW
-
 // errSyncUnsupported is what fsync of a folder returns on file systems that cannot do it
 // (some FUSE and network mounts); the rename is still atomic there.
 var errSyncUnsupported error = syscall.EINVAL

@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
@@ -48,14 +47,7 @@ func inspectCommand(env *clirun.Env) *cli.Command {
 }
 
 func runInspect(_ context.Context, o inspectOptions, env *clirun.Env) error {
-	fi, err := os.Stat(o.File)
-	if err != nil {
-		return exitcode.Wrap(exitcode.Bundle, err, "")
-	}
-	if fi.Size() > bundle.MaxFileSize {
-		return exitcode.Wrap(exitcode.Bundle, fmt.Errorf("%s: %w: %d bytes", o.File, bundle.ErrTooLarge, fi.Size()), "")
-	}
-	data, err := os.ReadFile(o.File)
+	data, err := inspect.ReadFile(o.File)
 	if err != nil {
 		return exitcode.Wrap(exitcode.Bundle, err, "")
 	}

@@ -5,8 +5,6 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -53,12 +51,7 @@ func runInspect(_ context.Context, o inspectOptions, env *clirun.Env, _ deps) er
 			return err
 		}
 	}
-	f, err := os.Open(o.File)
-	if err != nil {
-		return exitcode.Wrap(exitcode.Bundle, fmt.Errorf("open bundle: %w", err), "")
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, bundle.MaxFileSize+1))
+	data, err := inspect.ReadFile(o.File)
 	if err != nil {
 		return exitcode.Wrap(exitcode.Bundle, fmt.Errorf("read bundle: %w", err), "")
 	}
