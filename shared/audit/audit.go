@@ -42,7 +42,6 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -280,27 +279,25 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	if fi, err := os.Stat(opts.Media); err != nil || !fi.IsDir() {
-		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("medium %s is not a folder", opts.Media), "point --media at the airgap-byok folder on the stick or its copy")
-	}
 	for _, out := range []struct{ flag, path string }{{"--html", opts.HTML}, {"--checkpoint", opts.Checkpoint}} {
 		if out.path != "" && onMedium(opts.Media, out.path) {
 			return nil, fmt.Errorf("%w: %s %s is on the medium, and the audit never writes there", exitcode.ErrUsage, out.flag, out.path)
 		}
 	}
+	// The audit reads: it creates, changes and deletes nothing on the medium (SPEC.md §8.3).
+	m, err := media.Open(opts.Media)
+	if err != nil {
+		if errors.Is(err, media.ErrNotMedia) {
+			return nil, err // 4, "is the stick mounted?"
+		}
+		return nil, fmt.Errorf("%w: %w", exitcode.ErrBundle, err)
+	}
+	defer m.Close()
 	lock, err := medialock.Shared(opts.Media)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
-	m, err := media.Open(opts.Media)
-	if err != nil {
-		if errors.Is(err, media.ErrNotMedia) {
-			return nil, exitcode.Wrap(exitcode.Usage, err, "point --media at the airgap-byok folder on the stick or its copy")
-		}
-		return nil, fmt.Errorf("%w: %w", exitcode.ErrBundle, err)
-	}
-	defer m.Close()
 
 	var cp *checkpoint
 	if opts.Since != "" {

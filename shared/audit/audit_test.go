@@ -468,8 +468,9 @@ func TestCommandErrors(t *testing.T) {
 	}{
 		{"no media", []string{"audit"}, exitcode.Usage},
 		{"argument", []string{"audit", "--media", c.M.Dir(), "extra"}, exitcode.Usage},
-		{"media is no folder", []string{"audit", "--media", filepath.Join(notMedium, "x")}, exitcode.Usage},
-		{"media without marker", []string{"audit", "--media", notMedium}, exitcode.Usage},
+		{"media is no folder", []string{"audit", "--media", filepath.Join(notMedium, "x")}, exitcode.Bundle},
+		{"media missing", []string{"audit", "--media", filepath.Join(notMedium, "missing")}, exitcode.Bundle},
+		{"media without marker", []string{"audit", "--media", notMedium}, exitcode.Bundle},
 		{"bad fingerprint", []string{"audit", "--media", c.M.Dir(), "--policy", "not-a-fingerprint!"}, exitcode.Usage},
 		{"html in missing folder", []string{"audit", "--media", c.M.Dir(), "--html", filepath.Join(notMedium, "nope", "r.html")}, exitcode.Usage},
 		{"html on the medium", []string{"audit", "--media", c.M.Dir(), "--html", filepath.Join(c.M.Dir(), "report.html")}, exitcode.Usage},

@@ -22,8 +22,9 @@ func Command(env *clirun.Env) *cli.Command {
 		Description: "Verifies both chains from genesis: every signature, link, policy version, approval threshold\n" +
 			"and expiry; each key package matched to at most one receipt and each receipt's public key to\n" +
 			"its package. Prints PASS or FAIL first, then the counts, the keys and where they landed, and\n" +
-			"the findings. Never writes to the medium. Exit codes: 0 PASS, 3 FAIL, 4 unreadable or\n" +
-			"malformed input, 2 usage.",
+			"the findings. Never writes to the medium: it creates, changes and deletes nothing there\n" +
+			"(no lock file either) and works on a write-protected stick. Exit codes: 0 PASS, 3 FAIL,\n" +
+			"4 no medium at DIR, unreadable or malformed input, 2 usage, 8 a writer holds the medium.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "media", Usage: "the medium folder, or a copy of it", EnvVars: []string{"BYOK_MEDIA"}, Destination: &o.Media, TakesFile: true},
 			&cli.StringFlag{Name: "policy", Usage: "fingerprint (or 64-digit ID) of policy version 1 to pin; without it the first policy is trusted on first use, and the report says so", Destination: &o.Policy},

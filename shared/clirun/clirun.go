@@ -24,6 +24,8 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/jsonout"
 	"github.com/airgap-byok/airgap-byok/shared/logsetup"
+	"github.com/airgap-byok/airgap-byok/shared/medialock"
+	"github.com/airgap-byok/airgap-byok/transfer-format/media"
 )
 
 // Env is what a command may touch of the process: its streams, its logger and the global
@@ -249,12 +251,20 @@ func Fail(e *Env, err error) int {
 }
 
 // Code maps err to an exit code. urfave/cli's own exit errors (unknown help topics and the
-// like) are usage errors.
+// like) are usage errors. A folder that is not a medium (a stick that is not mounted) and a
+// medium that puts a link, a FIFO or a device where the layout has a file or a folder are
+// 4, unless the error carries its own code.
 func Code(err error) int {
 	var own *exitcode.Error
 	var ce cli.ExitCoder
 	if !errors.As(err, &own) && errors.As(err, &ce) {
 		return exitcode.Usage
 	}
-	return exitcode.From(err)
+	if code := exitcode.From(err); code != exitcode.Internal {
+		return code
+	}
+	if errors.Is(err, media.ErrNotMedia) || errors.Is(err, media.ErrBadType) || errors.Is(err, medialock.ErrUnsafe) {
+		return exitcode.Bundle
+	}
+	return exitcode.Internal
 }

@@ -2,9 +2,15 @@ package medialock
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/fstest"
@@ -39,6 +45,12 @@ func TestExclusiveRefusesSecondHolder(t *testing.T) {
 
 func TestSharedReaders(t *testing.T) {
 	dir := t.TempDir()
+	// A writer has used the medium: the lock file is there.
+	w, err := Exclusive(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Release()
 	a, err := Shared(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -95,4 +107,138 @@ func TestReadOnlyFolder(t *testing.T) {
 		t.Fatalf("Shared() on read-only = %v, want a no-op lock", err)
 	}
 	l.Release()
+}
+
+// A reader creates nothing: without a lock file it reads without a lock.
+func TestSharedCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Shared(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("Shared() left %v in the folder, want nothing", ents)
+	}
+}
+
+// The lock file is on the medium, in an attacker's hands: a link (to a file, to a missing
+// path, to a device), a FIFO or a device node in its place is refused by readers and
+// writers, and nothing outside the medium is created or opened.
+func TestUnsafeLockFileRefused(t *testing.T) {
+	outside := t.TempDir()
+	for _, tt := range []struct {
+		name   string
+		make   func(p string) error
+		target string // a path outside the medium that must stay as it was
+	}{
+		{"link to a file", func(p string) error {
+			if err := os.WriteFile(filepath.Join(outside, "file"), []byte("keep"), 0o600); err != nil {
+				return err
+			}
+			return os.Symlink(filepath.Join(outside, "file"), p)
+		}, filepath.Join(outside, "file")},
+		{"link to a missing path", func(p string) error { return os.Symlink(filepath.Join(outside, "pwned"), p) }, filepath.Join(outside, "pwned")},
+		{"link to a device", func(p string) error { return os.Symlink("/dev/null", p) }, ""},
+		{"link to a folder", func(p string) error { return os.Symlink(outside, p) }, ""},
+		{"fifo", func(p string) error { return syscall.Mkfifo(p, 0o644) }, ""},
+		{"device node", func(p string) error { return syscall.Mknod(p, syscall.S_IFCHR|0o644, 1<<8|3) }, ""},
+		{"folder", func(p string) error { return os.Mkdir(p, 0o755) }, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := tt.make(filepath.Join(dir, FileName)); err != nil {
+				t.Skipf("cannot make it here: %v", err)
+			}
+			var before []byte
+			if tt.target != "" {
+				before, _ = os.ReadFile(tt.target)
+			}
+			for name, take := range map[string]func(string) (*Lock, error){"Exclusive": Exclusive, "Shared": Shared} {
+				l, err := take(dir)
+				if !errors.Is(err, ErrUnsafe) {
+					l.Release()
+					t.Errorf("%s() with .lock a %s = %v, want ErrUnsafe", name, tt.name, err)
+				}
+			}
+			if tt.target != "" {
+				after, err := os.ReadFile(tt.target)
+				if string(after) != string(before) || (before == nil) != errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("the link's target %s changed: %q (%v), was %q", tt.target, after, err, before)
+				}
+			}
+		})
+	}
+}
+
+// The writer names itself in the lock file; a second process is told who holds the medium,
+// and the record goes when the lock does.
+func TestHolderNamed(t *testing.T) {
+	dir := t.TempDir()
+	l, err := ExclusiveWith(dir, Options{Command: "byok-offline package"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	_, err = Shared(dir)
+	var le *LockedError
+	if !errors.As(err, &le) || le.Holder == nil || le.Holder.PID != os.Getpid() || le.Holder.Command != "byok-offline package" || le.Holder.Host != host {
+		t.Fatalf("Shared() under a writer = %#v, want a *LockedError naming this process", err)
+	}
+	if want := fmt.Sprintf("locked by byok-offline package (pid %d on %s, since ", os.Getpid(), host); !strings.Contains(err.Error(), want) {
+		t.Errorf("error = %q, want it to contain %q", err, want)
+	}
+	if exitcode.From(err) != exitcode.Locked {
+		t.Errorf("exit code %d, want %d", exitcode.From(err), exitcode.Locked)
+	}
+	l.Release()
+	if b, err := os.ReadFile(filepath.Join(dir, FileName)); err != nil || len(b) != 0 {
+		t.Errorf("lock file after Release = %q, %v; want empty", b, err)
+	}
+}
+
+// A record left by a writer that was killed (a process of this host that no longer runs)
+// names nobody.
+func TestStaleHolderNotNamed(t *testing.T) {
+	dir := t.TempDir()
+	host, _ := os.Hostname()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	rec := fmt.Sprintf(`{"pid":%d,"host":%q,"command":"byok-online upload","since":"2026-01-02T10:02:11Z"}`, cmd.Process.Pid, host)
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(rec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Shared(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	_, err = Exclusive(dir)
+	var le *LockedError
+	if !errors.As(err, &le) || le.Holder != nil {
+		t.Fatalf("Exclusive() under a reader, with a dead writer's record = %v, want ErrLocked naming nobody", err)
+	}
+}
+
+// With Wait, a second process waits for the holder to let go.
+func TestWait(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Exclusive(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() {
+		l2, err := ExclusiveWith(dir, Options{Wait: time.Hour})
+		if err == nil {
+			l2.Release()
+		}
+		done <- err
+	}()
+	l.Release()
+	if err := <-done; err != nil {
+		t.Fatalf("ExclusiveWith(Wait) = %v, want the lock once released", err)
+	}
 }
