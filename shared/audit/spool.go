@@ -8,9 +8,12 @@ import (
 	"io"
 	"iter"
 	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
-// spool keeps the key inventory in a temporary file, so that an audit of a long medium holds
+// spool keeps the key inventory in a temporary file without a name (see newSpool), so that an audit of a long medium holds
 // no more keys in memory than are awaiting upload. The file is private to the process and
 // read back once or twice (the HTML report, the JSON or text output), so it holds each Key in
 // a compact binary record (see appendKey) rather than JSON, whose decoding cost more than
@@ -23,10 +26,24 @@ type spool struct {
 	buf []byte
 }
 
+// newSpool makes the spool's file in the temporary folder without a name: the key inventory
+// (key names and fingerprints) must not outlive the audit, and an audit killed with SIGKILL
+// runs no cleanup. It is an O_TMPFILE file where the file system has them, else a file
+// removed as soon as it is made.
 func newSpool() (*spool, error) {
-	f, err := os.CreateTemp("", "byok-audit-keys-*.bin")
-	if err != nil {
-		return nil, fmt.Errorf("key inventory: %w", err)
+	dir := os.TempDir()
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	var f *os.File
+	if err == nil {
+		f = os.NewFile(uintptr(fd), filepath.Join(dir, "byok-audit-keys (unnamed)"))
+	} else {
+		if f, err = os.CreateTemp(dir, "byok-audit-keys-*.bin"); err != nil {
+			return nil, fmt.Errorf("key inventory: %w", err)
+		}
+		if err := os.Remove(f.Name()); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("key inventory: %w", err)
+		}
 	}
 	return &spool{f: f, w: bufio.NewWriter(f)}, nil
 }
@@ -88,11 +105,7 @@ func (s *spool) close() error {
 		return nil
 	}
 	s.rm = true
-	err := s.f.Close()
-	if rerr := os.Remove(s.f.Name()); err == nil {
-		err = rerr
-	}
-	return err
+	return s.f.Close()
 }
 
 // appendKey appends the record of k: its fields in declaration order, strings and counts as

@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"os"
 	"reflect"
+	"syscall"
 	"testing"
 )
 
@@ -59,4 +61,32 @@ func FuzzReadKey(f *testing.F) {
 			t.Fatalf("round trip of %+v = %+v, %v", k, again, err)
 		}
 	})
+}
+
+// The spool's file has no name from the start, so an audit killed with SIGKILL leaves no key
+// inventory (key names and fingerprints) in the temporary folder.
+func TestSpoolHasNoName(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	s, err := newSpool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if err := s.add(Key{Package: "p", Name: "secret-key-name"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(tmp); err != nil || len(ents) != 0 {
+		t.Errorf("the temporary folder holds %v (%v) while the spool is open, want nothing", ents, err)
+	}
+	fi, err := s.f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := fi.Sys().(*syscall.Stat_t).Nlink; n != 0 {
+		t.Errorf("the spool's file has %d links, want 0", n)
+	}
 }
