@@ -94,6 +94,9 @@ func newCrossRig(t *testing.T, offline, online, mod string, kind kvemu.Kind) *cr
 	}
 	t.Cleanup(func() { v.Close() })
 	c := &crossRig{t: t, offline: offline, online: online, vault: v, medium: filepath.Join(dir, "medium"), vaultURL: v.URL()}
+	if err := os.Mkdir(c.medium, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	write := func(name string, data []byte, mode os.FileMode) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, data, mode); err != nil {

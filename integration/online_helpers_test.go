@@ -131,6 +131,9 @@ func startOnlineRig(dir, bin string, cfg onlineRigConfig, cleanup func(func())) 
 	r := &onlineRig{cleanup: cleanup, bin: bin, vault: v, vaultURL: v.URL(), dir: dir, cfg: cfg,
 		state: filepath.Join(dir, "state"), media: filepath.Join(dir, "media"),
 		caFile: filepath.Join(dir, "ca.pem"), tokenFile: filepath.Join(dir, "token")}
+	if err := os.Mkdir(r.media, 0o755); err != nil {
+		return nil, err
+	}
 	if err := os.WriteFile(r.caFile, v.CACertPEM(), 0o644); err != nil {
 		return nil, err
 	}
@@ -157,8 +160,12 @@ func newLiveRig(t testing.TB, bin, vaultURL string, cfg onlineRigConfig) *online
 	if cfg.KEKBits == 0 {
 		cfg.KEKBits = 2048
 	}
-	return &onlineRig{t: t, cleanup: t.Cleanup, bin: bin, vaultURL: vaultURL, dir: dir, cfg: cfg,
+	r := &onlineRig{t: t, cleanup: t.Cleanup, bin: bin, vaultURL: vaultURL, dir: dir, cfg: cfg,
 		state: filepath.Join(dir, "state"), media: filepath.Join(dir, "media")}
+	if err := os.Mkdir(r.media, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // result is one run of the binary.

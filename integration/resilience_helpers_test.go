@@ -171,6 +171,9 @@ func newResRig(t testing.TB, s *resSuite, branch string) *resRig {
 	t.Helper()
 	r := &resRig{t: t, s: s, dir: s.tempDir(t), branch: branch, names: map[string]string{}, packages: map[string]string{}}
 	r.writeSoftHSMConf()
+	if err := os.Mkdir(r.medium(), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, label := range resTokens {
 		if err := softhsmtest.InitToken(r.softhsmConf(), softhsmtest.Token{Label: label, PIN: s.pins[label], SOPIN: randomPIN(t)}); err != nil {
 			t.Fatal(err)

@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -343,4 +345,97 @@ func versions(t testing.TB, s *resSuite, name string) []string {
 		out = append(out, v.Version)
 	}
 	return out
+}
+
+// mediumListing describes every entry of a medium and of the folder it sits in: its path,
+// type, permissions, size, modification time and, for a file, a checksum of its content.
+func mediumListing(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	add := func(p, rel string) error {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		line := fmt.Sprintf("%s %v %d %d", rel, fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			line += fmt.Sprintf(" %x", sha256.Sum256(b))
+		}
+		out = append(out, line)
+		return nil
+	}
+	// The folder above: its own entry, and the names in it.
+	parent := filepath.Dir(dir)
+	if err := add(parent, ".."); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		out = append(out, "../"+e.Name())
+	}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		return add(p, rel)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// testReadingIsReadOnly runs every command that only reads, of both stations, on the medium
+// of a finished ceremony, writable and then write-protected: none creates, changes or
+// deletes anything on it (no lock file either: the stick's .lock is removed first, as on a
+// copy of the bundles), and each succeeds on the write-protected stick.
+func testReadingIsReadOnly(t *testing.T, s *resSuite) {
+	r := newResRig(t, s, "readers")
+	r.steps(0, len(resCeremony))
+	if err := os.Remove(filepath.Join(r.medium(), ".lock")); err != nil {
+		t.Fatal(err)
+	}
+	var bundle string
+	if ps, _ := filepath.Glob(filepath.Join(r.medium(), "offline", "*", "*.bundle")); len(ps) > 0 {
+		bundle = ps[0]
+	} else {
+		t.Fatal("no offline bundle on the medium")
+	}
+	readers := []struct {
+		station string
+		args    []string
+	}{
+		{offlineStation, []string{"status"}},
+		{offlineStation, []string{"log"}},
+		{offlineStation, []string{"inspect", bundle}},
+		{offlineStation, []string{"audit", "--media", r.medium(), "--policy", r.policyFP}},
+		{onlineStation, []string{"verify"}},
+		{onlineStation, []string{"status"}},
+		{onlineStation, []string{"inspect", bundle}},
+		{onlineStation, []string{"upload", "--dry-run"}},
+		{onlineStation, []string{"audit", "--media", r.medium(), "--policy", r.policyFP}},
+	}
+	runAll := func(how string) {
+		t.Helper()
+		before := mediumListing(t, r.medium())
+		for _, c := range readers {
+			if res := r.run(c.station, "", c.args...); res.code != 0 {
+				t.Errorf("byok-%s %s on a %s medium: exit %d, want 0\n%s", c.station, strings.Join(c.args, " "), how, res.code, res.stderr)
+			}
+		}
+		if after := mediumListing(t, r.medium()); !slices.Equal(before, after) {
+			t.Errorf("reading commands on a %s medium changed it:\nbefore %q\nafter  %q", how, before, after)
+		}
+	}
+	runAll("writable")
+	readOnly(t, r.medium())
+	runAll("write-protected")
 }

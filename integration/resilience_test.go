@@ -20,6 +20,7 @@ func TestResilience(t *testing.T) {
 	t.Run("DamagedMedium", func(t *testing.T) { testDamagedMedium(t, s) })
 	t.Run("FullMedium", func(t *testing.T) { testFullMedium(t, s) })
 	t.Run("ReadOnlyMedium", func(t *testing.T) { testReadOnlyMedium(t, s) })
+	t.Run("ReadingIsReadOnly", func(t *testing.T) { testReadingIsReadOnly(t, s) })
 	t.Run("Leftovers", func(t *testing.T) { testLeftovers(t, s) })
 	t.Run("ConcurrentUse", func(t *testing.T) { testConcurrentUse(t, s) })
 	t.Run("ClockSkew", func(t *testing.T) { testClockSkew(t, s) })

@@ -197,6 +197,9 @@ say ""
 
 # ---- the stations ------------------------------------------------------------------------------
 
+# A ceremony starts on an existing, empty folder: the tools never create the medium's folder
+# (a missing one is an unmounted stick).
+mkdir usb
 say "The two stations share nothing but the folder usb/, which stands in for the USB stick."
 say "Commands run in $OUT with, on each station:"
 say "   offline: SOFTHSM2_CONF=softhsm/softhsm2.conf BYOK_OFFLINE_STATE_DIR=offline-state BYOK_MEDIA=usb"

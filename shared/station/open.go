@@ -25,9 +25,13 @@ type OpenOptions struct {
 	StateDir string
 	MediaDir string // "" opens no medium
 	Schema   ledger.Schema
-	// Write takes the medium's write lock and creates the medium if needed; otherwise the
-	// medium must exist and a read lock is taken.
+	// Write takes the medium's write lock; otherwise a read lock is taken if the medium has
+	// a lock file, and nothing on the medium is created or changed (SPEC.md §8.3).
 	Write bool
+	// InitMedium, with Write, is for the commands that start a ceremony: an existing, empty
+	// folder becomes a medium. Every other open needs a medium there already and fails with
+	// media.ErrNotMedia (a missing folder is an unmounted stick), creating nothing.
+	InitMedium bool
 	// LedgerOnly, with Write, is for a command that writes only its ledger: it takes the
 	// write lock to finish an interrupted write, but on a read-only medium with nothing
 	// pending it opens the medium for reading instead of refusing.
@@ -49,8 +53,28 @@ func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 			return nil, nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("no ledger in %s", o.StateDir), "run init first, or pass the --state-dir that init used")
 		}
 	}
+	// A stick that is not there, or not a medium, is told before anything is created, in the
+	// state folder either.
+	var m *media.Media
+	if o.MediaDir != "" {
+		var err error
+		if o.Write && o.InitMedium {
+			err = media.CheckFolder(o.MediaDir)
+		} else {
+			m, err = media.Open(o.MediaDir)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	closeMedium := func() {
+		if m != nil {
+			m.Close()
+		}
+	}
 	db, err := ledger.Open(lp, o.Schema)
 	if err != nil {
+		closeMedium()
 		return nil, nil, err
 	}
 	closers := []func() error{db.Close}
@@ -72,43 +96,13 @@ func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 	})
 	write := o.Write
 	if o.MediaDir != "" {
-		var m *media.Media
-		var lock *medialock.Lock
-		if write {
-			if err := os.MkdirAll(o.MediaDir, 0o755); err != nil {
-				release()
-				return nil, nil, exitcode.Wrap(exitcode.Media, fmt.Errorf("create medium folder: %w", err), "is the stick mounted and writable?")
-			}
-			lock, err = medialock.Exclusive(o.MediaDir)
-			if errors.Is(err, medialock.ErrReadOnly) && o.LedgerOnly && !pending {
-				// Nothing to finish on the medium, and nobody can write to it either.
-				write = false
-				lock, err = medialock.Shared(o.MediaDir)
-			}
-			if errors.Is(err, medialock.ErrReadOnly) && pending {
-				err = exitcode.Wrap(exitcode.Media, err, "an interrupted write must be finished on this medium first: make the stick writable and run the command again")
-			}
-		} else {
-			lock, err = medialock.Shared(o.MediaDir)
-		}
+		m, lock, w, err := openMedium(o, m, pending)
 		if err != nil {
 			release()
 			return nil, nil, err
 		}
-		closers = append(closers, lock.Release)
-		if write {
-			m, err = media.Init(o.MediaDir)
-		} else {
-			m, err = media.Open(o.MediaDir)
-		}
-		if err != nil {
-			release()
-			if errors.Is(err, media.ErrNotMedia) {
-				return nil, nil, exitcode.Wrap(exitcode.Usage, err, "point --media at the airgap-byok folder on the stick")
-			}
-			return nil, nil, exitcode.Wrap(exitcode.Media, err, "")
-		}
-		closers = append(closers, m.Close)
+		write = w
+		closers = append(closers, lock.Release, m.Close)
 		s.Media = m
 	}
 	if s.Media != nil && write {
@@ -122,4 +116,47 @@ func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 		}
 	}
 	return s, release, nil
+}
+
+// openMedium takes the lock of the medium of o, which Open opened as m (nil for
+// o.InitMedium: it opens it here, under the write lock). A writer's open (o.Write) takes the
+// write lock, unless the medium is read-only and o.LedgerOnly has nothing pending on it:
+// then it opens for reading and returns write false. Nothing is created or written on the
+// medium before the write lock is held, and nothing at all unless o.Write: a reader creates
+// no lock file, and only o.InitMedium writes a marker.
+func openMedium(o OpenOptions, m *media.Media, pending bool) (_ *media.Media, _ *medialock.Lock, write bool, err error) {
+	write = o.Write
+	defer func() {
+		if err != nil && m != nil {
+			m.Close()
+		}
+	}()
+	var lock *medialock.Lock
+	if write {
+		lock, err = medialock.Exclusive(o.MediaDir)
+		if errors.Is(err, medialock.ErrReadOnly) && o.LedgerOnly && !pending && m != nil {
+			// Nothing to finish on the medium, and nobody can write to it either.
+			write = false
+			lock, err = medialock.Shared(o.MediaDir)
+		}
+		if errors.Is(err, medialock.ErrReadOnly) && pending {
+			err = exitcode.Wrap(exitcode.Media, err, "an interrupted write must be finished on this medium first: make the stick writable and run the command again")
+		}
+	} else {
+		lock, err = medialock.Shared(o.MediaDir)
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if m == nil {
+		if m, err = media.Init(o.MediaDir); err != nil {
+			lock.Release()
+			m = nil
+			if errors.Is(err, media.ErrNotMedia) {
+				return nil, nil, false, err
+			}
+			return nil, nil, false, exitcode.Wrap(exitcode.Media, err, "")
+		}
+	}
+	return m, lock, write, nil
 }

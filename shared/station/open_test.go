@@ -26,7 +26,7 @@ func TestOpenLedgerOnlyOnAReadOnlyMedium(t *testing.T) {
 			opts := OpenOptions{
 				Chain: bundle.ChainOnline, StateDir: t.TempDir(), MediaDir: t.TempDir(),
 				Schema: ledger.Schema{Name: "test", Migrations: []ledger.Migration{{Name: "station", Apply: Migration}}},
-				Write:  true, Create: true, Log: logsetup.Discard(),
+				Write:  true, Create: true, InitMedium: true, Log: logsetup.Discard(),
 			}
 			s, release, err := Open(opts, nil)
 			if err != nil {
@@ -50,7 +50,7 @@ func TestOpenLedgerOnlyOnAReadOnlyMedium(t *testing.T) {
 			release()
 			fstest.ReadOnly(t, opts.MediaDir)
 
-			opts.Create = false
+			opts.Create, opts.InitMedium = false, false
 			if _, _, err := Open(opts, nil); !errors.Is(err, medialock.ErrReadOnly) || exitcode.From(err) != exitcode.Media {
 				t.Errorf("Open(Write) on a read-only medium = %v (exit %d), want ErrReadOnly, exit %d", err, exitcode.From(err), exitcode.Media)
 			}

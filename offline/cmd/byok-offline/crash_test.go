@@ -189,6 +189,9 @@ func newCrashStation(t *testing.T, bin, mod string) *crashStation {
 		t.Fatal(err)
 	}
 	s := &crashStation{t: t, bin: bin, state: filepath.Join(dir, "state"), media: filepath.Join(dir, "medium"), conf: conf, mod: mod}
+	if err := os.Mkdir(s.media, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s.env = []string{"SOFTHSM2_CONF=" + conf, "BYOK_OFFLINE_HSM_MODULE=" + mod, "BYOK_OFFLINE_TOKEN_LABEL=station",
 		"BYOK_OFFLINE_STATE_DIR=" + s.state, "BYOK_MEDIA=" + s.media}
 	for _, tok := range scriptTokens {

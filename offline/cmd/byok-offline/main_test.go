@@ -81,6 +81,10 @@ func setupScript(env *testscript.Env, mod, onlineFP string) error {
 	env.Setenv("BYOK_OFFLINE_TOKEN_LABEL", "station")
 	env.Setenv("BYOK_OFFLINE_PIN", scriptTokens[0].pin)
 	env.Setenv("BYOK_OFFLINE_STATE_DIR", filepath.Join(env.WorkDir, "state"))
+	// The stick: an existing, empty folder, where the ceremony's first init makes the medium.
+	if err := os.Mkdir(filepath.Join(env.WorkDir, "medium"), 0o755); err != nil {
+		return err
+	}
 	env.Setenv("BYOK_MEDIA", filepath.Join(env.WorkDir, "medium"))
 	env.Setenv("ONLINE_FP", onlineFP)
 	env.Setenv("VAULT", onlinetest.DefaultVault)

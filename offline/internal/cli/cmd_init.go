@@ -292,7 +292,11 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 		return clirun.Usagef("--media is required (the airgap-byok folder on the transfer medium)")
 	}
 	// The online station writes the medium first: without its marker there is no
-	// enrollment to read (and nothing is created here).
+	// enrollment to read (and nothing is created here). A missing folder is an unmounted
+	// stick.
+	if err := media.CheckFolder(o.State.Media); err != nil {
+		return err
+	}
 	if !fileExists(filepath.Join(o.State.Media, media.MarkerName)) {
 		return exitcode.Wrap(exitcode.Bundle, fmt.Errorf("the medium holds no online station enrollment (%s is not an airgap-byok medium yet)", o.State.Media),
 			"run byok-online init with this medium first, then bring it here")

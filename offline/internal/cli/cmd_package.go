@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -727,6 +725,8 @@ func writeByokCopies(env *clirun.Env, sess *session, recs []*store.Package, data
 		switch {
 		case err == nil && bytes.Equal(got, data[i]):
 			done++ // written before
+		case errors.Is(err, media.ErrBadType):
+			return byokRefused(err)
 		case err == nil || !errors.Is(err, fs.ErrNotExist):
 			env.Log.Warn("a different file has the name of the plain .byok copy; not replacing it", "path", p)
 		default:
@@ -742,6 +742,16 @@ func writeByokCopies(env *clirun.Env, sess *session, recs []*store.Package, data
 	return nil
 }
 
+// byokRefused refuses to write the plain .byok copies to a medium whose byok/ folder (or a
+// copy's name) is a link, a FIFO or a device: nothing is followed out of the medium.
+func byokRefused(err error) error {
+	if errors.Is(err, media.ErrBadType) {
+		return exitcode.Wrap(exitcode.Bundle, fmt.Errorf("cannot check the plain .byok copies on the medium: %w", err),
+			"the stick's byok folder must be a plain folder of plain files: remove what is in the way (nothing outside the stick was written), then run the command again to write the copies")
+	}
+	return exitcode.Wrap(exitcode.Bundle, fmt.Errorf("check the plain .byok copies on the medium: %w", err), "")
+}
+
 // ensureByokCopies writes the plain .byok copies an interrupted package did not write.
 func ensureByokCopies(env *clirun.Env, sess *session) error {
 	pkgs, err := sess.store.Packages()
@@ -750,7 +760,9 @@ func ensureByokCopies(env *clirun.Env, sess *session) error {
 	}
 	for i := range pkgs {
 		rec := &pkgs[i]
-		if _, err := os.Lstat(filepath.Join(sess.st.Media.Dir(), filepath.FromSlash(rec.ByokCopy))); err == nil {
+		if ok, err := sess.st.Media.IsFile(rec.ByokCopy); err != nil {
+			return byokRefused(err)
+		} else if ok {
 			continue
 		}
 		e := media.Entry{Chain: bundle.ChainOffline, Seq: rec.Seq, ID: rec.ID, Path: media.Path(bundle.ChainOffline, rec.Seq, rec.ID)}

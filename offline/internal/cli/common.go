@@ -213,7 +213,7 @@ func openSession(env *clirun.Env, o stateOptions, acc access, create, needMedia 
 	}
 	st, release, err := station.Open(station.OpenOptions{
 		Chain: bundle.ChainOffline, StateDir: o.StateDir, MediaDir: media, Schema: store.Schema(),
-		Write: acc != readMedium, LedgerOnly: acc == ledgerOnly, Create: create, Log: env.Log,
+		Write: acc != readMedium, LedgerOnly: acc == ledgerOnly, Create: create, InitMedium: create, Log: env.Log,
 	}, store.RecordOwn)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,6 +56,9 @@ func newStation(t *testing.T, kind string, edit func(*payload.Policy)) *testStat
 	t.Helper()
 	dir := t.TempDir()
 	s := &testStation{t: t, flags: stationFlags{StateDir: filepath.Join(dir, "state"), Media: filepath.Join(dir, "media")}}
+	if err := os.Mkdir(s.flags.Media, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s.vault = vaultfake.New(vaultURL)
 	s.vault.NewRSA = func(int) *rsa.PrivateKey { return kek2048 }
 	s.vault.Attest = kind == payload.VaultManagedHSM

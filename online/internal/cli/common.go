@@ -74,7 +74,7 @@ func (a azureFlags) options(conns int) vault.Options {
 func openStation(env *clirun.Env, s stationFlags, write, create bool) (*station.Station, *store.Store, func() error, error) {
 	st, release, err := station.Open(station.OpenOptions{
 		Chain: bundle.ChainOnline, StateDir: s.StateDir, MediaDir: s.Media, Schema: store.Schema,
-		Write: write, Create: create, Log: env.Log,
+		Write: write, Create: create, InitMedium: create, Log: env.Log,
 	}, store.ApplyOwn)
 	if err != nil {
 		return nil, nil, nil, err
