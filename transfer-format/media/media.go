@@ -242,14 +242,14 @@ func Init(dir string) (*Media, error) {
 	return m, nil
 }
 
-// CheckFolder returns a *NotMediaError (ErrNotMedia) if dir does not exist or is not a
-// folder. It opens dir without waiting and creates nothing.
+// CheckFolder returns a *NotMediaError (ErrNotMedia) if Init would refuse dir: if it does
+// not exist, is not a folder, or is neither a medium nor an empty folder. It creates nothing.
 func CheckFolder(dir string) error {
-	f, err := openTop(dir)
+	m, _, err := open(dir)
 	if err != nil {
 		return err
 	}
-	return f.Close()
+	return m.Close()
 }
 
 // Dir returns the folder of the medium.

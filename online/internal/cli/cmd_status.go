@@ -119,16 +119,16 @@ func runStatus(_ context.Context, o statusOptions, env *clirun.Env, _ deps) erro
 
 // readHeads lists the medium's chain heads under a read lock.
 func readHeads(dir string) (*mediumHeads, error) {
+	m, err := media.Open(dir)
+	if err != nil {
+		return nil, err // not a medium: 4, "is the stick mounted?"
+	}
+	defer m.Close()
 	lock, err := medialock.Shared(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
-	m, err := media.Open(dir)
-	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Usage, err, "point --media at the airgap-byok folder on the stick")
-	}
-	defer m.Close()
 	var out mediumHeads
 	for _, c := range []struct {
 		chain bundle.Chain
