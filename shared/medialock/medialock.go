@@ -124,13 +124,9 @@ func ExclusiveWith(dir string, o Options) (*Lock, error) {
 		return nil, err
 	}
 	l := &Lock{f: f, exclusive: true}
-	if err := l.record(o.Command); err != nil {
-		l.Release()
-		if errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("%s: %w", dir, ErrReadOnly)
-		}
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
-	}
+	// The record only helps a second process name this one: on a full stick it cannot be
+	// written, and the command goes on to fail (or not) at its own writes.
+	l.record(o.Command)
 	return l, nil
 }
 
@@ -303,21 +299,20 @@ func flock(f *os.File, dir string, how int, wait time.Duration) error {
 	}
 }
 
-// record writes the holder into the lock file (which this process holds exclusively).
-func (l *Lock) record(command string) error {
+// record writes the holder into the lock file (which this process holds exclusively). A
+// record that cannot be written whole is cleared.
+func (l *Lock) record(command string) {
 	if command == "" {
 		command = commandName(os.Args)
 	}
 	host, _ := os.Hostname()
-	b, err := json.Marshal(Holder{PID: os.Getpid(), Host: host, Command: command, Since: time.Now().UTC().Truncate(time.Second)})
-	if err != nil {
-		return err
+	b, _ := json.Marshal(Holder{PID: os.Getpid(), Host: host, Command: command, Since: time.Now().UTC().Truncate(time.Second)})
+	if l.f.Truncate(0) != nil {
+		return
 	}
-	if err := l.f.Truncate(0); err != nil {
-		return err
+	if _, err := l.f.WriteAt(append(b, '\n'), 0); err != nil {
+		_ = l.f.Truncate(0)
 	}
-	_, err = l.f.WriteAt(append(b, '\n'), 0)
-	return err
 }
 
 // readHolder reads the holder record of f, or nil if it names none, or one that has ended

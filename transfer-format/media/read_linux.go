@@ -89,7 +89,11 @@ func openIn(dirfd int, p string, dir bool) (int, error) {
 	}
 	if fd == dirfd {
 		// "." : a descriptor of its own, which the caller closes.
-		return syscall.Dup(dirfd)
+		fd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(dirfd), syscall.F_DUPFD_CLOEXEC, 0)
+		if errno != 0 {
+			return -1, &fs.PathError{Op: "dup", Path: p, Err: errno}
+		}
+		return int(fd), nil
 	}
 	return fd, nil
 }

@@ -53,7 +53,7 @@ func runInspect(_ context.Context, o inspectOptions, env *clirun.Env, _ deps) er
 	}
 	data, err := inspect.ReadFile(o.File)
 	if err != nil {
-		return exitcode.Wrap(exitcode.Bundle, fmt.Errorf("read bundle: %w", err), "")
+		return exitcode.Wrap(exitcode.Bundle, fmt.Errorf("open bundle: %w", err), "")
 	}
 	r, err := inspect.Bundle(data, inspect.Options{Keys: keys, Unverified: o.Unverified})
 	if err != nil {
