@@ -255,29 +255,13 @@ func statPath(d int, dir string) (unix.Stat_t, error) {
 		return st, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return st, unsafe(dir, kind(st.Mode))
+		return st, unsafe(dir, media.KindOf(st.Mode))
 	}
 	return st, nil
 }
 
 func unsafe(dir, what string) error {
 	return fmt.Errorf("%s: %w (%s); refusing to use it", filepath.Join(dir, FileName), ErrUnsafe, what)
-}
-
-func kind(m uint32) string {
-	switch m & unix.S_IFMT {
-	case unix.S_IFLNK:
-		return "a symbolic link"
-	case unix.S_IFIFO:
-		return "a FIFO"
-	case unix.S_IFCHR, unix.S_IFBLK:
-		return "a device node"
-	case unix.S_IFDIR:
-		return "a folder"
-	case unix.S_IFSOCK:
-		return "a socket"
-	}
-	return "not a regular file"
 }
 
 // flock takes the lock how on f, waiting up to wait for another holder to let go.

@@ -84,7 +84,7 @@ func openIn(dirfd int, p string, dir bool) (int, error) {
 		}
 		if got := st.Mode & syscall.S_IFMT; (wantDir && got != syscall.S_IFDIR) || (!wantDir && got != syscall.S_IFREG) {
 			closeFD()
-			return -1, &TypeError{Path: at, Dir: wantDir, Got: kindOf(got)}
+			return -1, &TypeError{Path: at, Dir: wantDir, Got: KindOf(got)}
 		}
 	}
 	if fd == dirfd {
@@ -105,10 +105,12 @@ func kindAt(fd int, name string) string {
 	if err != nil {
 		return "not what the layout puts there"
 	}
-	return kindOf(uint32(fi.Sys().(*syscall.Stat_t).Mode))
+	return KindOf(uint32(fi.Sys().(*syscall.Stat_t).Mode))
 }
 
-func kindOf(mode uint32) string {
+// KindOf names the file type in a stat mode for a refusal's message: "a FIFO", "a
+// symbolic link", ...
+func KindOf(mode uint32) string {
 	switch mode & syscall.S_IFMT {
 	case syscall.S_IFREG:
 		return "a regular file"
