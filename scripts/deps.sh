@@ -15,6 +15,7 @@
 #   procps          ps and kill
 #   chromium        renders the audit report in a test
 #   poppler-utils   pdftotext reads the printed report
+#   openssh-client  ssh-keygen checks a release's SSH signature (verify-release and its test)
 # Go itself is not a Debian package here: install Go 1.26 or newer (see README.md).
 set -euo pipefail
 
@@ -51,6 +52,7 @@ want mount mount
 want procps ps
 want chromium chromium
 want poppler-utils pdftotext
+want openssh-client ssh-keygen
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
