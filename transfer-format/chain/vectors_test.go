@@ -127,7 +127,7 @@ func TestVectors(t *testing.T) {
 		seen[readVector(t, dir).Expect] = true
 	}
 	// Every verdict class has at least one vector.
-	for _, want := range []string{"success", "malformed", "unsupported version", "bad signature",
+	for _, want := range []string{"success", "not a medium", "malformed", "unsupported version", "bad signature",
 		"hash mismatch", "chain break", "fork", "rollback", "replay", "expired", "clock skew",
 		"unknown signer", "untrusted", "missing approval", "policy violation", "key mismatch", "too large"} {
 		if !seen[want] {

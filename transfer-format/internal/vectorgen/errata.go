@@ -13,6 +13,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
+	"github.com/airgap-byok/airgap-byok/transfer-format/media"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
@@ -410,9 +411,22 @@ func orderVectors() []vector {
 	}
 }
 
-// mediumVectors: what a reader ignores on a medium and in remembered heads (1.0.1 item 15).
+// mediumVectors: a folder that is not a medium, and what a reader ignores on a medium and in
+// remembered heads (1.0.1 items 9 and 15).
 func mediumVectors() []vector {
 	return []vector{
+		{"not-a-medium-wrong-marker", "not a medium",
+			`The standard ceremony's folder with a marker file AIRGAP-BYOK that holds "airgap-byok media v2\n": a verifier of this version refuses the folder as a whole before it reads any bundle.`,
+			func(v *vec) error {
+				v.base()
+				return writeFile(filepath.Join(v.dir, media.MarkerName), []byte("airgap-byok media v2\n"))
+			}},
+		{"not-a-medium-no-marker", "not a medium",
+			"The standard ceremony's folder without its marker file AIRGAP-BYOK: the bundles are all there, but a folder without the marker is not a medium.",
+			func(v *vec) error {
+				v.base()
+				return os.Remove(filepath.Join(v.dir, media.MarkerName))
+			}},
 		{"valid-unknown-folders", "success",
 			"The standard ceremony plus a folder notes/ at the top of the medium (two files), a folder offline/extra/ (two files) and a folder online/0000000000000/drafts/ (one file): each ignored name is one warning, and an ignored folder's content is not listed.",
 			func(v *vec) error {
