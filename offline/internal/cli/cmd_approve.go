@@ -129,7 +129,7 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 		out.KEK = k.Fingerprint
 	}
 	fmt.Fprintf(env.Stderr, "Approving key package %s:\n  key %q (%s, ident %s) for %s\n  wrapped with KEK %s (%s)\n  approved so far by %d of the %d needed\n",
-		out.Fingerprint, out.KeyName, out.KeyType, pkg.Ident, out.Vault, out.KEK, pkg.KID, len(rec.Approvals), out.Threshold)
+		out.Fingerprint, out.KeyName, out.KeyType, pkg.Ident, out.Vault, out.KEK, pkg.KID, rec.ApprovedBy(pol.Policy, res.State.Heads.Offline.Seq), out.Threshold)
 
 	tok, signer, err := openStationSigner(ctx, env, o.HSM, st)
 	if err != nil {

@@ -120,3 +120,28 @@ func TestPolicyAmend(t *testing.T) {
 	f.must("sync")
 	f.replay()
 }
+
+// approve counts, in "approved so far", only the custodians of the policy in force: bob's
+// approval, given before a policy version that removed him took effect, no longer counts.
+func TestApproveCountsOnlyCustodiansInForce(t *testing.T) {
+	f := newFixture(t)
+	f.setup()
+	f.offer(onlinetest.OfferOptions{Vault: premium})
+	f.must("keygen", "--type", "EC-P256", "--ident", "web")
+	var pkg packageResult
+	f.mustJSON(&pkg, "package", "--key", "web", "--vault", premium)
+	f.must("approve", "--package", pkg.Fingerprint, "--custodian", "bob")
+	f.must("policy", "amend", "--remove-custodian", "bob", "--add-custodian", "dave=dave", "--custodian", "dave", "--custodian", "alice")
+	var last policyResult
+	f.mustJSON(&last, "policy", "approve", "--custodian", "bob")
+	if !last.InForce {
+		t.Fatalf("policy approve by bob = %+v, want version 2 in force", last)
+	}
+	code, _, errs := f.run("approve", "--package", pkg.Fingerprint, "--custodian", "alice")
+	if code != 0 {
+		t.Fatalf("approve by alice: exit %d: %s", code, errs)
+	}
+	if want := "approved so far by 0 of the 2 needed"; !strings.Contains(errs, want) {
+		t.Errorf("approve by alice printed %q, want %q (bob is no custodian of version 2)", errs, want)
+	}
+}
