@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -50,6 +51,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/logsetup"
 	"github.com/airgap-byok/airgap-byok/shared/medialock"
+	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
@@ -377,6 +379,8 @@ type auditor struct {
 	err          error       // a failure of the audit itself inside OnBundle
 	refused      bool        // the audit ended before the replay
 	remembered   chain.Heads // from the checkpoint: the furthest each chain was seen
+	m            *media.Media
+	copies       []Finding // plain .byok copies that are not their package's .byok
 }
 
 // pkgInfo is what the inventory needs of a key package until its receipt.
@@ -393,6 +397,7 @@ type pkgInfo struct {
 }
 
 func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin, cp *checkpoint, rep *Report) error {
+	a.m = m
 	ropts := chain.Options{Workers: opts.Workers, OnBundle: a.onBundle}
 	var earlier []Finding
 	ropts.Warn = func(w media.Warning) {
@@ -463,6 +468,7 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 		}
 		findings = append(findings, nf)
 	}
+	findings = append(findings, a.copies...)
 	var rf chain.Finding
 	if stopErr != nil && !errors.As(stopErr, &rf) {
 		// Replay refused to start (a resume it cannot take): not one of its findings.
@@ -619,6 +625,12 @@ func (a *auditor) onBundle(v *chain.Verified) error {
 			info.KCV = hex.EncodeToString(p.KCV)
 		}
 		a.pending[v.Bundle.ID()] = info
+		if err := station.CheckByokCopy(a.m, p.KeyName, v.Bundle.ID(), p.BYOK); err != nil {
+			// A check of the tools, not a verdict of the format (SPEC.md §8.1).
+			a.copies = append(a.copies, Finding{Verdict: "byok copy mismatch", Chain: h.Chain.String(), Seq: h.Seq, ID: v.Bundle.ID().String(),
+				Fingerprint: v.Bundle.ID().Short(), Kind: h.Kind.String(), Path: path.Join(media.ByokDir, station.ByokCopyName(p.KeyName, v.Bundle.ID())),
+				Message: err.Error(), Err: err})
+		}
 	case *payload.Approval:
 		si.counted = a.counted(v, p)
 		var have *[]bundle.ID

@@ -80,6 +80,17 @@ func TestAuditVerdicts(t *testing.T) {
 			code: exitcode.OK, wantPkgs: 3,
 		},
 		{
+			name: "swapped plain byok copy",
+			build: func(t *testing.T, c *chaintest.Ceremony) []string {
+				pkgs := must[[]*bundle.Bundle](t)(c.Full(payload.RSA3072))
+				dir := filepath.Join(c.M.Dir(), "byok")
+				check(t, os.MkdirAll(dir, 0o755))
+				check(t, os.WriteFile(filepath.Join(dir, "key-1-"+pkgs[0].ID().Short()+".byok"), []byte(`{"schema_version":"1.0.0"}`), 0o444))
+				return nil
+			},
+			verdict: "byok copy mismatch", chain: "offline", seq: 4, code: exitcode.Verify, wantPkgs: 1,
+		},
+		{
 			name: "bad signature",
 			build: func(t *testing.T, c *chaintest.Ceremony) []string {
 				pkgs := must[[]*bundle.Bundle](t)(c.Full(payload.RSA3072))

@@ -25,6 +25,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/jsonout"
 	"github.com/airgap-byok/airgap-byok/shared/logsetup"
 	"github.com/airgap-byok/airgap-byok/shared/medialock"
+	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/media"
 )
 
@@ -239,6 +240,9 @@ func Fail(e *Env, err error) int {
 	e.setJSON()
 	code := Code(err)
 	hint := exitcode.Hint(err)
+	if hint == "" {
+		hint = mediumHint(err)
+	}
 	if e.JSON {
 		_ = jsonout.Write(e.Stderr, jsonout.Error{Error: err.Error(), ExitCode: code, Code: exitcode.Name(code), Hint: hint})
 		return code
@@ -257,7 +261,12 @@ func Fail(e *Env, err error) int {
 func Code(err error) int {
 	var own *exitcode.Error
 	var ce cli.ExitCoder
-	if !errors.As(err, &own) && errors.As(err, &ce) {
+	switch {
+	case errors.Is(err, station.ErrStaleMedium):
+		return exitcode.Stale
+	case errors.Is(err, station.ErrForeignMedium):
+		return exitcode.Foreign
+	case !errors.As(err, &own) && errors.As(err, &ce):
 		return exitcode.Usage
 	}
 	if code := exitcode.From(err); code != exitcode.Internal {
@@ -267,4 +276,16 @@ func Code(err error) int {
 		return exitcode.Bundle
 	}
 	return exitcode.Internal
+}
+
+// mediumHint is the operator's next step for a medium that is not this ceremony's newest
+// (station.Identity's verdicts).
+func mediumHint(err error) string {
+	switch {
+	case errors.Is(err, station.ErrStaleMedium):
+		return "bring the newest stick of this ceremony; nothing was written to this one"
+	case errors.Is(err, station.ErrForeignMedium):
+		return "this is not the stick of this station's ceremony: check the label, or the --media and --state-dir you passed"
+	}
+	return ""
 }

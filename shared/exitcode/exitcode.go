@@ -26,6 +26,8 @@ const (
 	Refused     = 7   // refused: exists already, already applied, or not allowed by policy
 	Locked      = 8   // the state ledger or the media is locked by another process
 	Media       = 9   // the media or state folder cannot be written (read-only, full)
+	Stale       = 10  // the medium is an older copy of this ceremony's stick (behind what the station saw)
+	Foreign     = 11  // the medium belongs to another ceremony
 	Interrupted = 130 // interrupted by a signal
 )
 
@@ -141,6 +143,10 @@ func Name(code int) string {
 		return "locked"
 	case Media:
 		return "media"
+	case Stale:
+		return "stale_medium"
+	case Foreign:
+		return "foreign_medium"
 	case Interrupted:
 		return "interrupted"
 	}

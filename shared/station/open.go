@@ -105,6 +105,14 @@ func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 		closers = append(closers, lock.Release, m.Close)
 		s.Media = m
 	}
+	if s.Media != nil {
+		// Before anything is written: an older copy, another ceremony's stick or a forked
+		// one is refused here, and an interrupted write is never finished onto it.
+		if err := s.Identity(); err != nil {
+			release()
+			return nil, nil, err
+		}
+	}
 	if s.Media != nil && write {
 		if err := s.Recover(recoverApply); err != nil {
 			release()

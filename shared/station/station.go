@@ -15,6 +15,11 @@
 //	  checkpoint  JSON chain.State of the last replay that verified the medium without a
 //	              finding, for ReplayState
 //
+// and station-archive, a copy of every bundle this station wrote or verified (archive.go).
+// Every command that opens a medium first compares its listing with them (Identity, in
+// identity.go): another ceremony's stick, an older copy and a forked one are refused before
+// anything is written.
+//
 // # Appending, and what a crash leaves behind
 //
 // Append seals the bundle (the HSM or key file signs it), records it in station/pending in
@@ -323,6 +328,9 @@ func (s *Station) commit(bs []*bundle.Bundle, applyOf func(i int) Apply) error {
 		if err := putJSON(sb, keyHead, chain.Head{Seq: last.Header.Seq, ID: last.ID(), Created: last.Header.Created}); err != nil {
 			return err
 		}
+		if err := archivePut(tx, bs); err != nil {
+			return err
+		}
 		for i, b := range bs {
 			if apply := applyOf(i); apply != nil {
 				if err := apply(tx, b); err != nil {
@@ -473,8 +481,12 @@ func (s *Station) Replay(ctx context.Context, onBundle func(*chain.Verified) err
 	if err != nil {
 		return nil, err
 	}
-	res, err := chain.Replay(ctx, s.Media, s.replayOptions(st, onBundle))
-	return s.replayed(st, res, err)
+	col, err := s.newCollector(st)
+	if err != nil {
+		return nil, err
+	}
+	res, err := chain.Replay(ctx, s.Media, s.replayOptions(st, col.wrap(onBundle)))
+	return s.replayed(st, col, res, err)
 }
 
 // ReplayState is Replay for commands that need only the resulting state, without seeing
@@ -496,10 +508,14 @@ func (s *Station) ReplayState(ctx context.Context) (*chain.Result, error) {
 		}
 		return s.Replay(ctx, nil)
 	}
-	opts := s.replayOptions(st, nil)
+	col, err := s.newCollector(st)
+	if err != nil {
+		return nil, err
+	}
+	opts := s.replayOptions(st, col.wrap(nil))
 	opts.Resume = cp
 	res, err := chain.Replay(ctx, s.Media, opts)
-	return s.replayed(st, res, err)
+	return s.replayed(st, col, res, err)
 }
 
 func (s *Station) replayOptions(st State, onBundle func(*chain.Verified) error) chain.Options {
@@ -516,7 +532,7 @@ func (s *Station) replayOptions(st State, onBundle func(*chain.Verified) error) 
 // replayed finishes Replay and ReplayState: it checks that the medium ends where the ledger
 // says this station's chain ends, records the other chain's new head, and keeps the state as
 // the checkpoint if the replay found nothing.
-func (s *Station) replayed(st State, res *chain.Result, err error) (*chain.Result, error) {
+func (s *Station) replayed(st State, col *collector, res *chain.Result, err error) (*chain.Result, error) {
 	if err != nil {
 		return res, VerifyErr(err)
 	}
@@ -528,10 +544,13 @@ func (s *Station) replayed(st State, res *chain.Result, err error) (*chain.Resul
 	}
 	peer := *res.State.Heads.Of(s.Chain.Other())
 	keep := res.Complete && len(res.Findings) == 0 && res.State.Current() != nil && !res.State.Anchor.IsZero() && res.State.Anchor == st.Anchor
-	if peer.Seq <= st.Peer.Seq && !keep {
+	if peer.Seq <= st.Peer.Seq && !keep && len(col.peer)+len(col.mine) == 0 {
 		return res, nil
 	}
 	err = s.DB.Update(func(tx *bolt.Tx) error {
+		if err := col.flushTx(tx); err != nil {
+			return err
+		}
 		if peer.Seq > st.Peer.Seq {
 			if err := SetPeer(tx, peer); err != nil {
 				return err
@@ -579,12 +598,19 @@ func putCheckpoint(tx *bolt.Tx, st *chain.State) error {
 	return putJSON(b, keyCheckpoint, st)
 }
 
-// holds reports whether the medium holds, at each head's place, the bundle the head names.
+// holds reports whether the medium holds what a replay from a checkpoint at heads skips:
+// at each head's place the bundle the head names, and, by its listing, exactly the bundles
+// this station archived at every seq up to there (no gap, no other bundle, no second one at
+// a seq). Without a complete archive up to the heads it reports false (a full replay then
+// verifies everything, and fills the archive).
 func (s *Station) holds(heads chain.Heads) bool {
 	for _, c := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
 		h := heads.Of(c)
 		if h.Seq == 0 {
 			continue
+		}
+		if !s.listingMatches(c, h.Seq) {
+			return false
 		}
 		e, err := s.Media.Find(c, h.Seq)
 		if err != nil {
@@ -596,6 +622,37 @@ func (s *Station) holds(heads chain.Heads) bool {
 		}
 	}
 	return true
+}
+
+// listingMatches reports whether the medium lists, for chain c, exactly one bundle at each
+// seq from 1 to n, each named with the ID this station archived there.
+func (s *Station) listingMatches(c bundle.Chain, n uint64) bool {
+	ok := true
+	err := s.DB.View(func(tx *bolt.Tx) error {
+		h, err := upto(tx)
+		if err != nil || h.Of(c).Seq < n {
+			ok = false
+			return err
+		}
+		ab := tx.Bucket(bucketArchive)
+		want := uint64(1)
+		for e, err := range s.Media.Entries(c, 1, nil) {
+			if err != nil {
+				return err
+			}
+			if e.Seq > n {
+				break
+			}
+			if id, _ := archivedID(ab, c, e.Seq); e.Seq != want || id != e.ID {
+				ok = false
+				return nil
+			}
+			want++
+		}
+		ok = ok && want == n+1
+		return nil
+	})
+	return ok && err == nil
 }
 
 // VerifyErr gives a replay failure its exit code: malformed or unreadable bundles are 4,

@@ -13,6 +13,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
@@ -83,6 +84,8 @@ type syncResult struct {
 	Packages   []packageStatus `json:"packages"`
 	Mismatches int             `json:"mismatches"`
 	Findings   int             `json:"findings"`
+	// BadCopies are plain .byok copies in byok/ that are not their package's .byok.
+	BadCopies []string `json:"bad_byok_copies,omitempty"`
 }
 
 func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
@@ -97,7 +100,14 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 	}
 	receipts := map[bundle.ID][]store.Receipt{}
 	count := 0
+	var badCopies []string
 	res, err := sess.replay(ctx, func(v *chain.Verified) error {
+		if k, ok := v.Payload.(*payload.KeyPackage); ok {
+			if err := station.CheckByokCopy(sess.st.Media, k.KeyName, v.Bundle.ID(), k.BYOK); err != nil {
+				env.Log.Warn("a plain .byok copy is not its package's .byok", "err", err)
+				badCopies = append(badCopies, err.Error())
+			}
+		}
 		r, ok := v.Payload.(*payload.Receipt)
 		if !ok {
 			return nil
@@ -126,7 +136,7 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 	if err := ensureByokCopies(env, sess); err != nil {
 		return err
 	}
-	out := syncResult{Receipts: count, Packages: []packageStatus{}}
+	out := syncResult{Receipts: count, Packages: []packageStatus{}, BadCopies: badCopies}
 	err = sess.store.UpdatePackages(func(p *store.Package) (bool, error) {
 		rs := receipts[p.ID]
 		if len(rs) == 0 {
@@ -203,6 +213,9 @@ func writeSync(w io.Writer, r syncResult) error {
 		if p.Finding != "" {
 			fmt.Fprintf(&b, "FINDING %s: %s\n", p.Fingerprint, p.Finding)
 		}
+	}
+	for _, c := range r.BadCopies {
+		fmt.Fprintf(&b, "WARNING: %s\n", c)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -3,6 +3,7 @@ package store
 import (
 	"time"
 
+	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
@@ -175,7 +176,7 @@ func (p *Package) Approved(key bundle.ID) bool {
 }
 
 // ByokName is the file name of the package's plain .byok copy on the medium.
-func (p *Package) ByokName() string { return p.KeyName + "-" + p.ID.Short() + ".byok" }
+func (p *Package) ByokName() string { return station.ByokCopyName(p.KeyName, p.ID) }
 
 // Policy is a policy version this station wrote.
 type Policy struct {

@@ -142,8 +142,15 @@ func runTrust(ctx context.Context, o trustOptions, env *clirun.Env, d deps) erro
 	} else if id == nil || id.KeyID != keyID(key) {
 		return exitcode.Wrap(exitcode.Usage, errors.New("this state folder has no enrollment for its station key"), "run byok-online init first")
 	}
+	var seen []*bundle.Bundle // kept in the ledger's archive once the policy is pinned
 	res, err := chain.Replay(ctx, st.Media, chain.Options{
 		Remembered: state.Heads(bundle.ChainOnline),
+		OnBundle: func(v *chain.Verified) error {
+			if h := v.Bundle.Header; h.Chain == bundle.ChainOffline || h.Seq <= state.Head.Seq {
+				seen = append(seen, v.Bundle)
+			}
+			return nil
+		},
 		Warn: func(w media.Warning) {
 			env.Log.Warn("ignoring a file on the medium", "path", w.Path, "reason", w.Reason)
 		},
@@ -190,6 +197,9 @@ func runTrust(ctx context.Context, o trustOptions, env *clirun.Env, d deps) erro
 			return err
 		}
 		if err := store.SetPolicy(tx, &store.PinnedPolicy{ID: v1.ID, Pinned: now.Unix(), Policy: v1.Policy}); err != nil {
+			return err
+		}
+		if err := station.ArchiveTx(tx, seen); err != nil {
 			return err
 		}
 		return station.SetPeer(tx, res.State.Heads.Offline)

@@ -65,9 +65,10 @@ crash are reconciled first.
 
 Uploads run concurrently within Key Vault's throttling limits per vault and key type
 (--rate-limit rsa-2048=2000,rsa-3072=500,rsa-4096=250,ec=2000,oct=2000 per --rate-window),
-and honour Retry-After. --dry-run prints the exact requests and changes nothing.`,
+and honour Retry-After. --dry-run prints the exact requests and changes nothing in Key Vault
+or on the medium (the ledger keeps what it verified, as verify does).`,
 		Flags: append(append(o.stationFlags.flags(true), o.azureFlags.flags()...),
-			&cli.BoolFlag{Name: "dry-run", Usage: "print the requests that would be sent, change nothing", Destination: &o.DryRun},
+			&cli.BoolFlag{Name: "dry-run", Usage: "print the requests that would be sent; import and write nothing", Destination: &o.DryRun},
 			&cli.IntFlag{Name: "concurrency", Usage: "uploads in flight at once", Value: DefaultConcurrency, Destination: &o.Concurrency},
 			&cli.StringSliceFlag{Name: "package", Usage: "upload only this key package (ID or fingerprint; repeatable)", Destination: &pkgs},
 			&cli.StringSliceFlag{Name: "rate-limit", Usage: "requests per window for a bucket, e.g. rsa-4096=100 (repeatable)", Destination: &limits},
@@ -154,7 +155,7 @@ func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) er
 	if !o.DryRun {
 		defer warmUp(ctx, env, vaults, s)()
 	}
-	rep, err := verify.Run(ctx, verify.Options{Station: st, Store: s, Now: d.now(), Record: !o.DryRun, Log: env.Log})
+	rep, err := verify.Run(ctx, verify.Options{Station: st, Store: s, Now: d.now(), Log: env.Log})
 	if err != nil {
 		return fmt.Errorf("%w (nothing was uploaded)", err)
 	}

@@ -23,8 +23,11 @@ func verifyCommand(env *clirun.Env, d deps) *cli.Command {
 		Usage: "verify everything on the medium against the pinned policy",
 		Description: `verify replays both chains on the medium against the pinned policy and the heads this
 station saw before: every signature, link, approval, expiry and rule, and that every key
-package is wrapped with a KEK this station offered for the package's vault. It changes
-nothing. It exits 3 if anything is wrong, 4 if a bundle is malformed or missing.`,
+package is wrapped with a KEK this station offered for the package's vault, and that each
+plain copy in byok/ is its package's .byok. It writes nothing to the medium; the ledger
+keeps what it verified, so that every later command refuses an older copy of the stick
+(exit 10) or a forked one (exit 3). It exits 3 if anything is wrong, 4 if a bundle is
+malformed or missing, 10 for an older copy, 11 for another ceremony's stick.`,
 		Flags: o.flags(true),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {

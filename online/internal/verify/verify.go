@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"strings"
 	"time"
 
@@ -116,10 +117,7 @@ type Options struct {
 	Station *station.Station
 	Store   *store.Store
 	Now     time.Time
-	// Record stores the other chain's new head in the ledger (commands that write). Without
-	// it the ledger is not touched.
-	Record bool
-	Log    *slog.Logger
+	Log     *slog.Logger
 }
 
 // Run replays the medium of o.Station. It returns the report and, if the replay had to stop
@@ -136,6 +134,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep := &Report{Bundles: []Bundle{}, Findings: []Finding{}, Packages: []*Package{}}
 	byID := map[bundle.ID]*Package{}
+	var copies []Finding // plain .byok copies that are not their package's
 	onBundle := func(v *chain.Verified) error {
 		h := v.Bundle.Header
 		rep.Bundles = append(rep.Bundles, Bundle{Chain: h.Chain.String(), Seq: h.Seq, Kind: h.Kind.String(), ID: v.Bundle.ID(),
@@ -149,26 +148,22 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 			rep.Packages = append(rep.Packages, p)
 			byID[p.ID] = p
+			if err := station.CheckByokCopy(o.Station.Media, k.KeyName, p.ID, k.BYOK); err != nil {
+				// Not a verdict of the format (SPEC.md §8.1): upload imports the package's
+				// own .byok, so this stops verify, not upload.
+				copies = append(copies, Finding{Chain: bundle.ChainOffline.String(), Seq: h.Seq, Kind: bundle.KindKeyPackage.String(), ID: p.ID,
+					Path: path.Join(media.ByokDir, station.ByokCopyName(k.KeyName, p.ID)), Verdict: "byok copy mismatch", Message: err.Error(), Err: err})
+			}
 		}
 		return nil
 	}
-	var res *chain.Result
-	if o.Record {
-		res, err = o.Station.Replay(ctx, onBundle)
-	} else {
-		res, err = chain.Replay(ctx, o.Station.Media, chain.Options{
-			Anchor: st.Anchor, Remembered: st.Heads(bundle.ChainOnline), OnBundle: onBundle,
-			Warn: func(w media.Warning) { o.Log.Warn("ignoring a file on the medium", "path", w.Path, "reason", w.Reason) },
-		})
-		if err != nil {
-			err = station.VerifyErr(err)
-		} else {
-			err = o.Station.CheckMedia()
-		}
-	}
+	// Every command that verifies records what it verified (the other chain's head and its
+	// bundles), so that a later command refuses an older or forked copy (SPEC.md §11).
+	res, err := o.Station.Replay(ctx, onBundle)
 	if res != nil {
 		rep.fill(res)
 	}
+	rep.Findings = append(rep.Findings, copies...)
 	if err != nil {
 		return rep, err
 	}

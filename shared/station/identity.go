@@ -1,0 +1,143 @@
+package station
+
+// A medium's identity, read from its listing against what this station saw (SPEC.md §11,
+// remembered heads).
+//
+// A medium is this ceremony's when the bundles it names at the places this station knows
+// (every bundle it wrote or verified, kept in its archive, and its two heads) are the ones the
+// station knows there. Then it is either current (it holds at least everything the station
+// knows) or an older copy (stale: behind on a chain, with nothing that disagrees). A medium
+// whose first bundles are all other than this station's belongs to another ceremony; one that
+// agrees at some places and not at others has a forked history. The listing is cheap (names
+// only, no bundle read): names are claims, so a check that passes here is followed by a
+// replay, and one that refuses refuses in all three cases before anything is written.
+
+import (
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+)
+
+// ErrStaleMedium means the medium is an older copy of this ceremony's stick.
+var ErrStaleMedium = errors.New("this stick is an older copy")
+
+// ErrForeignMedium means the medium belongs to another ceremony.
+var ErrForeignMedium = errors.New("this stick belongs to another ceremony")
+
+// StaleError reports a medium behind what this station wrote or verified, whose history
+// agrees with what it saw.
+type StaleError struct {
+	Chain   bundle.Chain
+	Own     bool   // the chain is this station's own
+	Station uint64 // the seq the station wrote or verified
+	Medium  uint64 // the highest seq the medium holds
+}
+
+func (e *StaleError) Error() string {
+	did := "verified"
+	if e.Own {
+		did = "written"
+	}
+	return fmt.Sprintf("this stick is an older copy: the station has %s %s seq %d, the stick holds up to %d; use the newest stick, or restore one",
+		did, e.Chain, e.Station, e.Medium)
+}
+
+func (e *StaleError) Is(t error) bool { return t == ErrStaleMedium }
+
+// ForeignError reports a medium of another ceremony: its first bundle of a chain is not
+// the one this station knows.
+type ForeignError struct {
+	Chain          bundle.Chain
+	Station, Found bundle.ID
+}
+
+func (e *ForeignError) Error() string {
+	return fmt.Sprintf("this stick belongs to another ceremony: its %s chain begins with bundle %s, this ceremony's with %s", e.Chain, e.Found.Short(), e.Station.Short())
+}
+
+func (e *ForeignError) Is(t error) bool { return t == ErrForeignMedium }
+
+// Identity compares the medium's listing with what the station knows (see the top of this
+// file). It returns nil for a medium of this ceremony that holds at least everything the
+// station knows (or where it cannot tell: a ledger that knows nothing yet), a *ForeignError,
+// a *StaleError, or a *chain.ForkError (exit code 3), and this station's own bundles beyond
+// its head that are not its pending write as ErrForeignBundles. It reads only names.
+func (s *Station) Identity() error {
+	st, err := s.Load()
+	if err != nil {
+		return err
+	}
+	pending := map[bundle.ID]bool{}
+	var fork *chain.ForkError
+	var foreign *ForeignError
+	agreed := false
+	heads := map[bundle.Chain]uint64{}
+	err = s.DB.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketStation).Get(keyPending); v != nil {
+			if bs, err := parsePending(v); err == nil {
+				for _, b := range bs {
+					pending[b.ID()] = true
+				}
+			}
+		}
+		ab := tx.Bucket(bucketArchive)
+		for _, c := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
+			known := st.Peer
+			if c == s.Chain {
+				known = st.Head
+			}
+			for e, err := range s.Media.Entries(c, 1, nil) {
+				if err != nil {
+					return fmt.Errorf("%w: list the medium: %v", exitcode.ErrBundle, err)
+				}
+				heads[c] = max(heads[c], e.Seq)
+				id, ok := archivedID(ab, c, e.Seq)
+				if !ok && e.Seq == known.Seq {
+					id, ok = known.ID, true
+				}
+				switch {
+				case ok && id == e.ID:
+					agreed = true
+				case ok:
+					if e.Seq == 1 && foreign == nil {
+						foreign = &ForeignError{Chain: c, Station: id, Found: e.ID}
+					}
+					if fork == nil {
+						fork = &chain.ForkError{Chain: c, Seq: e.Seq, A: id, B: e.ID, Reason: "the stick holds another bundle where this station saw one"}
+					}
+				case c == s.Chain && e.Seq > known.Seq && !pending[e.ID] && fork == nil:
+					fork = &chain.ForkError{Chain: c, Seq: e.Seq, B: e.ID, Reason: "the stick holds a bundle of this station's chain that this station did not write"}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case foreign != nil && !agreed:
+		return foreign
+	case fork != nil:
+		if fork.A.IsZero() {
+			return exitcode.Wrap(exitcode.Verify, fmt.Errorf("%w (%s chain seq %d)", ErrForeignBundles, fork.Chain, fork.Seq),
+				"another station wrote to this medium's chains: do not use it, investigate")
+		}
+		return exitcode.Wrap(exitcode.Verify, fork, "another station wrote to this medium's chains, or it was tampered with: do not use it, investigate")
+	}
+	for _, c := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
+		known, own := st.Peer, false
+		if c == s.Chain {
+			known, own = st.Head, true
+		}
+		if heads[c] < known.Seq {
+			return &StaleError{Chain: c, Own: own, Station: known.Seq, Medium: heads[c]}
+		}
+	}
+	return nil
+}

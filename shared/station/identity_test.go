@@ -1,0 +1,160 @@
+package station
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
+	"github.com/airgap-byok/airgap-byok/transfer-format/media"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// copyMedium copies the medium folder of c to a new folder and returns it.
+func copyMedium(t *testing.T, c *chaintest.Ceremony) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "copy")
+	if err := os.CopyFS(dst, os.DirFS(c.M.Dir())); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// onMedium points s at the medium in dir.
+func onMedium(t *testing.T, s *Station, dir string) {
+	t.Helper()
+	m, err := media.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	s.Media = m
+}
+
+// A replay keeps what it verified; an older copy of the medium is then stale (not a fork),
+// another ceremony's medium is foreign, and one with another bundle at a seq the station saw
+// is a fork.
+func TestIdentityTellsStaleForeignAndForkedMediaApart(t *testing.T) {
+	c, s := ceremonyStation(t)
+	ctx := context.Background()
+	if _, err := s.Replay(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Identity(); err != nil {
+		t.Fatalf("Identity() on the medium just verified = %v", err)
+	}
+	older := copyMedium(t, c)
+	more(t, c, "key-2")
+	wrote(t, s, c)
+	if _, err := s.Replay(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.Load()
+	if st.Peer != c.Heads.Online {
+		t.Fatalf("ledger peer = %+v, want the verified online head %+v", st.Peer, c.Heads.Online)
+	}
+	current := s.Media
+
+	// The older copy: behind on both chains, agreeing where it has bundles.
+	onMedium(t, s, older)
+	var stale *StaleError
+	err := s.Identity()
+	if !errors.As(err, &stale) || !errors.Is(err, ErrStaleMedium) {
+		t.Fatalf("Identity() on an older copy = %v, want a *StaleError", err)
+	}
+	if want := "this stick is an older copy: the station has written offline seq"; !strings.Contains(err.Error(), want) {
+		t.Errorf("message %q lacks %q", err, want)
+	}
+	if _, err := s.Replay(ctx, nil); !errors.Is(err, chain.ErrRollback) {
+		t.Errorf("Replay() on the older copy = %v, want a rollback", err)
+	}
+
+	// A fork: the copy names another bundle at a seq the station verified.
+	forked := copyMedium(t, c)
+	e, err := current.Find(bundle.ChainOnline, c.Heads.Online.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := e.ID
+	other[0] ^= 1
+	if err := os.Rename(filepath.Join(forked, e.Path), filepath.Join(forked, media.Path(bundle.ChainOnline, e.Seq, other))); err != nil {
+		t.Fatal(err)
+	}
+	onMedium(t, s, forked)
+	err = s.Identity()
+	if !errors.Is(err, chain.ErrFork) || exitcode.From(err) != exitcode.Verify || errors.Is(err, ErrStaleMedium) {
+		t.Errorf("Identity() on a forked copy = %v (exit %d), want a fork, exit 3", err, exitcode.From(err))
+	}
+
+	// Another ceremony's medium.
+	o, err := chaintest.New(chaintest.Config{Dir: filepath.Join(t.TempDir(), "other"), Seed: 7, FastWrite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if _, err := o.Full(payload.ECP256); err != nil {
+		t.Fatal(err)
+	}
+	s.Media = o.M
+	if err := s.Identity(); !errors.Is(err, ErrForeignMedium) {
+		t.Errorf("Identity() on another ceremony's medium = %v, want ErrForeignMedium", err)
+	}
+}
+
+// The archive holds every bundle of both chains, byte for byte, after the replays and the
+// appends that saw them.
+func TestArchiveHoldsWhatTheStationVerified(t *testing.T) {
+	c, s := ceremonyStation(t)
+	if _, err := s.Replay(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ch := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
+		want := uint64(1)
+		for b, err := range s.Archived(ch) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Header.Seq != want {
+				t.Fatalf("archive %s: seq %d, want %d", ch, b.Header.Seq, want)
+			}
+			data, err := os.ReadFile(c.File(b))
+			if err != nil || string(data) != string(b.Marshal()) {
+				t.Fatalf("archive %s seq %d differs from the medium's file (%v)", ch, b.Header.Seq, err)
+			}
+			want++
+			n++
+		}
+	}
+	if n != len(c.Written) {
+		t.Errorf("archive holds %d bundles, want %d", n, len(c.Written))
+	}
+}
+
+// ReplayState does not trust a checkpoint on a medium that lost bundles it skips: a listing
+// with gaps before the checkpoint's heads makes it replay everything, which stops.
+func TestReplayStateChecksWhatItSkips(t *testing.T) {
+	c, s := ceremonyStation(t)
+	ctx := context.Background()
+	if _, err := s.ReplayState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{2, 4} {
+		e, err := c.M.Find(bundle.ChainOffline, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(c.M.Dir(), filepath.FromSlash(e.Path))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.ReplayState(ctx); err == nil {
+		t.Fatal("ReplayState() on a medium without offline seq 2 and 4 = nil, want the replay's stop")
+	}
+}
