@@ -156,4 +156,5 @@ func Name(code int) string {
 // Help is the exit code table both binaries print in their help.
 const Help = `Exit codes: 0 ok, 1 internal error, 2 usage, 3 verification failed, 4 bundle missing or
 malformed, 5 HSM, 6 Key Vault or network, 7 refused, 8 locked, 9 medium not writable,
-130 interrupted. Treat any other non-zero code as failure.`
+10 an older copy of the stick, 11 another ceremony's stick, 130 interrupted. Treat any other
+non-zero code as failure.`

@@ -1,7 +1,6 @@
 package station
 
-// A medium's identity, read from its listing against what this station saw (SPEC.md §11,
-// remembered heads).
+// A medium's identity, read from its listing against what this station saw (SPEC.md §8.4).
 //
 // A medium is this ceremony's when the bundles it names at the places this station knows
 // (every bundle it wrote or verified, kept in its archive, and its two heads) are the ones the

@@ -32,6 +32,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/audit"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/mediacmd"
 	"github.com/airgap-byok/airgap-byok/shared/release"
 	"github.com/airgap-byok/airgap-byok/shared/testclock"
 )
@@ -66,6 +67,7 @@ func NewApp(env *clirun.Env) *cli.App {
 			audit.Command(env),
 			release.VerifyCommand(env),
 			clirun.VersionCommand(env),
+			mediacmd.Command(env, Name, stateDirFlag, openForMedia),
 		})
 	// Flag values such as --tag k=v and vault URLs are taken whole; lists are split by the
 	// commands themselves.

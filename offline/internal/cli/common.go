@@ -221,6 +221,15 @@ func openSession(env *clirun.Env, o stateOptions, acc access, create, needMedia 
 	return &session{st: st, store: store.New(st.DB), release: release}, nil
 }
 
+// openForMedia opens the station for the media commands (mediacmd.Opener).
+func openForMedia(env *clirun.Env, stateDir, mediaDir string) (*station.Station, station.Apply, func() error, error) {
+	sess, err := openSession(env, stateOptions{StateDir: stateDir, Media: mediaDir}, readMedium, false, mediaDir != "")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return sess.st, store.RecordOwn, sess.release, nil
+}
+
 // replay verifies the medium against the ledger (station.Replay) and adds the operator's
 // next step to the failures that have an obvious one.
 func (s *session) replay(ctx context.Context, onBundle func(*chain.Verified) error) (*chain.Result, error) {

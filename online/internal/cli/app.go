@@ -19,6 +19,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/audit"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/mediacmd"
 	"github.com/airgap-byok/airgap-byok/shared/release"
 	"github.com/airgap-byok/airgap-byok/shared/testclock"
 )
@@ -64,5 +65,6 @@ func newApp(env *clirun.Env, d deps) *cli.App {
 		audit.Command(env),
 		release.VerifyCommand(env),
 		clirun.VersionCommand(env),
+		mediacmd.Command(env, Name, stateDirFlag, openForMedia),
 	})
 }

@@ -31,7 +31,7 @@ type stationFlags struct {
 }
 
 func (s *stationFlags) flags(media bool) []cli.Flag {
-	fl := []cli.Flag{&cli.StringFlag{Name: "state-dir", Usage: "the station's state folder (key and ledger)", EnvVars: []string{"BYOK_ONLINE_STATE_DIR"}, Destination: &s.StateDir}}
+	fl := []cli.Flag{stateDirFlag(&s.StateDir)}
 	if media {
 		fl = append(fl, &cli.StringFlag{Name: "media", Usage: "the transfer medium folder on the stick", EnvVars: []string{"BYOK_MEDIA"}, Destination: &s.Media})
 	}
@@ -80,6 +80,23 @@ func openStation(env *clirun.Env, s stationFlags, write, create bool) (*station.
 		return nil, nil, nil, err
 	}
 	return st, store.New(st.DB), release, nil
+}
+
+// stateDirFlag is the --state-dir flag.
+func stateDirFlag(dst *string) cli.Flag {
+	return &cli.StringFlag{Name: "state-dir", Usage: "the station's state folder (key and ledger)", EnvVars: []string{"BYOK_ONLINE_STATE_DIR"}, Destination: dst}
+}
+
+// openForMedia opens the station for the media commands (mediacmd.Opener).
+func openForMedia(env *clirun.Env, stateDir, mediaDir string) (*station.Station, station.Apply, func() error, error) {
+	if stateDir == "" {
+		return nil, nil, nil, clirun.Usagef("--state-dir is required (or BYOK_ONLINE_STATE_DIR)")
+	}
+	st, _, release, err := openStation(env, stationFlags{StateDir: stateDir, Media: mediaDir}, false, false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return st, store.ApplyOwn, release, nil
 }
 
 // loadKey loads the station key, which init created.
