@@ -206,6 +206,9 @@ func TestOnline(t *testing.T) {
 		if !strings.Contains(res.stderr, "was imported but not receipted") {
 			t.Errorf("stderr = %s", res.stderr)
 		}
+		if !strings.Contains(res.stdout, "1 import(s) have no receipt on the medium yet: run byok-online upload again with this stick writable") {
+			t.Errorf("the summary does not count the import without a receipt:\n%s", res.stdout)
+		}
 		if n := len(r.versions("key-1")); n != 1 {
 			t.Fatalf("%d versions, want 1", n)
 		}

@@ -146,6 +146,17 @@ func (f *fixture) offer(o onlinetest.OfferOptions) bundle.ID {
 	return b.ID()
 }
 
+// packageWeb takes a KEK offer for the premium vault, generates the EC-P256 key "web" and
+// packages it for that vault.
+func (f *fixture) packageWeb() packageResult {
+	f.t.Helper()
+	f.offer(onlinetest.OfferOptions{Vault: premium})
+	f.must("keygen", "--type", "EC-P256", "--ident", "web")
+	var pkg packageResult
+	f.mustJSON(&pkg, "package", "--key", "web", "--vault", premium)
+	return pkg
+}
+
 // withLedger opens the station's ledger for f (no command may run meanwhile).
 func (f *fixture) withLedger(fn func(s *store.Store)) {
 	f.t.Helper()

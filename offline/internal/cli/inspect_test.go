@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airgap-byok/airgap-byok/offline/internal/onlinetest"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 )
@@ -17,10 +16,7 @@ import (
 func TestInspect(t *testing.T) {
 	f := newFixture(t)
 	f.setup()
-	f.offer(onlinetest.OfferOptions{Vault: premium})
-	f.must("keygen", "--type", "EC-P256", "--ident", "web")
-	var pkg packageResult
-	f.mustJSON(&pkg, "package", "--key", "web", "--vault", premium)
+	pkg := f.packageWeb()
 	orig, err := os.ReadFile(filepath.Join(f.media, filepath.FromSlash(pkg.Path)))
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airgap-byok/airgap-byok/offline/internal/onlinetest"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -102,10 +101,7 @@ func TestPolicyAmend(t *testing.T) {
 	}
 
 	// Packages now follow version 2: bob's approval is refused, dave's counts.
-	f.offer(onlinetest.OfferOptions{Vault: premium})
-	f.must("keygen", "--type", "EC-P256", "--ident", "web")
-	var pkg packageResult
-	f.mustJSON(&pkg, "package", "--key", "web", "--vault", premium)
+	pkg := f.packageWeb()
 	if errs := f.exits(exitcode.Refused, "approve", "--package", pkg.Fingerprint, "--custodian", "bob"); !strings.Contains(errs, "not a custodian of the policy in force") {
 		t.Errorf("bob's approval: %s", errs)
 	}
@@ -126,10 +122,7 @@ func TestPolicyAmend(t *testing.T) {
 func TestApproveCountsOnlyCustodiansInForce(t *testing.T) {
 	f := newFixture(t)
 	f.setup()
-	f.offer(onlinetest.OfferOptions{Vault: premium})
-	f.must("keygen", "--type", "EC-P256", "--ident", "web")
-	var pkg packageResult
-	f.mustJSON(&pkg, "package", "--key", "web", "--vault", premium)
+	pkg := f.packageWeb()
 	f.must("approve", "--package", pkg.Fingerprint, "--custodian", "bob")
 	f.must("policy", "amend", "--remove-custodian", "bob", "--add-custodian", "dave=dave", "--custodian", "dave", "--custodian", "alice")
 	var last policyResult

@@ -109,6 +109,9 @@ type uploadResult struct {
 	Packages []uploadItem     `json:"packages"`
 	Requests []*vault.Request `json:"requests,omitempty"`
 	Counts   map[string]int   `json:"counts"`
+	// Unreceipted counts the packages Key Vault answered for (imported, or rejected) whose
+	// receipt is not on the medium yet: it could not be written.
+	Unreceipted int `json:"unreceipted"`
 }
 
 // Outcomes of packages that were not attempted.
@@ -368,6 +371,15 @@ func pkgItem(p *verify.Package, outcome string) uploadItem {
 func (r *uploadResult) add(it uploadItem) {
 	r.Packages = append(r.Packages, it)
 	r.Counts[it.Outcome]++
+	if it.unreceipted() {
+		r.Unreceipted++
+	}
+}
+
+// unreceipted reports whether Key Vault answered for the package but its receipt could not
+// be written (the medium or the ledger failed).
+func (it *uploadItem) unreceipted() bool {
+	return it.err != nil && (it.Outcome == upload.OutcomeImported || it.Outcome == upload.OutcomePublicKeyMismatch || it.Outcome == upload.OutcomeRejected)
 }
 
 func (r *uploadResult) write(w io.Writer) error {
@@ -410,6 +422,9 @@ func (r *uploadResult) write(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "%s\n", strings.Join(parts, ", "))
 	}
+	if r.Unreceipted > 0 {
+		fmt.Fprintf(&b, "%d import(s) have no receipt on the medium yet: run byok-online upload again with this stick writable; it finds each import in Key Vault and writes its receipt, importing nothing twice\n", r.Unreceipted)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -431,7 +446,7 @@ func (r *uploadResult) err(ctx context.Context) error {
 	}
 	for _, it := range r.Packages {
 		// Imported, but the receipt could not be written: the medium or the ledger failed.
-		if it.err != nil && (it.Outcome == upload.OutcomeImported || it.Outcome == upload.OutcomePublicKeyMismatch || it.Outcome == upload.OutcomeRejected) {
+		if it.unreceipted() {
 			return exitcode.Wrap(exitcode.From(it.err), fmt.Errorf("key package %s (%s) was %s but not receipted: %w", it.Package.Fingerprint, it.KeyName, it.Outcome, it.err),
 				"run upload again with the stick writable: it finds the import and writes the receipt")
 		}
