@@ -71,6 +71,10 @@ const (
 	StatusMismatch    = payload.OutcomePublicKeyMismatch // uploaded, but Key Vault returned another public key
 	StatusNotUploaded = "not_uploaded"                   // no receipt that imported it (yet)
 	StatusUnmatched   = "unmatched_receipt"              // a receipt for no key package awaiting upload
+	// StatusReceiptMissing: no receipt on this medium, but the online station's ledger
+	// (Options.Imported) says the package was imported: the receipt is on a newer stick, or
+	// in the station's copy (byok-online media restore).
+	StatusReceiptMissing = "imported_receipt_missing"
 )
 
 // Options configure an audit.
@@ -83,6 +87,10 @@ type Options struct {
 	Now        func() time.Time // clock for the report's time stamp; default time.Now
 	// Workers is the number of bundles verified in parallel; 0 means GOMAXPROCS.
 	Workers int
+	// Imported, if set, says whether the online station's ledger knows key package pkg as
+	// imported: an audit run with the station's state folder tells a
+	// package whose receipt is missing from the medium from one never uploaded.
+	Imported func(pkg bundle.ID) (bool, error)
 }
 
 // Report is the outcome of an audit. Its key inventory lives in a temporary file: read it
@@ -205,7 +213,7 @@ type Key struct {
 	PublicKeySHA256    string     `json:"public_key_sha256,omitempty"` // SHA-256 of the packaged DER SubjectPublicKeyInfo (RSA, EC)
 	KCV                string     `json:"kcv,omitempty"`               // AES key check value, hex
 	Approvals          []Approver `json:"approvals"`
-	Status             string     `json:"status"`             // StatusImported, StatusMismatch, StatusNotUploaded, StatusUnmatched
+	Status             string     `json:"status"`             // StatusImported, StatusMismatch, StatusNotUploaded, StatusReceiptMissing, StatusUnmatched
 	Rejected           int        `json:"rejected,omitempty"` // uploads Key Vault refused before
 	Receipt            *Receipt   `json:"receipt,omitempty"`
 }
@@ -381,6 +389,7 @@ type auditor struct {
 	remembered   chain.Heads // from the checkpoint: the furthest each chain was seen
 	m            *media.Media
 	copies       []Finding // plain .byok copies that are not their package's .byok
+	imported     func(bundle.ID) (bool, error)
 }
 
 // pkgInfo is what the inventory needs of a key package until its receipt.
@@ -397,7 +406,7 @@ type pkgInfo struct {
 }
 
 func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin, cp *checkpoint, rep *Report) error {
-	a.m = m
+	a.m, a.imported = m, opts.Imported
 	ropts := chain.Options{Workers: opts.Workers, OnBundle: a.onBundle}
 	var earlier []Finding
 	ropts.Warn = func(w media.Warning) {
@@ -798,6 +807,15 @@ func (a *auditor) flushPending() error {
 		if info.LastRcpt != nil {
 			r := *info.LastRcpt
 			k.Receipt = &r
+		}
+		if a.imported != nil {
+			ok, err := a.imported(id)
+			if err != nil {
+				return err
+			}
+			if ok {
+				k.Status = StatusReceiptMissing
+			}
 		}
 		if err := a.keys.add(k); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 )
 
 // Command returns the audit command both binaries offer:
@@ -13,9 +14,12 @@ import (
 // It writes the report to stdout (text, or one JSON object with --json) and exits 0 on PASS,
 // 3 on any finding, 4 if the replay was stopped by a malformed or unreadable bundle or the
 // checkpoint cannot be read, 2 on usage errors.
-func Command(env *clirun.Env) *cli.Command {
+//
+// A binary that keeps a ledger of its imports passes led: its flag (--state-dir) and the
+// opener of Options.Imported, which the audit uses when the flag is given.
+func Command(env *clirun.Env, led ...Ledger) *cli.Command {
 	var o Options
-	return &cli.Command{
+	cmd := &cli.Command{
 		Name:      "audit",
 		Usage:     "replay a medium (or a copy of it) and give a verdict, without an HSM or a network",
 		UsageText: "audit --media DIR [--policy FINGERPRINT] [--since FILE] [--checkpoint FILE] [--html FILE] [--json]",
@@ -39,6 +43,16 @@ func Command(env *clirun.Env) *cli.Command {
 			if o.Media == "" {
 				return clirun.Usagef("--media is required (or BYOK_MEDIA)")
 			}
+			for _, l := range led {
+				imported, done, err := l.Open()
+				if err != nil {
+					return err
+				}
+				if imported != nil {
+					defer done()
+					o.Imported = imported
+				}
+			}
 			rep, err := Run(c.Context, o, env.Log)
 			if err != nil {
 				return err
@@ -55,4 +69,16 @@ func Command(env *clirun.Env) *cli.Command {
 			return rep.Err()
 		},
 	}
+	for _, l := range led {
+		cmd.Flags = append(cmd.Flags, l.Flag)
+	}
+	return cmd
+}
+
+// Ledger is a station ledger the audit can consult: Flag names it, and Open (called once the
+// flags are parsed) returns Options.Imported and the function that closes the ledger, or a
+// nil Imported if the flag was not given.
+type Ledger struct {
+	Flag cli.Flag
+	Open func() (imported func(pkg bundle.ID) (bool, error), done func() error, err error)
 }

@@ -651,6 +651,8 @@ func keyRow(b *hb, k Key) {
 	b.raw(`</td><td>`)
 	r := k.Receipt
 	switch {
+	case k.Status == StatusReceiptMissing:
+		b.raw(`<span class="warn">imported (the online station's ledger says so), receipt missing from this medium</span>`)
 	case k.Status == StatusNotUploaded:
 		b.raw(`<span class="warn">not uploaded</span>`)
 		if k.Rejected > 0 {

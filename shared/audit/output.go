@@ -127,6 +127,8 @@ func keyLine(k Key) string {
 	}
 	r := k.Receipt
 	switch {
+	case k.Status == StatusReceiptMissing:
+		sb.WriteString(": imported (the online station's ledger says so), receipt missing from this medium")
 	case k.Status == StatusNotUploaded:
 		sb.WriteString(": not uploaded")
 		if k.Rejected > 0 {

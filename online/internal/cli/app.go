@@ -62,7 +62,7 @@ func newApp(env *clirun.Env, d deps) *cli.App {
 		uploadCommand(env, d),
 		statusCommand(env, d),
 		inspectCommand(env, d),
-		audit.Command(env),
+		audit.Command(env, auditLedger(env)),
 		release.VerifyCommand(env),
 		clirun.VersionCommand(env),
 		mediacmd.Command(env, Name, stateDirFlag, openForMedia),

@@ -14,6 +14,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/online/internal/keyfile"
 	"github.com/airgap-byok/airgap-byok/online/internal/store"
 	"github.com/airgap-byok/airgap-byok/online/internal/vault"
+	"github.com/airgap-byok/airgap-byok/shared/audit"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/station"
@@ -97,6 +98,28 @@ func openForMedia(env *clirun.Env, stateDir, mediaDir string) (*station.Station,
 		return nil, nil, nil, err
 	}
 	return st, store.ApplyOwn, release, nil
+}
+
+// auditLedger lets audit --state-dir consult this station's ledger: a package it imported
+// whose receipt is missing from the medium is told apart from one never uploaded.
+func auditLedger(env *clirun.Env) audit.Ledger {
+	var dir string
+	return audit.Ledger{
+		Flag: &cli.StringFlag{Name: "state-dir", Usage: "this station's state folder: packages it imported whose receipt is not on the medium are reported as such, not as not uploaded", Destination: &dir},
+		Open: func() (func(bundle.ID) (bool, error), func() error, error) {
+			if dir == "" {
+				return nil, nil, nil
+			}
+			_, s, release, err := openStation(env, stationFlags{StateDir: dir}, false, false)
+			if err != nil {
+				return nil, nil, err
+			}
+			return func(pkg bundle.ID) (bool, error) {
+				u, err := s.Upload(pkg)
+				return u != nil && u.Terminal(), err
+			}, release, nil
+		},
+	}
 }
 
 // loadKey loads the station key, which init created.
