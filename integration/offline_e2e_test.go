@@ -6,6 +6,7 @@ package integration_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -66,18 +67,44 @@ func TestOfflineWithOnline(t *testing.T) {
 			}
 		})
 	}
+	// The stick is lost after every step, from the online station's init to the last sync:
+	// each time both stations restore what they hold to an empty folder on a new stick, and
+	// the ceremony goes on there. Every key lands exactly once, every receipt reaches the
+	// final stick, and the audit passes.
+	t.Run("stick lost after every step", func(t *testing.T) {
+		t.Parallel()
+		c := newCrossRig(t, offline, online, mod, kvemu.KindPremium)
+		c.lose = true
+		c.ceremony("premium", []payload.KeyType{payload.ECP256, payload.RSA2048})
+		if c.lost < 10 {
+			t.Fatalf("the stick was lost %d times, want after every step", c.lost)
+		}
+		var audit struct {
+			Verdict string `json:"verdict"`
+			Keys    []struct {
+				Status string `json:"status"`
+			} `json:"keys"`
+		}
+		if err := json.Unmarshal([]byte(c.off("audit", "--media", c.medium, "--json")), &audit); err != nil || audit.Verdict != "PASS" {
+			t.Fatalf("audit of the last restored stick: %+v (%v), want PASS", audit, err)
+		}
+	})
 }
 
 // crossRig is both stations, a medium and a local Key Vault.
 type crossRig struct {
-	t        *testing.T
-	offline  string
-	online   string
-	vault    *kvemu.Server
-	offEnv   []string
-	onEnv    []string
-	medium   string
-	attRoot  string
+	t       *testing.T
+	offline string
+	online  string
+	vault   *kvemu.Server
+	offEnv  []string
+	onEnv   []string
+	medium  string
+	attRoot string
+	// lose, when set, loses the stick after every command but media and audit: both
+	// stations restore their copies to a new, empty folder, which becomes the medium.
+	lose     bool
+	lost     int
 	allPINs  []string
 	vaultURL string
 }
@@ -160,11 +187,46 @@ func (c *crossRig) run(bin string, env []string, args ...string) string {
 
 func (c *crossRig) off(args ...string) string {
 	c.t.Helper()
+	defer c.maybeLose(args[0])
 	return c.run(c.offline, c.offEnv, args...)
 }
 func (c *crossRig) on(args ...string) string {
 	c.t.Helper()
+	defer c.maybeLose(args[0])
 	return c.run(c.online, c.onEnv, args...)
+}
+
+// maybeLose loses the stick after command cmd if c.lose is set: the old folder is removed,
+// each station that has a ledger writes its copy of the log to a new empty folder (the
+// offline station first), and both stations use it from now on.
+func (c *crossRig) maybeLose(cmd string) {
+	if !c.lose || cmd == "media" || cmd == "audit" || c.t.Failed() {
+		return
+	}
+	c.t.Helper()
+	c.lost++
+	if err := os.RemoveAll(c.medium); err != nil {
+		c.t.Fatal(err)
+	}
+	stick := filepath.Join(c.t.TempDir(), fmt.Sprintf("stick-%d", c.lost))
+	if err := os.Mkdir(stick, 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, st := range []struct {
+		bin string
+		env []string
+		key string
+	}{{c.offline, c.offEnv, "BYOK_OFFLINE_STATE_DIR="}, {c.online, c.onEnv, "BYOK_ONLINE_STATE_DIR="}} {
+		i := slices.IndexFunc(st.env, func(kv string) bool { return strings.HasPrefix(kv, st.key) })
+		if _, err := os.Stat(filepath.Join(strings.TrimPrefix(st.env[i], st.key), "ledger.db")); err != nil {
+			continue // this station has not begun
+		}
+		c.run(st.bin, st.env, "media", "restore", "--to", stick)
+	}
+	c.medium = stick
+	for _, env := range [][]string{c.offEnv, c.onEnv} {
+		env[slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "BYOK_MEDIA=") })] = "BYOK_MEDIA=" + stick
+	}
 }
 
 func (c *crossRig) offJSON(v any, args ...string) {

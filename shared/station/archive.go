@@ -23,11 +23,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+	"github.com/airgap-byok/airgap-byok/transfer-format/media"
 )
 
 var (
@@ -211,5 +213,47 @@ func (col *collector) flushTx(tx *bolt.Tx) error {
 		return err
 	}
 	col.peer, col.mine, col.size = nil, nil, 0
+	return nil
+}
+
+// fillMax bounds how many bundles fill reads from the medium.
+const fillMax = 16
+
+// fill adds to the collection the bundles of each chain up to its head (own, of this
+// station's chain; peer, of the other) that the archive lacks and the replay did not deliver:
+// genesis enrollments, which a replay holds until a policy verifies them (and so never
+// delivers before the first policy), read from m after the replay checked their place in
+// their chain. It reads at most fillMax of them; a later full replay delivers the rest.
+func (col *collector) fill(m *media.Media, own, peer uint64) error {
+	got := map[bundle.Chain]map[uint64]bool{col.s.Chain: {}, col.s.Chain.Other(): {}}
+	for _, b := range append(slices.Clone(col.mine), col.peer...) {
+		got[b.Header.Chain][b.Header.Seq] = true
+	}
+	n := 0
+	for c, head := range map[bundle.Chain]uint64{col.s.Chain: own, col.s.Chain.Other(): peer} {
+		for seq := col.from.Of(c).Seq + 1; seq <= head && n < fillMax; seq++ {
+			if got[c][seq] {
+				continue
+			}
+			n++
+			e, err := m.Find(c, seq)
+			if err != nil {
+				return nil // the replay verified the chain: a later one will say what changed
+			}
+			data, err := m.Read(e)
+			if err != nil {
+				return nil
+			}
+			b, err := bundle.Parse(data)
+			if err != nil || b.ID() != e.ID {
+				return nil
+			}
+			if c == col.s.Chain {
+				col.mine = append(col.mine, b)
+			} else {
+				col.peer = append(col.peer, b)
+			}
+		}
+	}
 	return nil
 }

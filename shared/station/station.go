@@ -543,6 +543,9 @@ func (s *Station) replayed(st State, col *collector, res *chain.Result, err erro
 		s.maxSkew, s.skewKnown = cur.Policy.MaxClockSkewSeconds, true
 	}
 	peer := *res.State.Heads.Of(s.Chain.Other())
+	if err := col.fill(s.Media, st.Head.Seq, max(peer.Seq, st.Peer.Seq)); err != nil {
+		return res, err
+	}
 	keep := res.Complete && len(res.Findings) == 0 && res.State.Current() != nil && !res.State.Anchor.IsZero() && res.State.Anchor == st.Anchor
 	if peer.Seq <= st.Peer.Seq && !keep && len(col.peer)+len(col.mine) == 0 {
 		return res, nil
