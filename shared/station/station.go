@@ -42,8 +42,9 @@
 // Replay verifies the whole medium. ReplayState is for commands that need only the state
 // (the policy in force, the offers, the packages awaiting upload): it resumes from the
 // checkpoint of the last clean replay, so it reads only the bundles written since, after
-// checking that the medium still holds the bundles the checkpoint ends at. Commands that show
-// every bundle (verify, log, audit) replay everything.
+// checking what it skips: the medium's listing up to the checkpoint must name exactly the
+// bundles the archive holds there, and the checkpoint's heads must be on it. Commands that
+// show every bundle (verify, log, audit) replay everything.
 package station
 
 import (
@@ -492,8 +493,8 @@ func (s *Station) Replay(ctx context.Context, onBundle func(*chain.Verified) err
 // ReplayState is Replay for commands that need only the resulting state, without seeing
 // each bundle: it resumes from the ledger's checkpoint (the state of the last replay that
 // verified the medium without a finding), so that it verifies only the bundles written since.
-// Without a usable checkpoint, or if the medium no longer holds the bundles the checkpoint
-// ends at, it replays everything, as Replay does (which then reports why). Its result's
+// Without a usable checkpoint, or if the medium's listing up to the checkpoint is not exactly
+// what the archive holds there (a bundle missing, added or renamed), it replays everything, as Replay does (which then reports why). Its result's
 // findings, warnings and counts of verified bundles concern the replayed part; its state is
 // the whole medium's, as Replay's.
 func (s *Station) ReplayState(ctx context.Context) (*chain.Result, error) {
