@@ -13,7 +13,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
 	"github.com/airgap-byok/airgap-byok/transfer-format/media"
-	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
 // copyMedium copies the medium folder of c to a new folder and returns it.
@@ -93,14 +92,7 @@ func TestIdentityTellsStaleForeignAndForkedMediaApart(t *testing.T) {
 	}
 
 	// Another ceremony's medium.
-	o, err := chaintest.New(chaintest.Config{Dir: filepath.Join(t.TempDir(), "other"), Seed: 7, FastWrite: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	if _, err := o.Full(payload.ECP256); err != nil {
-		t.Fatal(err)
-	}
+	o := fullCeremony(t, "other", 7)
 	s.Media = o.M
 	if err := s.Identity(); !errors.Is(err, ErrForeignMedium) {
 		t.Errorf("Identity() on another ceremony's medium = %v, want ErrForeignMedium", err)

@@ -25,7 +25,15 @@ import (
 // policy and wrote its offline chain.
 func ceremonyStation(t *testing.T) (*chaintest.Ceremony, *Station) {
 	t.Helper()
-	c, err := chaintest.New(chaintest.Config{Dir: filepath.Join(t.TempDir(), "m"), FastWrite: true})
+	c := fullCeremony(t, "m", 0)
+	return c, stationOf(t, c, bundle.ChainOffline)
+}
+
+// fullCeremony returns a software ceremony (chaintest.Full, one EC-P256 package) in the
+// folder name of a new temporary folder, from seed.
+func fullCeremony(t *testing.T, name string, seed uint64) *chaintest.Ceremony {
+	t.Helper()
+	c, err := chaintest.New(chaintest.Config{Dir: filepath.Join(t.TempDir(), name), Seed: seed, FastWrite: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,17 +41,28 @@ func ceremonyStation(t *testing.T) (*chaintest.Ceremony, *Station) {
 	if _, err := c.Full(payload.ECP256); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// stationOf returns station ch's view of c's medium: a ledger that trusts its policy and
+// wrote chain ch.
+func stationOf(t *testing.T, c *chaintest.Ceremony, ch bundle.Chain) *Station {
+	t.Helper()
 	db, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Schema{Name: "test", Migrations: []ledger.Migration{{Name: "station", Apply: Migration}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s := &Station{Chain: bundle.ChainOffline, DB: db, Media: c.M, Log: logsetup.Discard()}
-	if err := db.Update(func(tx *bolt.Tx) error { return SetAnchor(tx, c.PolicyID) }); err != nil {
+	s := &Station{Chain: ch, DB: db, Media: c.M, Log: logsetup.Discard()}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := SetAnchor(tx, c.PolicyID); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bucketStation), keyHead, *c.Heads.Of(ch))
+	}); err != nil {
 		t.Fatal(err)
 	}
-	wrote(t, s, c)
-	return c, s
+	return s
 }
 
 // wrote records the ceremony's offline head as this station's.

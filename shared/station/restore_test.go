@@ -10,34 +10,10 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/airgap-byok/airgap-byok/shared/ledger"
-	"github.com/airgap-byok/airgap-byok/shared/logsetup"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
-	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
-
-// onlineStation returns the online station's view of c's medium: a ledger that trusts its
-// policy and wrote its online chain.
-func onlineStation(t *testing.T, c *chaintest.Ceremony) *Station {
-	t.Helper()
-	db, err := ledger.Open(filepath.Join(t.TempDir(), "ledger.db"), ledger.Schema{Name: "test", Migrations: []ledger.Migration{{Name: "station", Apply: Migration}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	s := &Station{Chain: bundle.ChainOnline, DB: db, Media: c.M, Log: logsetup.Discard()}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		if err := SetAnchor(tx, c.PolicyID); err != nil {
-			return err
-		}
-		return putJSON(tx.Bucket(bucketStation), keyHead, c.Heads.Online)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // wroteOwn records the bundles of c written since n as s's own (as its commits would have).
 func wroteOwn(t *testing.T, s *Station, c *chaintest.Ceremony, n int) {
@@ -84,7 +60,7 @@ func files(t *testing.T, dir string) map[string]string {
 // replays to both stations' heads.
 func TestRestoreOnBothStationsRebuildsTheLog(t *testing.T) {
 	c, off := ceremonyStation(t)
-	on := onlineStation(t, c)
+	on := stationOf(t, c, bundle.ChainOnline)
 	ctx := context.Background()
 	for _, s := range []*Station{off, on} {
 		if _, err := s.Replay(ctx, nil); err != nil {
@@ -140,14 +116,7 @@ func TestRestoreAndCopyRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := chaintest.New(chaintest.Config{Dir: filepath.Join(t.TempDir(), "other"), Seed: 7, FastWrite: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	if _, err := o.Full(payload.ECP256); err != nil {
-		t.Fatal(err)
-	}
+	o := fullCeremony(t, "other", 7)
 	before := files(t, o.M.Dir())
 	src := s.Media
 	if _, _, err := s.Restore(ctx, o.M.Dir(), nil); !errors.Is(err, ErrForeignMedium) {
