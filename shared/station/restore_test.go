@@ -147,3 +147,51 @@ func TestRestoreAndCopyRefusals(t *testing.T) {
 		}
 	}
 }
+
+// A backup made with Copy mid-ceremony, the original lost later: both stations restore onto
+// the backup what was written since, and it becomes the original, byte for byte.
+func TestRestoreCompletesABackup(t *testing.T) {
+	c, off := ceremonyStation(t)
+	on := stationOf(t, c, bundle.ChainOnline)
+	ctx := context.Background()
+	res, err := off.Replay(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := on.Replay(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	backup := t.TempDir()
+	if _, _, err := off.Copy(ctx, backup, res.State.Heads); err != nil {
+		t.Fatal(err)
+	}
+	n := len(c.Written)
+	more(t, c, "key-2")
+	wroteOwn(t, off, c, n)
+	wroteOwn(t, on, c, n)
+	if _, err := on.Replay(ctx, nil); err != nil { // the online station saw the new package
+		t.Fatal(err)
+	}
+	want := files(t, c.M.Dir())
+
+	onMedium(t, off, backup)
+	if err := off.Identity(); !errors.Is(err, ErrStaleMedium) {
+		t.Fatalf("Identity() on the backup = %v, want stale", err)
+	}
+	for _, s := range []*Station{off, on} {
+		_, done, err := s.Restore(ctx, backup, nil)
+		if err != nil {
+			t.Fatalf("%s Restore() onto the backup = %v", s.Chain, err)
+		}
+		done()
+	}
+	got := files(t, backup)
+	if len(got) != len(want) {
+		t.Fatalf("the completed backup holds %d bundle files, want %d", len(got), len(want))
+	}
+	for p, data := range want {
+		if got[p] != data {
+			t.Errorf("%s differs from the original", p)
+		}
+	}
+}
