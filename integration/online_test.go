@@ -483,7 +483,7 @@ func testOnlineRefusals(t *testing.T, bins onlineBinaries) {
 		}
 		nothingImported(t, r)
 	})
-	t.Run("rolled back", func(t *testing.T) {
+	t.Run("older copy", func(t *testing.T) {
 		t.Parallel()
 		r := newOnlineRig(t, bins.plain, onlineRigConfig{AllowWeakerKEK: true})
 		r.setup()
@@ -500,11 +500,11 @@ func testOnlineRefusals(t *testing.T, bins onlineBinaries) {
 		if err := os.Rename(snapshot, r.media); err != nil {
 			t.Fatal(err)
 		}
-		res := r.must(3, "upload")
-		if !strings.Contains(res.stderr, "rolled back") {
+		res := r.must(exitcode.Stale, "upload")
+		if !strings.Contains(res.stderr, "this stick is an older copy: the station has written online seq 3, the stick holds up to 2") {
 			t.Errorf("stderr = %s", res.stderr)
 		}
-		r.must(3, "verify")
+		r.must(exitcode.Stale, "verify")
 		if st := r.vault.Stats(); st.Imports != 1 {
 			t.Errorf("emulator imported %d versions, want still 1", st.Imports)
 		}
