@@ -197,8 +197,9 @@ func writable(t *testing.T, dir string) {
 }
 
 // testReadOnlyMedium write-protects the medium of a ceremony ready for upload: every command
-// that writes exits 9 and changes nothing, in Key Vault either; verify, audit and status still
-// work; once the stick is writable again the ceremony finishes.
+// that writes exits 9 and changes nothing, in Key Vault either; verify (which changes only its
+// own ledger), audit and status still work; once the stick is writable again the ceremony
+// finishes.
 func testReadOnlyMedium(t *testing.T, s *resSuite) {
 	r := newResRig(t, s, "readonly")
 	upload := stepIndex("upload")
@@ -220,8 +221,19 @@ func testReadOnlyMedium(t *testing.T, s *resSuite) {
 		}
 	}
 
+	// verify records in its ledger what it verified (so that an older copy is refused
+	// later): the online ledger is all it changes.
 	before = rigState(t, r.dir)
+	if res := r.run(onlineStation, "", "verify"); res.code != 0 {
+		t.Errorf("byok-online verify on a read-only medium: exit %d, want 0\n%s", res.code, res.stderr)
+	}
+	for _, f := range changed(before, rigState(t, r.dir)) {
+		if f != filepath.Join(onlineStation+"-state", "ledger.db") {
+			t.Errorf("verify on a read-only medium changed %s", f)
+		}
+	}
 
+	before = rigState(t, r.dir)
 	for _, c := range []struct {
 		station string
 		args    []string
@@ -231,7 +243,6 @@ func testReadOnlyMedium(t *testing.T, s *resSuite) {
 		{onlineStation, []string{"kek", "create", "--vault", s.vault.URL(), "--name", r.branch + "-kek2", "--size", "3072"}, exitcode.Media},
 		{offlineStation, []string{"package", "--key", "third", "--vault", s.vault.URL(), "--name", r.branch + "-third"}, exitcode.Media},
 		{offlineStation, []string{"approve", "--package", r.packages[resKeys[0].ident], "--custodian", "carol"}, exitcode.Media},
-		{onlineStation, []string{"verify"}, 0},
 		{onlineStation, []string{"status"}, 0},
 		{onlineStation, []string{"audit", "--media", r.medium(), "--policy", r.policyFP}, 0},
 		{offlineStation, []string{"audit", "--media", r.medium(), "--policy", r.policyFP}, 0},

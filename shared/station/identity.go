@@ -109,7 +109,8 @@ func (s *Station) Identity() error {
 					if fork == nil {
 						fork = &chain.ForkError{Chain: c, Seq: e.Seq, A: id, B: e.ID, Reason: "the stick holds another bundle where this station saw one"}
 					}
-				case c == s.Chain && e.Seq > known.Seq && !pending[e.ID] && fork == nil:
+				case c == s.Chain && known.Seq > 0 && e.Seq > known.Seq && !pending[e.ID] && fork == nil:
+					// (A ledger that has written nothing yet is init's to judge.)
 					fork = &chain.ForkError{Chain: c, Seq: e.Seq, B: e.ID, Reason: "the stick holds a bundle of this station's chain that this station did not write"}
 				}
 			}
