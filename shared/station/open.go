@@ -95,6 +95,19 @@ func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 		return nil
 	})
 	write := o.Write
+	if m != nil && o.Write {
+		// A writer takes the write lock, which records its holder in the lock file: an older
+		// copy, another ceremony's stick or a forked one is refused before that, so that a
+		// refused stick is not touched at all. (Checked again under the lock below.)
+		s.Media = m
+		err := s.Identity()
+		s.Media = nil
+		if err != nil {
+			closeMedium()
+			release()
+			return nil, nil, err
+		}
+	}
 	if o.MediaDir != "" {
 		m, lock, w, err := openMedium(o, m, pending)
 		if err != nil {

@@ -101,6 +101,18 @@ func openTarget(dir string, empty bool) (*target, error) {
 // the restored medium, open until release (the caller's Open's release does not close it:
 // the returned function does).
 func (s *Station) Restore(ctx context.Context, dir string, apply Apply) (*Written, func(), error) {
+	// Another ceremony's or a forked medium is refused before its write lock is taken (which
+	// records the holder in its lock file), so that it is not touched at all; checked again
+	// under the lock below.
+	if pre, err := media.Open(dir); err == nil {
+		s.Media = pre
+		ierr := s.Identity()
+		s.Media = nil
+		pre.Close()
+		if ierr != nil && !errors.Is(ierr, ErrStaleMedium) {
+			return nil, nil, ierr
+		}
+	}
 	t, err := openTarget(dir, false)
 	if err != nil {
 		return nil, nil, err
