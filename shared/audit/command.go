@@ -22,7 +22,7 @@ func Command(env *clirun.Env, led ...Ledger) *cli.Command {
 	cmd := &cli.Command{
 		Name:      "audit",
 		Usage:     "replay a medium (or a copy of it) and give a verdict, without an HSM or a network",
-		UsageText: "audit --media DIR [--policy FINGERPRINT] [--since FILE] [--checkpoint FILE] [--html FILE] [--json]",
+		UsageText: env.Name + " audit --media DIR [--policy FINGERPRINT] [--since FILE] [--checkpoint FILE] [--html FILE] [--json]",
 		Description: "Verifies both chains from genesis: every signature, link, policy version, approval threshold\n" +
 			"and expiry; each key package matched to at most one receipt and each receipt's public key to\n" +
 			"its package. Prints PASS or FAIL first, then the counts, the keys and where they landed, and\n" +

@@ -20,7 +20,7 @@ func VersionCommand(env *Env) *cli.Command {
 	return &cli.Command{
 		Name:      "version",
 		Usage:     "print the version, build information and this binary's SHA-256",
-		UsageText: "version [--json]",
+		UsageText: env.Name + " version [--json]",
 		Description: "Prints the version, the Go module and source revision the binary was built from, the Go\n" +
 			"version, and the SHA-256 of the running executable file. Compare the hash with the line for\n" +
 			"this binary in the release's SHA256SUMS (see verify-release).",

@@ -24,7 +24,7 @@ func VerifyCommand(env *clirun.Env) *cli.Command {
 	return &cli.Command{
 		Name:      "verify-release",
 		Usage:     "check a carried release folder against its SHA256SUMS (and its signature) before installing",
-		UsageText: "verify-release [--allow-missing] [--allowed-signers FILE [--identity NAME] [--signature FILE] [--namespace NS]] DIR",
+		UsageText: env.Name + " verify-release [--allow-missing] [--allowed-signers FILE [--identity NAME] [--signature FILE] [--namespace NS]] DIR",
 		Description: "Checks every file SHA256SUMS lists in DIR: present, a regular file, and with the listed SHA-256.\n" +
 			"Any other file in DIR (besides SHA256SUMS and its signature) fails the check: nothing unlisted\n" +
 			"is accepted. With --allowed-signers, the detached SSH signature DIR/SHA256SUMS.sig must be good\n" +

@@ -72,6 +72,7 @@ func NewApp(env *clirun.Env) *cli.App {
 	// Flag values such as --tag k=v and vault URLs are taken whole; lists are split by the
 	// commands themselves.
 	app.DisableSliceFlagSeparator = true
+	clirun.SetExamples(app, examples)
 	return app
 }
 

@@ -54,7 +54,7 @@ receipt for every upload.
 ` + exitcode.Help
 
 func newApp(env *clirun.Env, d deps) *cli.App {
-	return clirun.NewApp(env, "the online station of an air-gapped BYOK ceremony for Azure Key Vault", description, []*cli.Command{
+	app := clirun.NewApp(env, "the online station of an air-gapped BYOK ceremony for Azure Key Vault", description, []*cli.Command{
 		initCommand(env, d),
 		trustCommand(env, d),
 		kekCommand(env, d),
@@ -67,4 +67,6 @@ func newApp(env *clirun.Env, d deps) *cli.App {
 		clirun.VersionCommand(env),
 		mediacmd.Command(env, Name, stateDirFlag, openForMedia),
 	})
+	clirun.SetExamples(app, examples)
+	return app
 }
