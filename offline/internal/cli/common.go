@@ -21,7 +21,7 @@ import (
 
 // Environment variables.
 const (
-	envStateDir  = "BYOK_OFFLINE_STATE_DIR"
+	envStateDir  = "BYOK_OFFLINE_STATE_DIR" // read by clirun.StateDirFlag
 	envMedia     = "BYOK_MEDIA"
 	envModule    = "BYOK_OFFLINE_HSM_MODULE"
 	envToken     = "BYOK_OFFLINE_TOKEN_LABEL"
@@ -37,7 +37,7 @@ type stateOptions struct {
 }
 
 func stateDirFlag(dst *string) cli.Flag {
-	return &cli.StringFlag{Name: "state-dir", Usage: "folder of the station's ledger", EnvVars: []string{envStateDir}, Destination: dst, TakesFile: true}
+	return clirun.StateDirFlag(Name, "offline", "folder of the station's ledger", dst)
 }
 
 func mediaFlag(dst *string) cli.Flag {

@@ -9,7 +9,7 @@ byok-offline hsm check --hsm-module /usr/lib/softhsm/libsofthsm2.so --token-labe
 # after init: the module and token init recorded in the state folder
 byok-offline hsm check --pin-file station.pin`,
 	"init": `
-# 2 of 3 custodians, one Premium vault
+# 2 of 3 custodians, one Premium vault; the ledger goes to the default state folder (see --state-dir)
 byok-offline init --media /media/usb/airgap-byok --hsm-module /usr/lib/softhsm/libsofthsm2.so --token-label station --custodian alice=alice-card --custodian bob=bob-card --custodian carol=carol-card --threshold 2 --vault https://contoso.vault.azure.net=premium:westeurope --online-fingerprint 7KQ2-M9XD-4TNV-H3PA`,
 	"kek accept": `
 byok-offline kek accept --media /media/usb/airgap-byok

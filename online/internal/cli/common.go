@@ -85,7 +85,7 @@ func openStation(env *clirun.Env, s stationFlags, write, create bool) (*station.
 
 // stateDirFlag is the --state-dir flag.
 func stateDirFlag(dst *string) cli.Flag {
-	return &cli.StringFlag{Name: "state-dir", Usage: "the station's state folder (key and ledger)", EnvVars: []string{"BYOK_ONLINE_STATE_DIR"}, Destination: dst}
+	return clirun.StateDirFlag(Name, "online", "the station's state folder (key and ledger)", dst)
 }
 
 // openForMedia opens the station for the media commands (mediacmd.Opener).

@@ -4,6 +4,7 @@ package cli
 // check that every command has one and that every flag they use exists on it.
 var examples = map[string]string{
 	"init": `
+# the key and ledger go to the default state folder (see --state-dir)
 byok-online init --media /media/usb/airgap-byok
 byok-online init --media /media/usb/airgap-byok --state-dir /srv/byok/online --name online-dc1`,
 	"trust": `
