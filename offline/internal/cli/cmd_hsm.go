@@ -2,19 +2,24 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
+	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/station"
 )
 
 // hsmCheckOptions are the options of "hsm check".
 type hsmCheckOptions struct {
-	HSM hsmOptions
+	StateDir string
+	HSM      hsmOptions
 }
 
 func hsmCommand(env *clirun.Env) *cli.Command {
@@ -27,8 +32,10 @@ func hsmCommand(env *clirun.Env) *cli.Command {
 			Usage: "show the module, the token and its mechanisms, choose the wrap path and run a wrap self-test",
 			Description: "Opens the station's token, lists what it offers, chooses how keys will be wrapped\n" +
 				"(CKM_RSA_AES_KEY_WRAP in one call, or the equivalent two steps) and wraps throwaway\n" +
-				"session keys for a throwaway KEK, unwrapping them in software to check the result.",
-			Flags: o.HSM.flags(),
+				"session keys for a throwaway KEK, unwrapping them in software to check the result.\n\n" +
+				"Before init, name the module and the token (--hsm-module, --token-label); once init has\n" +
+				"run, they default to the ones it recorded in the state folder.",
+			Flags: append([]cli.Flag{stateDirFlag(&o.StateDir)}, o.HSM.flags()...),
 			Action: func(c *cli.Context) error {
 				return runHSMCheck(c.Context, o, env)
 			},
@@ -43,7 +50,11 @@ type hsmCheckResult struct {
 }
 
 func runHSMCheck(ctx context.Context, o hsmCheckOptions, env *clirun.Env) error {
-	tok, err := openStationToken(ctx, env, o.HSM)
+	ho, err := recordedHSM(env, o.StateDir, o.HSM)
+	if err != nil {
+		return err
+	}
+	tok, err := openStationToken(ctx, env, ho)
 	if err != nil {
 		return err
 	}
@@ -100,4 +111,25 @@ func writeCheck(w io.Writer, r hsmCheckResult) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// recordedHSM fills the module and the token label that init recorded in the state folder,
+// where the flags leave them out and init has run there.
+func recordedHSM(env *clirun.Env, stateDir string, o hsmOptions) (hsmOptions, error) {
+	if (o.Module != "" && o.TokenLabel != "") || stateDir == "" || !fileExists(filepath.Join(stateDir, station.LedgerFile)) {
+		return o, nil
+	}
+	sess, err := openSession(env, stateOptions{StateDir: stateDir}, readMedium, false, false)
+	if err != nil {
+		return o, err
+	}
+	defer sess.close()
+	st, err := sess.store.Station()
+	if errors.Is(err, store.ErrNotFound) {
+		return o, nil
+	}
+	if err != nil {
+		return o, err
+	}
+	return o.withDefaults(st), nil
 }

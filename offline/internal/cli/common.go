@@ -80,12 +80,18 @@ func (o hsmOptions) withDefaults(st *store.Station) hsmOptions {
 	return o
 }
 
+// validate checks that the module and token are named and that the module is a file, before
+// any PIN is asked for.
 func (o hsmOptions) validate() error {
 	switch {
 	case o.Module == "":
 		return clirun.Usagef("--hsm-module is required")
 	case o.TokenLabel == "":
 		return clirun.Usagef("--token-label is required")
+	}
+	if fi, err := os.Stat(o.Module); err != nil || !fi.Mode().IsRegular() {
+		return exitcode.Wrap(exitcode.Usage, fmt.Errorf("no PKCS#11 module at %s", o.Module),
+			"check --hsm-module (or $"+envModule+"): the HSM vendor's PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so for SoftHSM2")
 	}
 	return nil
 }
