@@ -272,7 +272,9 @@ func (c *crossRig) ceremony(vaultKind string, types []payload.KeyType) {
 
 	// Keys are generated, packaged and approved offline.
 	type pkg struct {
-		Fingerprint  string `json:"fingerprint"`
+		Package struct {
+			Fingerprint string `json:"fingerprint"`
+		} `json:"package"`
 		KeyName      string `json:"key_name"`
 		PublicSHA256 string `json:"public_key_sha256"`
 		KCV          string `json:"kcv"`
@@ -283,7 +285,7 @@ func (c *crossRig) ceremony(vaultKind string, types []payload.KeyType) {
 		c.off("keygen", "--type", string(kt), "--ident", ident)
 		var p pkg
 		c.offJSON(&p, "package", "--key", ident, "--vault", c.vaultURL)
-		c.off("approve", "--package", p.Fingerprint, "--custodian", "alice", "--custodian", "bob")
+		c.off("approve", "--package", p.Package.Fingerprint, "--custodian", "alice", "--custodian", "bob")
 		pkgs = append(pkgs, p)
 	}
 
@@ -292,10 +294,9 @@ func (c *crossRig) ceremony(vaultKind string, types []payload.KeyType) {
 	c.on("upload")
 	var sync struct {
 		Packages []struct {
-			Fingerprint string `json:"fingerprint"`
-			KeyName     string `json:"key_name"`
-			State       string `json:"state"`
-			Version     string `json:"version"`
+			KeyName string `json:"key_name"`
+			State   string `json:"state"`
+			Version string `json:"version"`
 		} `json:"packages"`
 	}
 	c.offJSON(&sync, "sync")
@@ -346,12 +347,14 @@ func (c *crossRig) nextPolicy() {
 		t.Fatalf("policy approve by bob = %+v, want in force", r)
 	}
 	var p struct {
-		Fingerprint string `json:"fingerprint"`
-		KeyName     string `json:"key_name"`
+		Package struct {
+			Fingerprint string `json:"fingerprint"`
+		} `json:"package"`
+		KeyName string `json:"key_name"`
 	}
 	c.off("keygen", "--type", "EC-P256", "--ident", "after-v2")
 	c.offJSON(&p, "package", "--key", "after-v2", "--vault", c.vaultURL)
-	c.off("approve", "--package", p.Fingerprint, "--custodian", "alice", "--custodian", "carol")
+	c.off("approve", "--package", p.Package.Fingerprint, "--custodian", "alice", "--custodian", "carol")
 	c.on("verify")
 	c.on("upload")
 	c.off("sync")

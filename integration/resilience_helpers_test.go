@@ -349,7 +349,7 @@ var resCeremony = func() []resStep {
 		}, func(r *resRig) {
 			for _, p := range r.offlineStatus().Packages {
 				if p.KeyName == r.names[k.ident] {
-					r.packages[k.ident] = p.Fingerprint
+					r.packages[k.ident] = p.Package.Fingerprint
 				}
 			}
 		}})
@@ -412,11 +412,13 @@ type offlineStatus struct {
 		State string `json:"state"`
 	} `json:"keks"`
 	Packages []struct {
-		Package     string `json:"package"`
-		Fingerprint string `json:"fingerprint"`
-		KeyName     string `json:"key_name"`
-		State       string `json:"state"`
-		Version     string `json:"version"`
+		Package struct {
+			ID          string `json:"id"`
+			Fingerprint string `json:"fingerprint"`
+		} `json:"package"`
+		KeyName string `json:"key_name"`
+		State   string `json:"state"`
+		Version string `json:"version"`
 	} `json:"packages"`
 }
 
@@ -543,7 +545,7 @@ func (r *resRig) converged() {
 	}
 	for _, p := range off.Packages {
 		if p.State != "imported" || p.Version == "" {
-			r.t.Errorf("byok-offline status: package %s (%s) is %s, want imported", p.Fingerprint, p.KeyName, p.State)
+			r.t.Errorf("byok-offline status: package %s (%s) is %s, want imported", p.Package.Fingerprint, p.KeyName, p.State)
 		}
 	}
 	if rep := r.audit(0, onlineStation); rep.Verdict != "PASS" || rep.Counts["imported"] != len(resKeys) || rep.Counts["receipts"] != len(resKeys) {

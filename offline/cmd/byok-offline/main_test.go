@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,19 +110,24 @@ func upper(s string) string {
 //
 //	jsonenv VAR FILE FIELD
 //
-// which sets $VAR to the string FIELD of the JSON object in FILE (e.g. a package's
-// fingerprint from "package --json" output), so a later command can name it.
+// which sets $VAR to the string FIELD of the JSON object in FILE, FIELD being a dotted path
+// (e.g. a package's fingerprint, package.fingerprint, from "package --json" output), so a
+// later command can name it.
 func scriptCommands() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	cmds := clitest.Commands()
 	cmds["jsonenv"] = func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg || len(args) != 3 {
 			ts.Fatalf("usage: jsonenv VAR FILE FIELD")
 		}
-		var obj map[string]any
+		var obj any
 		if err := json.Unmarshal([]byte(ts.ReadFile(args[1])), &obj); err != nil {
 			ts.Fatalf("jsonenv: %s: %v", args[1], err)
 		}
-		v, ok := obj[args[2]].(string)
+		for _, name := range strings.Split(args[2], ".") {
+			m, _ := obj.(map[string]any)
+			obj = m[name]
+		}
+		v, ok := obj.(string)
 		if !ok {
 			ts.Fatalf("jsonenv: %s has no string field %q", args[1], args[2])
 		}

@@ -108,7 +108,7 @@ func BenchmarkPackageRSA3072Paired(b *testing.B) {
 			}
 			for _, r := range res {
 				if r.Existing {
-					b.Fatalf("package %s existed already", r.Fingerprint)
+					b.Fatalf("package %s existed already", r.Package.Fingerprint)
 				}
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/jsonout"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -52,18 +53,17 @@ func approveCommand(env *clirun.Env) *cli.Command {
 
 // approveResult is the result of "approve".
 type approveResult struct {
-	Package     string     `json:"package"`
-	Fingerprint string     `json:"fingerprint"`
-	KeyName     string     `json:"key_name"`
-	Vault       string     `json:"vault"`
-	KeyType     string     `json:"key_type"`
-	KEK         string     `json:"kek_fingerprint"`
-	Approved    []string   `json:"approved_now"`
-	Approvals   []string   `json:"approvals"`
-	Threshold   int        `json:"threshold"`
-	Ready       bool       `json:"ready"`
-	Bundle      bundleInfo `json:"bundle"`
-	Custodians  []keyInfo  `json:"custodians"`
+	Package     jsonout.Ref `json:"package"`
+	KeyName     string      `json:"key_name"`
+	Vault       string      `json:"vault"`
+	KeyType     string      `json:"key_type"`
+	KEK         string      `json:"kek_fingerprint"`
+	Approved    []string    `json:"approved_now"`
+	Approvals   []string    `json:"approvals"`
+	Threshold   int         `json:"threshold"`
+	Ready       bool        `json:"ready"`
+	Bundle      bundleInfo  `json:"bundle"`
+	Custodians  []keyInfo   `json:"custodians"`
 	pkg         *store.Package
 	approvedNow []*store.Custodian
 }
@@ -123,13 +123,13 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 		return err
 	}
 
-	out := &approveResult{Package: id.String(), Fingerprint: id.Short(), KeyName: pkg.KeyName, Vault: pkg.Vault, KeyType: string(pkg.KeyType),
+	out := &approveResult{Package: jsonout.RefOf(id), KeyName: pkg.KeyName, Vault: pkg.Vault, KeyType: string(pkg.KeyType),
 		Threshold: pol.Policy.Threshold, pkg: pkg}
 	if k, err := s.KEK(pkg.Offer); err == nil {
 		out.KEK = k.Fingerprint
 	}
 	fmt.Fprintf(env.Stderr, "Approving key package %s:\n  key %q (%s, ident %s) for %s\n  wrapped with KEK %s (%s)\n  approved so far by %d of the %d needed\n",
-		out.Fingerprint, out.KeyName, out.KeyType, pkg.Ident, out.Vault, out.KEK, pkg.KID, rec.ApprovedBy(pol.Policy, res.State.Heads.Offline.Seq), out.Threshold)
+		out.Package.Fingerprint, out.KeyName, out.KeyType, pkg.Ident, out.Vault, out.KEK, pkg.KID, rec.ApprovedBy(pol.Policy, res.State.Heads.Offline.Seq), out.Threshold)
 
 	tok, signer, err := openStationSigner(ctx, env, o.HSM, st)
 	if err != nil {
@@ -251,7 +251,7 @@ func custodianNames(p *payload.Policy) string {
 
 func writeApprove(w io.Writer, r *approveResult) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "approved key package %s (%q, %s, for %s, KEK %s)\n", r.Fingerprint, r.KeyName, r.KeyType, r.Vault, r.KEK)
+	fmt.Fprintf(&b, "approved key package %s (%q, %s, for %s, KEK %s)\n", r.Package.Fingerprint, r.KeyName, r.KeyType, r.Vault, r.KEK)
 	fmt.Fprintf(&b, "  approved now by %s\n", strings.Join(r.Approved, ", "))
 	fmt.Fprintf(&b, "  approvals      %d of %d: %s\n", len(r.Approvals), r.Threshold, strings.Join(r.Approvals, ", "))
 	fmt.Fprintf(&b, "  bundle         %s\n", r.Bundle.Path)

@@ -16,6 +16,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/jsonout"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -52,22 +53,22 @@ func kekCommand(env *clirun.Env) *cli.Command {
 
 // kekInfo describes a KEK decision for people.
 type kekInfo struct {
-	Offer       string `json:"offer"`
-	Fingerprint string `json:"fingerprint"` // of the offer bundle
-	KEK         string `json:"kek_fingerprint"`
-	KID         string `json:"kid"`
-	Vault       string `json:"vault"`
-	Bits        int    `json:"bits"`
-	Expires     string `json:"expires"`
-	State       string `json:"state"`
-	Attestation string `json:"attestation"`
-	Reason      string `json:"reason,omitempty"`
-	Verdict     string `json:"verdict,omitempty"`
-	New         bool   `json:"new"`
+	Offer        jsonout.Ref `json:"offer"`
+	OfferExpires string      `json:"offer_expires"` // the offer bundle's expiry: package needs it unexpired
+	KEK          string      `json:"kek_fingerprint"`
+	KID          string      `json:"kid"`
+	Vault        string      `json:"vault"`
+	Bits         int         `json:"bits"`
+	Expires      string      `json:"expires"`
+	State        string      `json:"state"`
+	Attestation  string      `json:"attestation"`
+	Reason       string      `json:"reason,omitempty"`
+	Verdict      string      `json:"verdict,omitempty"`
+	New          bool        `json:"new"`
 }
 
 func kekInfoOf(k *store.KEK, isNew bool) kekInfo {
-	return kekInfo{Offer: k.Offer.String(), Fingerprint: k.Offer.Short(), KEK: k.Fingerprint, KID: k.KID, Vault: k.Vault, Bits: k.Bits,
+	return kekInfo{Offer: jsonout.RefOf(k.Offer), OfferExpires: when(k.OfferExpires), KEK: k.Fingerprint, KID: k.KID, Vault: k.Vault, Bits: k.Bits,
 		Expires: time.Unix(k.Expires, 0).UTC().Format(time.RFC3339), State: k.State, Attestation: k.Attestation,
 		Reason: k.Reason, Verdict: k.Verdict, New: isNew}
 }
@@ -339,7 +340,7 @@ func writeKEKs(w io.Writer, r kekAcceptResult) error {
 	}
 	for _, k := range r.KEKs {
 		fmt.Fprintf(&b, "%-8s KEK %s  RSA-%d  %s\n", k.State, k.KEK, k.Bits, k.KID)
-		fmt.Fprintf(&b, "         offer %s, vault %s, expires %s, attestation %s\n", k.Fingerprint, k.Vault, k.Expires, k.Attestation)
+		fmt.Fprintf(&b, "         offer %s (expires %s), vault %s, KEK expires %s, attestation %s\n", k.Offer.Fingerprint, k.OfferExpires, k.Vault, k.Expires, k.Attestation)
 		if k.Reason != "" {
 			fmt.Fprintf(&b, "         reason: %s\n", k.Reason)
 		}

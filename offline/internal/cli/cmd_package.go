@@ -23,6 +23,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/jsonout"
 	"github.com/airgap-byok/airgap-byok/shared/secret"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
@@ -220,29 +221,28 @@ type packagePlan struct {
 
 // packageResult is the result of "package".
 type packageResult struct {
-	Package      string   `json:"package"`
-	Fingerprint  string   `json:"fingerprint"`
-	Seq          uint64   `json:"seq"`
-	Path         string   `json:"path"`
-	Byok         string   `json:"byok"`
-	Ident        string   `json:"ident"`
-	KeyName      string   `json:"key_name"`
-	KeyType      string   `json:"key_type"`
-	Vault        string   `json:"vault"`
-	KID          string   `json:"kek_kid"`
-	KEK          string   `json:"kek_fingerprint"`
-	Offer        string   `json:"kek_offer"`
-	KeyOps       []string `json:"key_ops"`
-	WrapPath     string   `json:"wrap_path"`
-	Mechanisms   []string `json:"mechanisms"`
-	Trusted      bool     `json:"wrapped_with_trusted"`
-	ZeroPadding  bool     `json:"trailing_zero_padding"`
-	Threshold    int      `json:"threshold"`
-	Existing     bool     `json:"existing"`
-	ExpiresAt    string   `json:"expires_at"`
-	PublicSHA256 string   `json:"public_key_sha256,omitempty"`
-	KCV          string   `json:"kcv,omitempty"`
-	Warnings     []string `json:"warnings"`
+	Package      jsonout.Ref `json:"package"`
+	Seq          uint64      `json:"seq"`
+	Path         string      `json:"path"`
+	Byok         string      `json:"byok"`
+	Ident        string      `json:"ident"`
+	KeyName      string      `json:"key_name"`
+	KeyType      string      `json:"key_type"`
+	Vault        string      `json:"vault"`
+	KID          string      `json:"kek_kid"`
+	KEK          string      `json:"kek_fingerprint"`
+	Offer        jsonout.Ref `json:"kek_offer"`
+	KeyOps       []string    `json:"key_ops"`
+	WrapPath     string      `json:"wrap_path"`
+	Mechanisms   []string    `json:"mechanisms"`
+	Trusted      bool        `json:"wrapped_with_trusted"`
+	ZeroPadding  bool        `json:"trailing_zero_padding"`
+	Threshold    int         `json:"threshold"`
+	Existing     bool        `json:"existing"`
+	ExpiresAt    string      `json:"expires_at"`
+	PublicSHA256 string      `json:"public_key_sha256,omitempty"`
+	KCV          string      `json:"kcv,omitempty"`
+	Warnings     []string    `json:"warnings"`
 }
 
 // packageBatchResult is the result of "package" with several keys.
@@ -689,9 +689,9 @@ func (p *packer) generator() string {
 
 func (p *packer) resultOf(plan *packagePlan, rec *store.Package, w *hsm.Wrapped, existing bool) (*packageResult, error) {
 	r := &packageResult{
-		Package: rec.ID.String(), Fingerprint: rec.ID.Short(), Seq: rec.Seq, Path: media.Path(bundle.ChainOffline, rec.Seq, rec.ID),
+		Package: jsonout.RefOf(rec.ID), Seq: rec.Seq, Path: media.Path(bundle.ChainOffline, rec.Seq, rec.ID),
 		Byok: rec.ByokCopy, Ident: rec.Ident, KeyName: rec.KeyName, KeyType: string(rec.KeyType), Vault: rec.Vault,
-		KID: rec.KID, KEK: plan.kek.Fingerprint, Offer: rec.Offer.Short(), KeyOps: plan.req.KeyOps,
+		KID: rec.KID, KEK: plan.kek.Fingerprint, Offer: jsonout.RefOf(rec.Offer), KeyOps: plan.req.KeyOps,
 		Threshold: p.pol.Policy.Threshold, Existing: existing, ExpiresAt: time.Unix(rec.Expires, 0).UTC().Format(time.RFC3339),
 		Warnings: []string{},
 	}
@@ -793,9 +793,9 @@ func ensureByokCopies(env *clirun.Env, sess *session) error {
 func writePackage(w io.Writer, r *packageResult) error {
 	var b strings.Builder
 	if r.Existing {
-		fmt.Fprintf(&b, "key package %s exists already (written earlier)\n", r.Fingerprint)
+		fmt.Fprintf(&b, "key package %s exists already (written earlier)\n", r.Package.Fingerprint)
 	} else {
-		fmt.Fprintf(&b, "key package %s written\n", r.Fingerprint)
+		fmt.Fprintf(&b, "key package %s written\n", r.Package.Fingerprint)
 	}
 	fmt.Fprintf(&b, "  key        %s (%s) as %q in %s\n", r.Ident, r.KeyType, r.KeyName, r.Vault)
 	if r.PublicSHA256 != "" {
@@ -815,7 +815,7 @@ func writePackage(w io.Writer, r *packageResult) error {
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(&b, "WARNING: %s\n", warn)
 	}
-	fmt.Fprintf(&b, "Next: %d custodian(s) approve it: byok-offline approve --package %s\n", r.Threshold, r.Fingerprint)
+	fmt.Fprintf(&b, "Next: %d custodian(s) approve it: byok-offline approve --package %s\n", r.Threshold, r.Package.Fingerprint)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -155,7 +155,7 @@ func writeStatus(w io.Writer, r statusResult) error {
 		b.WriteString("          an interrupted write is pending: the next package or approve finishes it\n")
 	}
 	for _, k := range r.KEKs {
-		fmt.Fprintf(&b, "kek       %s  %s RSA-%d %s, expires %s\n", k.KEK, k.State, k.Bits, k.KID, k.Expires)
+		fmt.Fprintf(&b, "kek       %s  %s RSA-%d %s, expires %s; offer %s expires %s\n", k.KEK, k.State, k.Bits, k.KID, k.Expires, k.Offer.Fingerprint, k.OfferExpires)
 	}
 	for _, k := range r.Keys {
 		fmt.Fprintf(&b, "key       %-20s %s %s (label %q)\n", k.Ident, k.Type, k.State, k.Label)

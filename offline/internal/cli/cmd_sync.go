@@ -13,6 +13,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/jsonout"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
@@ -40,26 +41,25 @@ func syncCommand(env *clirun.Env) *cli.Command {
 
 // packageStatus describes a key package and its fate for people.
 type packageStatus struct {
-	Package     string   `json:"package"`
-	Fingerprint string   `json:"fingerprint"`
-	Seq         uint64   `json:"seq"`
-	Ident       string   `json:"ident"`
-	KeyName     string   `json:"key_name"`
-	KeyType     string   `json:"key_type"`
-	Vault       string   `json:"vault"`
-	KEK         string   `json:"kek_kid"`
-	State       string   `json:"state"`
-	Approvals   []string `json:"approvals"`
-	Expires     string   `json:"expires"`
-	KID         string   `json:"kid,omitempty"`
-	Version     string   `json:"version,omitempty"`
-	Error       string   `json:"error,omitempty"`
-	Finding     string   `json:"finding,omitempty"`
-	Byok        string   `json:"byok,omitempty"`
+	Package   jsonout.Ref `json:"package"`
+	Seq       uint64      `json:"seq"`
+	Ident     string      `json:"ident"`
+	KeyName   string      `json:"key_name"`
+	KeyType   string      `json:"key_type"`
+	Vault     string      `json:"vault"`
+	KEK       string      `json:"kek_kid"`
+	State     string      `json:"state"`
+	Approvals []string    `json:"approvals"`
+	Expires   string      `json:"expires"`
+	KID       string      `json:"kid,omitempty"`
+	Version   string      `json:"version,omitempty"`
+	Error     string      `json:"error,omitempty"`
+	Finding   string      `json:"finding,omitempty"`
+	Byok      string      `json:"byok,omitempty"`
 }
 
 func packageStatusOf(p *store.Package) packageStatus {
-	s := packageStatus{Package: p.ID.String(), Fingerprint: p.ID.Short(), Seq: p.Seq, Ident: p.Ident, KeyName: p.KeyName, KeyType: string(p.KeyType),
+	s := packageStatus{Package: jsonout.RefOf(p.ID), Seq: p.Seq, Ident: p.Ident, KeyName: p.KeyName, KeyType: string(p.KeyType),
 		Vault: p.Vault, KEK: p.KID, State: p.State, Approvals: []string{}, Expires: time.Unix(p.Expires, 0).UTC().Format(time.RFC3339), Byok: p.ByokCopy}
 	for _, a := range p.Approvals {
 		s.Approvals = append(s.Approvals, a.Custodian)
@@ -211,7 +211,7 @@ func writeSync(w io.Writer, r syncResult) error {
 	}
 	for _, p := range r.Packages {
 		if p.Finding != "" {
-			fmt.Fprintf(&b, "FINDING %s: %s\n", p.Fingerprint, p.Finding)
+			fmt.Fprintf(&b, "FINDING %s: %s\n", p.Package.Fingerprint, p.Finding)
 		}
 	}
 	for _, c := range r.BadCopies {
@@ -223,7 +223,7 @@ func writeSync(w io.Writer, r syncResult) error {
 
 func writePackages(b *strings.Builder, ps []packageStatus) {
 	for _, p := range ps {
-		fmt.Fprintf(b, "%-19s %-10s %-20s %s in %s: %s", p.Fingerprint, p.KeyType, p.Ident, p.KeyName, p.Vault, p.State)
+		fmt.Fprintf(b, "%-19s %-10s %-20s %s in %s: %s", p.Package.Fingerprint, p.KeyType, p.Ident, p.KeyName, p.Vault, p.State)
 		switch p.State {
 		case store.PackageImported:
 			fmt.Fprintf(b, " as version %s", p.Version)

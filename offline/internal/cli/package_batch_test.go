@@ -72,7 +72,7 @@ func TestPackageSeveralKeys(t *testing.T) {
 	f.mustJSON(&again, "package", "--key", "rsa-2048,ec-256,rsa-3072", "--vault", premium)
 	for i, r := range again.Packages {
 		if !r.Existing || r.Package != batch.Packages[i].Package {
-			t.Errorf("rerun package %d = %s (existing %t), want %s", i, r.Fingerprint, r.Existing, batch.Packages[i].Fingerprint)
+			t.Errorf("rerun package %d = %s (existing %t), want %s", i, r.Package.Fingerprint, r.Existing, batch.Packages[i].Package.Fingerprint)
 		}
 	}
 	if got := f.offlineHead(); got != head+3 {

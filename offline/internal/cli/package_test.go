@@ -14,7 +14,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/offline/internal/onlinetest"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
-	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
 	"github.com/airgap-byok/airgap-byok/transfer-format/keywrap"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -95,11 +94,11 @@ func TestPackageIsIdempotent(t *testing.T) {
 	f.mustJSON(&first, "package", "--key", "web", "--vault", premium)
 	f.mustJSON(&again, "package", "--key", "web", "--vault", premium)
 	if !again.Existing || again.Package != first.Package {
-		t.Errorf("second package = %s (existing %t), want the first %s", again.Fingerprint, again.Existing, first.Fingerprint)
+		t.Errorf("second package = %s (existing %t), want the first %s", again.Package.Fingerprint, again.Existing, first.Package.Fingerprint)
 	}
 	f.exits(exitcode.Refused, "package", "--key", "web", "--vault", premium, "--name", "web-2")
-	f.must("approve", "--package", first.Fingerprint, "--custodian", "alice", "--custodian", "bob")
-	if _, err := f.online().Receipt(mustID(t, first.Package), payload.OutcomeImported); err != nil {
+	f.must("approve", "--package", first.Package.Fingerprint, "--custodian", "alice", "--custodian", "bob")
+	if _, err := f.online().Receipt(first.Package.ID, payload.OutcomeImported); err != nil {
 		t.Fatal(err)
 	}
 	errs := f.exits(exitcode.Refused, "package", "--key", "web", "--vault", premium)
@@ -176,15 +175,6 @@ func TestWrapWithTrusted(t *testing.T) {
 	}
 	// The station key still signs after the SO session: the package verifies.
 	f.replay()
-}
-
-func mustID(t *testing.T, s string) bundle.ID {
-	t.Helper()
-	id, err := bundle.ParseID(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
 }
 
 // matches reports whether s matches the regular expression pattern.

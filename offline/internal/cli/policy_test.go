@@ -102,15 +102,15 @@ func TestPolicyAmend(t *testing.T) {
 
 	// Packages now follow version 2: bob's approval is refused, dave's counts.
 	pkg := f.packageWeb()
-	if errs := f.exits(exitcode.Refused, "approve", "--package", pkg.Fingerprint, "--custodian", "bob"); !strings.Contains(errs, "not a custodian of the policy in force") {
+	if errs := f.exits(exitcode.Refused, "approve", "--package", pkg.Package.Fingerprint, "--custodian", "bob"); !strings.Contains(errs, "not a custodian of the policy in force") {
 		t.Errorf("bob's approval: %s", errs)
 	}
 	var ap approveResult
-	f.mustJSON(&ap, "approve", "--package", pkg.Fingerprint, "--custodian", "dave", "--custodian", "carol")
+	f.mustJSON(&ap, "approve", "--package", pkg.Package.Fingerprint, "--custodian", "dave", "--custodian", "carol")
 	if !ap.Ready {
 		t.Errorf("approval by dave and carol = %+v, want ready", ap)
 	}
-	if _, err := f.online().Receipt(mustID(t, pkg.Package), payload.OutcomeImported); err != nil {
+	if _, err := f.online().Receipt(pkg.Package.ID, payload.OutcomeImported); err != nil {
 		t.Fatal(err)
 	}
 	f.must("sync")
@@ -123,14 +123,14 @@ func TestApproveCountsOnlyCustodiansInForce(t *testing.T) {
 	f := newFixture(t)
 	f.setup()
 	pkg := f.packageWeb()
-	f.must("approve", "--package", pkg.Fingerprint, "--custodian", "bob")
+	f.must("approve", "--package", pkg.Package.Fingerprint, "--custodian", "bob")
 	f.must("policy", "amend", "--remove-custodian", "bob", "--add-custodian", "dave=dave", "--custodian", "dave", "--custodian", "alice")
 	var last policyResult
 	f.mustJSON(&last, "policy", "approve", "--custodian", "bob")
 	if !last.InForce {
 		t.Fatalf("policy approve by bob = %+v, want version 2 in force", last)
 	}
-	code, _, errs := f.run("approve", "--package", pkg.Fingerprint, "--custodian", "alice")
+	code, _, errs := f.run("approve", "--package", pkg.Package.Fingerprint, "--custodian", "alice")
 	if code != 0 {
 		t.Fatalf("approve by alice: exit %d: %s", code, errs)
 	}

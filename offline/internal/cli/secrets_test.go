@@ -75,16 +75,16 @@ func TestNoPINInAnyOutput(t *testing.T) {
 	both(exitcode.HSM, "package", "--key", "guarded", "--vault", premium, "--so-pin-file", wrongFile)
 	f.must(debug("package", "--key", "guarded", "--vault", premium, "--so-pin-file", soFile)...)
 
-	wrongStation(exitcode.HSM, "approve", "--package", pkg.Fingerprint, "--custodian", "alice")
+	wrongStation(exitcode.HSM, "approve", "--package", pkg.Package.Fingerprint, "--custodian", "alice")
 	t.Setenv(custodianPINEnv("alice"), "wrong-pin-0000")
-	both(exitcode.HSM, "approve", "--package", pkg.Fingerprint, "--custodian", "alice")
-	both(exitcode.HSM, "approve", "--package", pkg.Fingerprint, "--custodian", "alice", "--custodian-pin-file", "alice="+wrongFile)
-	f.must(debug("approve", "--package", pkg.Fingerprint, "--custodian", "alice", "--custodian-pin-file", "alice="+aliceFile)...)
+	both(exitcode.HSM, "approve", "--package", pkg.Package.Fingerprint, "--custodian", "alice")
+	both(exitcode.HSM, "approve", "--package", pkg.Package.Fingerprint, "--custodian", "alice", "--custodian-pin-file", "alice="+wrongFile)
+	f.must(debug("approve", "--package", pkg.Package.Fingerprint, "--custodian", "alice", "--custodian-pin-file", "alice="+aliceFile)...)
 	t.Setenv(custodianPINEnv("alice"), testTokens[1].PIN)
-	both(exitcode.Refused, "approve", "--package", pkg.Fingerprint, "--custodian", "alice")
-	f.must(debug("approve", "--package", pkg.Fingerprint, "--custodian", "bob")...)
+	both(exitcode.Refused, "approve", "--package", pkg.Package.Fingerprint, "--custodian", "alice")
+	f.must(debug("approve", "--package", pkg.Package.Fingerprint, "--custodian", "bob")...)
 
-	if _, err := f.online().Receipt(mustID(t, pkg.Package), payload.OutcomeImported); err != nil {
+	if _, err := f.online().Receipt(pkg.Package.ID, payload.OutcomeImported); err != nil {
 		t.Fatal(err)
 	}
 	both(0, "sync")

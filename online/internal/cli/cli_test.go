@@ -516,7 +516,7 @@ func TestUploadExitCodes(t *testing.T) {
 		if err := json.Unmarshal(s.stdout.Bytes(), &st); code != 0 || err != nil {
 			t.Fatalf("exit %d, %v: %s", code, err, s.stdout.String())
 		}
-		if st.Policy == nil || st.Policy.ID != s.c.PolicyID || len(st.KEKs) != 1 || len(st.Uploads) != 1 || st.Uploads[0].Package != p.ID() ||
+		if st.Policy == nil || st.Policy.ID != s.c.PolicyID || len(st.KEKs) != 1 || len(st.Uploads) != 1 || st.Uploads[0].Package != fp(p.ID()) ||
 			st.Counts["imported"] != 1 || st.Online.Seq != 3 || st.Offline.Seq != s.c.Heads.Offline.Seq {
 			t.Errorf("status = %+v", st)
 		}

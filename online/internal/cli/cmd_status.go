@@ -48,8 +48,8 @@ type statusResult struct {
 	Online     chain.Head     `json:"online_head"`
 	Offline    chain.Head     `json:"offline_head"`
 	Pending    bool           `json:"pending_write"`
-	KEKs       []store.KEK    `json:"keks"`
-	Uploads    []store.Upload `json:"uploads"`
+	KEKs       []kekStatus    `json:"keks"`
+	Uploads    []uploadStatus `json:"uploads"`
 	Counts     map[string]int `json:"upload_counts"`
 	Medium     *mediumHeads   `json:"medium,omitempty"`
 }
@@ -58,6 +58,20 @@ type statusResult struct {
 type mediumHeads struct {
 	Online  uint64 `json:"online_seq"`
 	Offline uint64 `json:"offline_seq"`
+}
+
+// kekStatus is a KEK as status shows it: its offer named by a Ref, as every command names it.
+type kekStatus struct {
+	store.KEK
+	Offer fingerprint `json:"offer"`
+}
+
+// uploadStatus is an upload as status shows it: its package and receipt named by a Ref, as
+// every command names them.
+type uploadStatus struct {
+	store.Upload
+	Package fingerprint  `json:"package"`
+	Receipt *fingerprint `json:"receipt,omitempty"`
 }
 
 type pinnedPolicy struct {
@@ -94,19 +108,26 @@ func runStatus(_ context.Context, o statusOptions, env *clirun.Env, _ deps) erro
 	} else if p != nil {
 		r.Policy = &pinnedPolicy{fingerprint: fp(p.ID), Version: p.Policy.Version, Pinned: time.Unix(p.Pinned, 0).UTC()}
 	}
-	if r.KEKs, err = s.KEKs(); err != nil {
+	keks, err := s.KEKs()
+	if err != nil {
 		return err
 	}
-	if r.Uploads, err = s.Uploads(); err != nil {
+	r.KEKs = []kekStatus{}
+	for _, k := range keks {
+		r.KEKs = append(r.KEKs, kekStatus{KEK: k, Offer: fp(k.Offer)})
+	}
+	ups, err := s.Uploads()
+	if err != nil {
 		return err
 	}
-	if r.KEKs == nil {
-		r.KEKs = []store.KEK{}
-	}
-	if r.Uploads == nil {
-		r.Uploads = []store.Upload{}
-	}
-	for _, u := range r.Uploads {
+	r.Uploads = []uploadStatus{}
+	for _, u := range ups {
+		us := uploadStatus{Upload: u, Package: fp(u.Package)}
+		if u.Receipt != nil {
+			rc := fp(*u.Receipt)
+			us.Receipt = &rc
+		}
+		r.Uploads = append(r.Uploads, us)
 		r.Counts[u.State]++
 	}
 	if o.Media != "" {
@@ -168,11 +189,11 @@ func (r statusResult) write(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "KEKs:           %d\n", len(r.KEKs))
 	for _, k := range r.KEKs {
-		fmt.Fprintf(&b, "  %s  RSA-%d  expires %s  offer %s\n", k.KID, k.KeySize, timeText(time.Unix(k.Expires, 0)), k.Offer.Short())
+		fmt.Fprintf(&b, "  %s  RSA-%d  expires %s  offer %s\n", k.KID, k.KeySize, timeText(time.Unix(k.Expires, 0)), k.Offer.Fingerprint)
 	}
 	fmt.Fprintf(&b, "uploads:        %d\n", len(r.Uploads))
 	for _, u := range r.Uploads {
-		fmt.Fprintf(&b, "  %s  %s  %s", u.Package.Short(), u.KeyName, u.State)
+		fmt.Fprintf(&b, "  %s  %s  %s", u.Package.Fingerprint, u.KeyName, u.State)
 		if u.KID != "" {
 			fmt.Fprintf(&b, "  %s", u.KID)
 		}

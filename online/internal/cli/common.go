@@ -17,6 +17,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/audit"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/jsonout"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
@@ -151,12 +152,9 @@ func policyLifetime(p *chain.PolicyRecord) time.Duration {
 }
 
 // fingerprint is an ID in both spellings, for JSON output.
-type fingerprint struct {
-	ID          bundle.ID `json:"id"`
-	Fingerprint string    `json:"fingerprint"`
-}
+type fingerprint = jsonout.Ref
 
-func fp(id bundle.ID) fingerprint { return fingerprint{ID: id, Fingerprint: id.Short()} }
+func fp(id bundle.ID) fingerprint { return jsonout.RefOf(id) }
 
 func keyID(key ed25519.PrivateKey) bundle.ID {
 	id, _ := bundle.KeyID(key.Public())
