@@ -92,20 +92,27 @@ func CheckExamples(t *testing.T, newApp NewApp) {
 var codeSpan = regexp.MustCompile("`([^`\n]+)`")
 
 // CheckDocument checks every command line of app's binary in a Markdown document: each inline
-// code span and each line of a fenced block that begins with the binary's name must name a
+// code span and each line of a fenced block (joined with the next where it ends in a
+// backslash) that begins with the binary's name must name a
 // command of the app and use only flags that command takes. It returns how many it checked.
 func CheckDocument(t *testing.T, newApp NewApp, doc string) int {
 	t.Helper()
 	bin := newApp(io.Discard, io.Discard).Name
 	var lines []string
-	fenced := false
+	fenced, cont := false, ""
 	for _, l := range strings.Split(doc, "\n") {
 		if strings.HasPrefix(strings.TrimSpace(l), "```") {
-			fenced = !fenced
+			fenced, cont = !fenced, ""
 			continue
 		}
 		if fenced {
-			lines = append(lines, strings.TrimSpace(l))
+			// A line ending in a backslash goes on on the next one.
+			l = cont + strings.TrimSpace(l)
+			if cont = ""; strings.HasSuffix(l, "\\") {
+				cont = strings.TrimSuffix(l, "\\") + " "
+				continue
+			}
+			lines = append(lines, l)
 			continue
 		}
 		for _, m := range codeSpan.FindAllStringSubmatch(l, -1) {

@@ -21,14 +21,20 @@ func TestHelpExamples(t *testing.T) {
 	clitest.CheckExamples(t, newTestApp)
 }
 
-// Every byok-offline command line in the README names a command and only flags it takes.
-func TestReadmeCommandLines(t *testing.T) {
+// Every byok-offline command line in the README and the operator's guide names a command and
+// only flags it takes.
+func TestDocumentCommandLines(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile("../../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := clitest.CheckDocument(t, newTestApp, string(doc)); n < 10 {
-		t.Errorf("README.md: %d byok-offline command lines, want the ceremony's (10 or more)", n)
+	for _, doc := range []struct {
+		path string
+		min  int
+	}{{"../../../README.md", 10}, {"../../../docs/ceremony.md", 10}} {
+		b, err := os.ReadFile(doc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := clitest.CheckDocument(t, newTestApp, string(b)); n < doc.min {
+			t.Errorf("%s: %d byok-offline command lines, want the ceremony's (%d or more)", doc.path, n, doc.min)
+		}
 	}
 }
