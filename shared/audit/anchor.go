@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/media"
@@ -59,13 +58,13 @@ func parsePin(s string) (pin, error) {
 	if len(s) == 64 {
 		id, err := bundle.ParseID(strings.ToLower(s))
 		if err != nil {
-			return pin{}, fmt.Errorf("%w: --policy: %v", exitcode.ErrUsage, err)
+			return pin{}, fmt.Errorf("%w: --policy: %v", ErrOptions, err)
 		}
 		return pin{id: id, short: id.Short()}, nil
 	}
 	short, err := bundle.ParseShort(s)
 	if err != nil {
-		return pin{}, fmt.Errorf("%w: --policy: %v (want the policy fingerprint, e.g. 7KQ2-M9XD-4TNV-H3PA, or its 64-digit ID)", exitcode.ErrUsage, err)
+		return pin{}, fmt.Errorf("%w: --policy: %v (want the policy fingerprint, e.g. 7KQ2-M9XD-4TNV-H3PA, or its 64-digit ID)", ErrOptions, err)
 	}
 	return pin{short: short}, nil
 }

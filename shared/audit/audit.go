@@ -27,9 +27,10 @@
 //
 // # Exit codes
 //
-// [Command] exits 0 on PASS, 3 (exitcode.Verify) on any finding, 4 (exitcode.Bundle) when the
-// replay was stopped by a malformed or unreadable bundle or the checkpoint cannot be read, and
-// 2 on usage errors.
+// [Command] exits 0 on PASS, 3 on any finding ([ErrFailed]), 4 when the replay was stopped by
+// a malformed or unreadable bundle ([MalformedError]) or the medium or checkpoint cannot be
+// read ([ErrUnreadable]), and 2 on usage errors ([ErrOptions], [HTMLError]). Only the
+// command file (command.go) maps these errors to exit codes.
 package audit
 
 import (
@@ -48,7 +49,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/logsetup"
 	"github.com/airgap-byok/airgap-byok/shared/medialock"
 	"github.com/airgap-byok/airgap-byok/shared/station"
@@ -254,8 +254,34 @@ func (r *Report) Close() error {
 // Failed reports whether the verdict is FAIL.
 func (r *Report) Failed() bool { return r.Verdict != Pass }
 
-// Err returns nil on PASS, else an error with the exit code of the verdict: exitcode.Bundle
-// if the replay was stopped by input it could not read or parse, exitcode.Verify otherwise.
+// Errors of Run and Report.Err.
+var (
+	// ErrOptions reports options the audit cannot run with.
+	ErrOptions = errors.New("usage")
+	// ErrUnreadable reports a medium or checkpoint that cannot be read or parsed.
+	ErrUnreadable = errors.New("bad bundle")
+	// ErrOutput reports a report or checkpoint that cannot be written.
+	ErrOutput = errors.New("media")
+	// ErrInterrupted reports a replay stopped by the context.
+	ErrInterrupted = errors.New("interrupted")
+	// ErrFailed reports the verdict FAIL.
+	ErrFailed = errors.New("verification failed")
+)
+
+// MalformedError is a FAIL whose replay was stopped by input it could not read or parse.
+type MalformedError struct{ Err error }
+
+func (e *MalformedError) Error() string { return e.Err.Error() }
+func (e *MalformedError) Unwrap() error { return e.Err }
+
+// HTMLError reports an --html path where no report can be created.
+type HTMLError struct{ Err error }
+
+func (e *HTMLError) Error() string { return "html report: " + e.Err.Error() }
+func (e *HTMLError) Unwrap() error { return e.Err }
+
+// Err returns nil on PASS, else an error wrapping ErrFailed: a *MalformedError if the replay
+// was stopped by input it could not read or parse.
 func (r *Report) Err() error {
 	if !r.Failed() {
 		return nil
@@ -268,9 +294,9 @@ func (r *Report) Err() error {
 		}
 		malformed = malformed || (f.Stopped && f.Malformed())
 	}
-	err := fmt.Errorf("%w: audit FAIL: %d finding(s): %s", exitcode.ErrVerify, len(r.Findings), strings.Join(classes, ", "))
+	err := fmt.Errorf("%w: audit FAIL: %d finding(s): %s", ErrFailed, len(r.Findings), strings.Join(classes, ", "))
 	if malformed {
-		return exitcode.Wrap(exitcode.Bundle, err, "the medium holds a bundle that cannot be read or parsed: see the finding where the replay stopped")
+		return &MalformedError{Err: err}
 	}
 	return err
 }
@@ -283,7 +309,7 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 		log = logsetup.Discard()
 	}
 	if opts.Media == "" {
-		return nil, fmt.Errorf("%w: --media is required", exitcode.ErrUsage)
+		return nil, fmt.Errorf("%w: --media is required", ErrOptions)
 	}
 	now := time.Now
 	if opts.Now != nil {
@@ -291,7 +317,7 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 	}
 	for _, out := range []struct{ flag, path string }{{"--html", opts.HTML}, {"--checkpoint", opts.Checkpoint}} {
 		if out.path != "" && onMedium(opts.Media, out.path) {
-			return nil, fmt.Errorf("%w: %s %s is on the medium, and the audit never writes there", exitcode.ErrUsage, out.flag, out.path)
+			return nil, fmt.Errorf("%w: %s %s is on the medium, and the audit never writes there", ErrOptions, out.flag, out.path)
 		}
 	}
 	// The audit reads: it creates, changes and deletes nothing on the medium (SPEC.md §8.3).
@@ -300,7 +326,7 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 		if errors.Is(err, media.ErrNotMedia) {
 			return nil, err // 4, "is the stick mounted?"
 		}
-		return nil, fmt.Errorf("%w: %w", exitcode.ErrBundle, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	defer m.Close()
 	lock, err := medialock.Shared(opts.Media)
@@ -340,7 +366,7 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 	rep := report
 	if opts.HTML != "" {
 		if a.html, err = newHTMLWriter(opts.HTML); err != nil {
-			return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("html report: %w", err), "--html must name a file in a folder that exists and is writable")
+			return nil, &HTMLError{Err: err}
 		}
 		defer a.html.abort()
 	}
@@ -352,13 +378,13 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 		log.Warn("no checkpoint written: the audit was refused before the replay", "checkpoint", opts.Checkpoint)
 	} else if opts.Checkpoint != "" {
 		if err := writeCheckpoint(opts.Checkpoint, a.checkpoint(rep)); err != nil {
-			return nil, fmt.Errorf("%w: write checkpoint: %w", exitcode.ErrMedia, err)
+			return nil, fmt.Errorf("%w: write checkpoint: %w", ErrOutput, err)
 		}
 		rep.Checkpoint = opts.Checkpoint
 	}
 	if a.html != nil {
 		if err := a.html.finish(rep); err != nil {
-			return nil, fmt.Errorf("%w: write html report: %w", exitcode.ErrMedia, err)
+			return nil, fmt.Errorf("%w: write html report: %w", ErrOutput, err)
 		}
 		rep.HTML = opts.HTML
 	}
@@ -460,7 +486,7 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 		return a.err
 	}
 	if stopErr != nil && ctx.Err() != nil {
-		return fmt.Errorf("%w: %w", exitcode.ErrInterrupted, stopErr)
+		return fmt.Errorf("%w: %w", ErrInterrupted, stopErr)
 	}
 	findings := append([]Finding{}, earlier...)
 	for i := range findings {
@@ -670,7 +696,7 @@ func (a *auditor) onBundle(v *chain.Verified) error {
 	}
 	if a.html != nil {
 		if err := a.html.step(a, v, si); err != nil {
-			a.err = fmt.Errorf("%w: write html report: %w", exitcode.ErrMedia, err)
+			a.err = fmt.Errorf("%w: write html report: %w", ErrOutput, err)
 			return a.err
 		}
 	}

@@ -297,8 +297,9 @@ func TestRunFindingErrors(t *testing.T) {
 		t.Fatalf("findings = %v, want missing approval then replay", rep.Findings)
 	}
 	err := rep.Err()
-	if exitcode.From(err) != exitcode.Verify || !errors.Is(err, exitcode.ErrVerify) {
-		t.Errorf("Err() = %v (exit %d), want a verification failure", err, exitcode.From(err))
+	var me *audit.MalformedError
+	if !errors.Is(err, audit.ErrFailed) || errors.As(err, &me) {
+		t.Errorf("Err() = %v, want a verification failure, not a malformed bundle", err)
 	}
 	// The inventory: one imported key with a single approver, and the replayed receipt.
 	var rows []audit.Key
@@ -566,7 +567,7 @@ func TestOutputsAtomic(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := audit.Run(ctx, opts, nil)
-	if !errors.Is(err, exitcode.ErrInterrupted) {
+	if !errors.Is(err, audit.ErrInterrupted) {
 		t.Fatalf("Run(cancelled) = %v, want ErrInterrupted", err)
 	}
 	if ents := must[[]os.DirEntry](t)(os.ReadDir(out)); len(ents) != 0 {

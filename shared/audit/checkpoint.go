@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 )
@@ -24,8 +23,8 @@ const checkpointFormat = "airgap-byok audit checkpoint v1"
 const maxCheckpointSize = 256 << 20
 
 // ErrCheckpoint means a checkpoint file is malformed or of an unknown format. It wraps
-// exitcode.ErrBundle.
-var ErrCheckpoint = fmt.Errorf("%w: not an audit checkpoint", exitcode.ErrBundle)
+// ErrUnreadable.
+var ErrCheckpoint = fmt.Errorf("%w: not an audit checkpoint", ErrUnreadable)
 
 // checkpoint is what an audit leaves for the next one (--checkpoint, --since): the replay's
 // state, the anchor, the heads, and the findings and counts so far.
@@ -77,17 +76,17 @@ func (a *auditor) checkpoint(rep *Report) *checkpoint {
 	return cp
 }
 
-// readCheckpoint reads and checks a checkpoint file. Errors wrap ErrCheckpoint (exit code 4)
-// or the I/O error.
+// readCheckpoint reads and checks a checkpoint file. Errors wrap ErrUnreadable, and
+// ErrCheckpoint for a malformed file.
 func readCheckpoint(p string) (*checkpoint, error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, fmt.Errorf("%w: checkpoint: %w", exitcode.ErrBundle, err)
+		return nil, fmt.Errorf("%w: checkpoint: %w", ErrUnreadable, err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxCheckpointSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: checkpoint %s: %w", exitcode.ErrBundle, p, err)
+		return nil, fmt.Errorf("%w: checkpoint %s: %w", ErrUnreadable, p, err)
 	}
 	if len(data) > maxCheckpointSize {
 		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCheckpoint, p, maxCheckpointSize)

@@ -1,9 +1,12 @@
 package audit
 
 import (
+	"errors"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
+	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 )
 
@@ -19,6 +22,7 @@ import (
 // opener of Options.Imported, which the audit uses when the flag is given.
 func Command(env *clirun.Env, led ...Ledger) *cli.Command {
 	var o Options
+	var action cli.ActionFunc
 	cmd := &cli.Command{
 		Name:      "audit",
 		Usage:     "replay a medium (or a copy of it) and give a verdict, without an HSM or a network",
@@ -36,38 +40,39 @@ func Command(env *clirun.Env, led ...Ledger) *cli.Command {
 			&cli.StringFlag{Name: "checkpoint", Usage: "write a checkpoint to `FILE` for the next audit's --since", Destination: &o.Checkpoint, TakesFile: true},
 			&cli.StringFlag{Name: "html", Usage: "write a self-contained HTML report to `FILE`", Destination: &o.HTML, TakesFile: true},
 		},
-		Action: func(c *cli.Context) error {
-			if c.Args().Present() {
-				return clirun.Usagef("audit takes no arguments, got %q", c.Args().First())
-			}
-			if o.Media == "" {
-				return clirun.Usagef("--media is required (or BYOK_MEDIA)")
-			}
-			for _, l := range led {
-				imported, done, err := l.Open()
-				if err != nil {
-					return err
-				}
-				if imported != nil {
-					defer done()
-					o.Imported = imported
-				}
-			}
-			rep, err := Run(c.Context, o, env.Log)
+		Action: func(c *cli.Context) error { return exitError(action(c)) },
+	}
+	action = func(c *cli.Context) error {
+		if c.Args().Present() {
+			return clirun.Usagef("audit takes no arguments, got %q", c.Args().First())
+		}
+		if o.Media == "" {
+			return clirun.Usagef("--media is required (or BYOK_MEDIA)")
+		}
+		for _, l := range led {
+			imported, done, err := l.Open()
 			if err != nil {
 				return err
 			}
-			defer rep.Close()
-			if env.JSON {
-				err = WriteJSON(env.Stdout, rep)
-			} else {
-				err = WriteText(env.Stdout, rep)
+			if imported != nil {
+				defer done()
+				o.Imported = imported
 			}
-			if err != nil {
-				return err
-			}
-			return rep.Err()
-		},
+		}
+		rep, err := Run(c.Context, o, env.Log)
+		if err != nil {
+			return err
+		}
+		defer rep.Close()
+		if env.JSON {
+			err = WriteJSON(env.Stdout, rep)
+		} else {
+			err = WriteText(env.Stdout, rep)
+		}
+		if err != nil {
+			return err
+		}
+		return rep.Err()
 	}
 	for _, l := range led {
 		cmd.Flags = append(cmd.Flags, l.Flag)
@@ -81,4 +86,42 @@ func Command(env *clirun.Env, led ...Ledger) *cli.Command {
 type Ledger struct {
 	Flag cli.Flag
 	Open func() (imported func(pkg bundle.ID) (bool, error), done func() error, err error)
+}
+
+// exitError gives the audit's errors their exit codes and hints: this file is the audit's
+// command line, and the only one of the package that knows them.
+func exitError(err error) error {
+	if err == nil {
+		return nil
+	}
+	code, hint := clirun.Classify(err, rule)
+	if code == exitcode.Internal {
+		return err
+	}
+	return exitcode.Wrap(code, err, hint)
+}
+
+// rule maps the errors of Run and Report.Err.
+func rule(err error) (exitcode.Class, bool) {
+	switch err.(type) {
+	case *MalformedError:
+		return exitcode.Class{Code: exitcode.Bundle, Hint: "the medium holds a bundle that cannot be read or parsed: see the finding where the replay stopped"}, true
+	case *HTMLError:
+		return exitcode.Class{Code: exitcode.Usage, Hint: "--html must name a file in a folder that exists and is writable"}, true
+	}
+	for _, s := range []struct {
+		err  error
+		code int
+	}{
+		{ErrOptions, exitcode.Usage},
+		{ErrUnreadable, exitcode.Bundle},
+		{ErrOutput, exitcode.Media},
+		{ErrInterrupted, exitcode.Interrupted},
+		{ErrFailed, exitcode.Verify},
+	} {
+		if errors.Is(err, s.err) {
+			return exitcode.Class{Code: s.code, Sentinel: true}, true
+		}
+	}
+	return exitcode.Class{}, false
 }

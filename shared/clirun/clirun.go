@@ -39,6 +39,10 @@ type Env struct {
 	Log    *slog.Logger
 	JSON   bool
 
+	// Rules map the binary's own domain errors to exit codes and hints, besides those of
+	// the shared packages (see Classify).
+	Rules []exitcode.Rule
+
 	// The global options, given before the command (app) or after it (cmd); a value given
 	// after the command wins.
 	app, cmd    globals
@@ -238,11 +242,7 @@ func Run(ctx context.Context, app *cli.App, e *Env, args []string) int {
 // Fail prints err the way the Env asks and returns its exit code.
 func Fail(e *Env, err error) int {
 	e.setJSON()
-	code := Code(err)
-	hint := exitcode.Hint(err)
-	if hint == "" {
-		hint = mediumHint(err)
-	}
+	code, hint := Classify(err, e.Rules...)
 	if e.JSON {
 		_ = jsonout.Write(e.Stderr, jsonout.Error{Error: err.Error(), ExitCode: code, Code: exitcode.Name(code), Hint: hint})
 		return code
@@ -254,28 +254,47 @@ func Fail(e *Env, err error) int {
 	return code
 }
 
-// Code maps err to an exit code. urfave/cli's own exit errors (unknown help topics and the
-// like) are usage errors. A folder that is not a medium (a stick that is not mounted) and a
-// medium that puts a link, a FIFO or a device where the layout has a file or a folder are
-// 4, unless the error carries its own code.
-func Code(err error) int {
+// Code returns err's exit code (see Classify).
+func Code(err error, rules ...exitcode.Rule) int {
+	code, _ := Classify(err, rules...)
+	return code
+}
+
+// Hint returns the operator's next step for err, or "" (see Classify).
+func Hint(err error, rules ...exitcode.Rule) string {
+	_, hint := Classify(err, rules...)
+	return hint
+}
+
+// Classify maps err to an exit code and the operator's next step, in one place for both
+// binaries: the shared packages' errors by this package's rules (rules.go), a binary's own by
+// the rules it passes (exitcode.Classify says how a chain's codes combine). A stale or
+// foreign medium is 10 or 11 whatever else the chain holds. urfave/cli's own exit errors
+// (unknown help topics and the like) are usage errors. A folder that is not a medium (a stick
+// that is not mounted) and a medium that puts a link, a FIFO or a device where the layout has
+// a file or a folder are 4, unless the error carries its own code.
+func Classify(err error, rules ...exitcode.Rule) (code int, hint string) {
+	code, hint = exitcode.Classify(err, append([]exitcode.Rule{sharedRule}, rules...)...)
+	if hint == "" {
+		hint = mediumHint(err)
+	}
 	var own *exitcode.Error
 	var ce cli.ExitCoder
 	switch {
 	case errors.Is(err, station.ErrStaleMedium):
-		return exitcode.Stale
+		return exitcode.Stale, hint
 	case errors.Is(err, station.ErrForeignMedium):
-		return exitcode.Foreign
+		return exitcode.Foreign, hint
 	case !errors.As(err, &own) && errors.As(err, &ce):
-		return exitcode.Usage
+		return exitcode.Usage, hint
 	}
-	if code := exitcode.From(err); code != exitcode.Internal {
-		return code
+	if code != exitcode.Internal {
+		return code, hint
 	}
 	if errors.Is(err, media.ErrNotMedia) || errors.Is(err, media.ErrBadType) || errors.Is(err, medialock.ErrUnsafe) {
-		return exitcode.Bundle
+		return exitcode.Bundle, hint
 	}
-	return exitcode.Internal
+	return exitcode.Internal, hint
 }
 
 // mediumHint is the operator's next step for a medium that is not this ceremony's newest

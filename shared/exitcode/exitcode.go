@@ -66,21 +66,110 @@ var sentinels = []struct {
 }
 
 // From returns the exit code for err: OK for nil, the code of a Coder or a wrapped sentinel,
-// Internal otherwise.
+// Internal otherwise. It knows no domain error; see Classify.
 func From(err error) int {
+	code, _ := Classify(err)
+	return code
+}
+
+// A Class is what the command line makes of one kind of domain error: its exit code and the
+// operator's next step.
+//
+// A Class with Sentinel set competes like a wrapped sentinel: when no error of the chain
+// carries an explicit code, the most urgent code of the chain wins (interrupted, usage,
+// locked, verify, bundle, HSM, Key Vault, refused, medium). A Class without it is explicit,
+// like an *Error: the outermost explicit code of the chain wins. A Class with Fallback set is
+// explicit unless another explicit code is in the chain, inside it or outside.
+type Class struct {
+	Code     int
+	Hint     string
+	Sentinel bool
+	Fallback bool
+}
+
+// A Rule classifies one error of a chain (not what it wraps: Classify walks the chain) that
+// a domain package returns; ok is false for an error the rule does not know. The CLI layers
+// hold the rules, so that domain packages need not know exit codes.
+type Rule func(err error) (c Class, ok bool)
+
+// Classify returns err's exit code and operator hint: OK for nil; else the outermost explicit
+// code of err's chain (an *Error, a Coder, or an explicit Class of a rule); else a Fallback
+// Class's code; else the most
+// urgent sentinel code (a wrapped sentinel above, or a Sentinel Class); else Internal. The
+// hint is the first non-empty one of the chain, from the outside in.
+func Classify(err error, rules ...Rule) (code int, hint string) {
 	if err == nil {
-		return OK
+		return OK, ""
 	}
-	var c Coder
-	if errors.As(err, &c) {
-		return c.ExitCode()
+	code, fallback := -1, -1
+	found := map[int]bool{}
+	walk(err, func(e error) {
+		var c Class
+		ok := false
+		if x, isErr := e.(*Error); isErr {
+			c, ok = Class{Code: x.Code, Hint: x.Hint}, true
+		} else if x, isCoder := e.(Coder); isCoder {
+			c, ok = Class{Code: x.ExitCode()}, true
+		} else {
+			for _, r := range rules {
+				if c, ok = r(e); ok {
+					break
+				}
+			}
+		}
+		if !ok {
+			return
+		}
+		if hint == "" {
+			hint = c.Hint
+		}
+		switch {
+		case c.Sentinel:
+			found[c.Code] = true
+		case c.Fallback:
+			if fallback < 0 {
+				fallback = c.Code
+			}
+		case code < 0:
+			code = c.Code
+		}
+	})
+	if code >= 0 {
+		return code, hint
+	}
+	if fallback >= 0 {
+		return fallback, hint
 	}
 	for _, s := range sentinels {
-		if errors.Is(err, s.err) {
-			return s.code
+		if found[s.code] || errors.Is(err, s.err) {
+			return s.code, hint
 		}
 	}
-	return Internal
+	if found[Stale] {
+		return Stale, hint
+	}
+	if found[Foreign] {
+		return Foreign, hint
+	}
+	return Internal, hint
+}
+
+// walk calls f on every error of err's chain, depth first, in the order errors.As visits them.
+func walk(err error, f func(error)) {
+	for err != nil {
+		f(err)
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e, f)
+			}
+			return
+		default:
+			return
+		}
+	}
 }
 
 // Error is an error with an explicit exit code and an optional hint for the operator.
@@ -104,20 +193,11 @@ func Wrap(code int, err error, hint string) error {
 	return &Error{Code: code, Err: err, Hint: hint}
 }
 
-// Hint returns the first operator hint in err's chain, or "".
+// Hint returns the first operator hint in err's chain, or "". It knows no domain error; see
+// Classify.
 func Hint(err error) string {
-	var e *Error
-	for err != nil {
-		if errors.As(err, &e) {
-			if e.Hint != "" {
-				return e.Hint
-			}
-			err = e.Err
-			continue
-		}
-		return ""
-	}
-	return ""
+	_, hint := Classify(err)
+	return hint
 }
 
 // Name returns a short name for a code, used in JSON error output.

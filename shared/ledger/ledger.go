@@ -24,8 +24,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 )
 
 var (
@@ -34,8 +32,20 @@ var (
 	keyVersion = []byte("version")
 )
 
-// ErrLocked means another process has the state file open. It wraps exitcode.ErrLocked.
-var ErrLocked = fmt.Errorf("%w: state ledger is in use by another byok process", exitcode.ErrLocked)
+// ErrLocked means another process has the state file open.
+var ErrLocked = errors.New("locked: state ledger is in use by another byok process")
+
+// ErrStateFolder means the state folder cannot be created.
+var ErrStateFolder = errors.New("media: create state folder")
+
+// SchemaError means the state file belongs to another store (the other station's ledger).
+type SchemaError struct {
+	Found, Want string // the store names
+}
+
+func (e *SchemaError) Error() string {
+	return fmt.Sprintf("usage: state ledger belongs to %q, not %q", e.Found, e.Want)
+}
 
 // ErrNewer means the file was written by a newer version of the tool.
 var ErrNewer = errors.New("state ledger was written by a newer version of this tool")
@@ -59,7 +69,7 @@ var LockTimeout = 500 * time.Millisecond
 // schema's version.
 func Open(path string, s Schema) (*bolt.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("%w: create state folder: %v", exitcode.ErrMedia, err)
+		return nil, fmt.Errorf("%w: %v", ErrStateFolder, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: LockTimeout})
 	if errors.Is(err, berrors.ErrTimeout) {
@@ -114,7 +124,7 @@ func migrate(db *bolt.DB, s Schema) error {
 					return err
 				}
 			} else if string(name) != s.Name {
-				return fmt.Errorf("%w: state ledger belongs to %q, not %q", exitcode.ErrUsage, name, s.Name)
+				return &SchemaError{Found: string(name), Want: s.Name}
 			}
 			v := U64(meta.Get(keyVersion))
 			switch {

@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 )
 
 func schema(n int) Schema {
@@ -62,8 +60,9 @@ func TestRefusesNewerAndForeign(t *testing.T) {
 	}
 	other := schema(2)
 	other.Name = "other"
-	if _, err := Open(p, other); exitcode.From(err) != exitcode.Usage {
-		t.Errorf("Open(other schema) = %v, want a usage error", err)
+	var se *SchemaError
+	if _, err := Open(p, other); !errors.As(err, &se) || se.Found != "test" || se.Want != "other" {
+		t.Errorf("Open(other schema) = %v, want a *SchemaError naming both stores", err)
 	}
 }
 
@@ -77,7 +76,7 @@ func TestSecondOpenIsLocked(t *testing.T) {
 	old := LockTimeout
 	LockTimeout = 50_000_000
 	defer func() { LockTimeout = old }()
-	if _, err := Open(p, schema(1)); !errors.Is(err, ErrLocked) || exitcode.From(err) != exitcode.Locked {
+	if _, err := Open(p, schema(1)); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open() = %v, want ErrLocked", err)
 	}
 }

@@ -33,18 +33,17 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/media"
 )
 
 // FileName is the name of the lock file.
 const FileName = media.LockName
 
-// ErrLocked means another process holds the lock. It wraps exitcode.ErrLocked.
-var ErrLocked = fmt.Errorf("%w: another byok process is using it", exitcode.ErrLocked)
+// ErrLocked means another process holds the lock.
+var ErrLocked = errors.New("locked: another byok process is using it")
 
-// ErrReadOnly means the folder cannot be written. It wraps exitcode.ErrMedia.
-var ErrReadOnly = fmt.Errorf("%w: read-only", exitcode.ErrMedia)
+// ErrReadOnly means the folder cannot be written.
+var ErrReadOnly = errors.New("media: read-only")
 
 // ErrUnsafe means the medium's lock file is not a regular file (a symbolic link, a FIFO, a
 // device node, a folder): it is neither followed nor opened.

@@ -17,7 +17,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 )
@@ -64,8 +63,8 @@ func (e *ForeignError) Is(t error) bool { return t == ErrForeignMedium }
 // Identity compares the medium's listing with what the station knows (see the top of this
 // file). It returns nil for a medium of this ceremony that holds at least everything the
 // station knows (or where it cannot tell: a ledger that knows nothing yet), a *ForeignError,
-// a *StaleError, or a *chain.ForkError (exit code 3), and this station's own bundles beyond
-// its head that are not its pending write as ErrForeignBundles. It reads only names.
+// a *StaleError, or a *DisagreeError: a *chain.ForkError, or this station's own bundles
+// beyond its head that are not its pending write as ErrForeignBundles. It reads only names.
 func (s *Station) Identity() error {
 	st, err := s.Load()
 	if err != nil {
@@ -92,7 +91,7 @@ func (s *Station) Identity() error {
 			}
 			for e, err := range s.Media.Entries(c, 1, nil) {
 				if err != nil {
-					return fmt.Errorf("%w: list the medium: %v", exitcode.ErrBundle, err)
+					return fmt.Errorf("%w: list the medium: %v", ErrUnreadable, err)
 				}
 				heads[c] = max(heads[c], e.Seq)
 				id, ok := archivedID(ab, c, e.Seq)
@@ -125,10 +124,9 @@ func (s *Station) Identity() error {
 		return foreign
 	case fork != nil:
 		if fork.A.IsZero() {
-			return exitcode.Wrap(exitcode.Verify, fmt.Errorf("%w (%s chain seq %d)", ErrForeignBundles, fork.Chain, fork.Seq),
-				"another station wrote to this medium's chains: do not use it, investigate")
+			return &DisagreeError{Err: fmt.Errorf("%w (%s chain seq %d)", ErrForeignBundles, fork.Chain, fork.Seq), ByIdentity: true}
 		}
-		return exitcode.Wrap(exitcode.Verify, fork, "another station wrote to this medium's chains, or it was tampered with: do not use it, investigate")
+		return &DisagreeError{Err: fork, ByIdentity: true}
 	}
 	for _, c := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
 		known, own := st.Peer, false

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
@@ -87,8 +86,9 @@ func TestIdentityTellsStaleForeignAndForkedMediaApart(t *testing.T) {
 	}
 	onMedium(t, s, forked)
 	err = s.Identity()
-	if !errors.Is(err, chain.ErrFork) || exitcode.From(err) != exitcode.Verify || errors.Is(err, ErrStaleMedium) {
-		t.Errorf("Identity() on a forked copy = %v (exit %d), want a fork, exit 3", err, exitcode.From(err))
+	var de *DisagreeError
+	if !errors.Is(err, chain.ErrFork) || !errors.As(err, &de) || !de.ByIdentity || errors.Is(err, ErrStaleMedium) {
+		t.Errorf("Identity() on a forked copy = %v, want a fork in a *DisagreeError found by Identity", err)
 	}
 
 	// Another ceremony's medium.

@@ -9,7 +9,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/ledger"
 	"github.com/airgap-byok/airgap-byok/shared/medialock"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
@@ -45,12 +44,12 @@ type OpenOptions struct {
 // with recover (which may be nil). The returned function releases everything.
 func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 	if o.StateDir == "" {
-		return nil, nil, fmt.Errorf("%w: --state-dir is required", exitcode.ErrUsage)
+		return nil, nil, fmt.Errorf("%w: --state-dir is required", ErrOptions)
 	}
 	lp := filepath.Join(o.StateDir, LedgerFile)
 	if !o.Create {
 		if _, err := os.Stat(lp); errors.Is(err, os.ErrNotExist) {
-			return nil, nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("no ledger in %s", o.StateDir), "run init first, or pass the --state-dir that init used")
+			return nil, nil, fmt.Errorf("%w in %s", ErrNoLedger, o.StateDir)
 		}
 	}
 	// A stick that is not there, or not a medium, is told before anything is created, in the
@@ -161,7 +160,7 @@ func openMedium(o OpenOptions, m *media.Media, pending bool) (_ *media.Media, _ 
 			lock, err = medialock.Shared(o.MediaDir)
 		}
 		if errors.Is(err, medialock.ErrReadOnly) && pending {
-			err = exitcode.Wrap(exitcode.Media, err, "an interrupted write must be finished on this medium first: make the stick writable and run the command again")
+			err = &PendingError{Err: err}
 		}
 	} else {
 		lock, err = medialock.Shared(o.MediaDir)
@@ -176,7 +175,7 @@ func openMedium(o OpenOptions, m *media.Media, pending bool) (_ *media.Media, _ 
 			if errors.Is(err, media.ErrNotMedia) {
 				return nil, nil, false, err
 			}
-			return nil, nil, false, exitcode.Wrap(exitcode.Media, err, "")
+			return nil, nil, false, &UnwritableError{Err: err}
 		}
 	}
 	return m, lock, write, nil

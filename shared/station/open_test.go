@@ -8,7 +8,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/fstest"
 	"github.com/airgap-byok/airgap-byok/shared/ledger"
 	"github.com/airgap-byok/airgap-byok/shared/logsetup"
@@ -51,14 +50,15 @@ func TestOpenLedgerOnlyOnAReadOnlyMedium(t *testing.T) {
 			fstest.ReadOnly(t, opts.MediaDir)
 
 			opts.Create, opts.InitMedium = false, false
-			if _, _, err := Open(opts, nil); !errors.Is(err, medialock.ErrReadOnly) || exitcode.From(err) != exitcode.Media {
-				t.Errorf("Open(Write) on a read-only medium = %v (exit %d), want ErrReadOnly, exit %d", err, exitcode.From(err), exitcode.Media)
+			if _, _, err := Open(opts, nil); !errors.Is(err, medialock.ErrReadOnly) {
+				t.Errorf("Open(Write) on a read-only medium = %v, want ErrReadOnly", err)
 			}
 			opts.LedgerOnly = true
 			s, release, err = Open(opts, func(*bolt.Tx, *bundle.Bundle) error { applied++; return nil })
 			if pending {
-				if err == nil || exitcode.From(err) != exitcode.Media || exitcode.Hint(err) == "" {
-					t.Errorf("Open(LedgerOnly) with a write pending on a read-only medium = %v (exit %d), want exit %d and what to do", err, exitcode.From(err), exitcode.Media)
+				var pe *PendingError
+				if !errors.As(err, &pe) || !errors.Is(err, medialock.ErrReadOnly) {
+					t.Errorf("Open(LedgerOnly) with a write pending on a read-only medium = %v, want a *PendingError", err)
 				}
 				if err == nil {
 					release()
@@ -98,7 +98,8 @@ func TestAppendRefusesAClockBehindThePeer(t *testing.T) {
 			s.SetMaxSkew(tt.skew)
 		}
 		_, err := s.Append(context.Background(), pos, enrollment(t, key), key, time.Unix(tt.now, 0), time.Hour, nil)
-		if got := errors.Is(err, chain.ErrClockSkew); got != tt.refused || (tt.refused && exitcode.From(err) != exitcode.Verify) {
+		var ce *ClockError
+		if got := errors.Is(err, chain.ErrClockSkew); got != tt.refused || (tt.refused && (!errors.As(err, &ce) || !ce.Now.Equal(time.Unix(tt.now, 0)) || ce.Peer.Unix() != peer.Created)) {
 			t.Errorf("Append at %d, peer at %d, skew %s (known %v) = %v, want refused %v", tt.now, peer.Created, tt.skew, tt.known, err, tt.refused)
 		}
 		if tt.refused {

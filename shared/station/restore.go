@@ -16,7 +16,6 @@ import (
 	"os"
 	"path"
 
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/medialock"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
@@ -131,7 +130,7 @@ func (s *Station) Restore(ctx context.Context, dir string, apply Apply) (*Writte
 		have := map[uint64]bundle.ID{}
 		for e, err := range t.m.Entries(c, 1, nil) {
 			if err != nil {
-				return fail(fmt.Errorf("%w: list the medium: %v", exitcode.ErrBundle, err))
+				return fail(fmt.Errorf("%w: list the medium: %v", ErrUnreadable, err))
 			}
 			have[e.Seq] = e.ID
 		}
@@ -145,7 +144,7 @@ func (s *Station) Restore(ctx context.Context, dir string, apply Apply) (*Writte
 			}
 			if id, ok := have[b.Header.Seq]; ok {
 				if id != b.ID() {
-					return fail(exitcode.Wrap(exitcode.Verify, &chain.ForkError{Chain: c, Seq: b.Header.Seq, A: b.ID(), B: id, Reason: "the folder holds another bundle there"}, ""))
+					return fail(&DisagreeError{Err: &chain.ForkError{Chain: c, Seq: b.Header.Seq, A: b.ID(), B: id, Reason: "the folder holds another bundle there"}})
 				}
 				w.Present++
 				continue
@@ -197,7 +196,7 @@ func (s *Station) Copy(ctx context.Context, dir string, heads chain.Heads) (w *W
 			for i, b := range batch {
 				got, err := t.m.ReadFile(media.Path(c, b.Header.Seq, b.ID()), bundle.MaxFileSize)
 				if err != nil || !bytes.Equal(got, raw[i]) {
-					return exitcode.Wrap(exitcode.Media, &media.ReadBackError{Path: media.Path(c, b.Header.Seq, b.ID())}, "the copy differs from the original: use another stick")
+					return &CopyError{Err: &media.ReadBackError{Path: media.Path(c, b.Header.Seq, b.ID())}}
 				}
 			}
 			w.Bundles += len(batch)
@@ -206,21 +205,21 @@ func (s *Station) Copy(ctx context.Context, dir string, heads chain.Heads) (w *W
 		}
 		for e, err := range src.Entries(c, 1, nil) {
 			if err != nil {
-				return nil, nil, fmt.Errorf("%w: list the medium: %v", exitcode.ErrBundle, err)
+				return nil, nil, fmt.Errorf("%w: list the medium: %v", ErrUnreadable, err)
 			}
 			if err := ctx.Err(); err != nil {
 				return nil, nil, err
 			}
 			data, err := src.Read(e)
 			if err != nil {
-				return nil, nil, fmt.Errorf("%w: read %s: %v", exitcode.ErrBundle, e.Path, err)
+				return nil, nil, fmt.Errorf("%w: read %s: %v", ErrUnreadable, e.Path, err)
 			}
 			b, err := bundle.Parse(data)
 			if err != nil {
-				return nil, nil, exitcode.Wrap(exitcode.Bundle, err, "")
+				return nil, nil, &MalformedError{Err: err}
 			}
 			if !bytes.Equal(b.Marshal(), data) {
-				return nil, nil, exitcode.Wrap(exitcode.Bundle, fmt.Errorf("%s is not in its canonical encoding", e.Path), "")
+				return nil, nil, &MalformedError{Err: fmt.Errorf("%s is not in its canonical encoding", e.Path)}
 			}
 			if b.Header.Kind == bundle.KindKeyPackage {
 				if f, err := plainCopy(src, b); err != nil {
@@ -254,8 +253,7 @@ func (s *Station) Copy(ctx context.Context, dir string, heads chain.Heads) (w *W
 		return nil, nil, VerifyErr(err)
 	}
 	if res.State.Heads != heads {
-		return nil, nil, exitcode.Wrap(exitcode.Media, fmt.Errorf("the copy replays to other heads than the original (offline %d, online %d)", res.State.Heads.Offline.Seq, res.State.Heads.Online.Seq),
-			"use another stick")
+		return nil, nil, &CopyError{Err: fmt.Errorf("the copy replays to other heads than the original (offline %d, online %d)", res.State.Heads.Offline.Seq, res.State.Heads.Online.Seq), Replayed: true}
 	}
 	w.Heads = res.State.Heads
 	return w, skipped, nil

@@ -62,7 +62,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/media"
@@ -136,8 +135,7 @@ func (s *Station) checkClock(pos chain.Position, now time.Time) error {
 	peer := time.Unix(pos.Peer.Created, 0).UTC()
 	err := &chain.ClockSkewError{Chain: s.Chain, Seq: pos.Head.Seq + 1, Skew: peer.Sub(now.Truncate(time.Second)), Max: time.Duration(s.maxSkew) * time.Second,
 		Reason: fmt.Sprintf("would be created before %s seq %d, which it saw,", s.Chain.Other(), pos.Peer.Seq)}
-	return exitcode.Wrap(exitcode.Verify, fmt.Errorf("%w: %w", chain.ErrClockSkew, err), fmt.Sprintf("the two stations' clocks disagree: this one reads %s, the other station made its bundle at %s; set the wrong clock right and run the command again (nothing was written)",
-		now.UTC().Format(time.RFC3339), peer.Format(time.RFC3339)))
+	return &ClockError{Err: fmt.Errorf("%w: %w", chain.ErrClockSkew, err), Now: now, Peer: peer}
 }
 
 func (s *Station) hit(point string) {
@@ -209,7 +207,7 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 func SetAnchor(tx *bolt.Tx, id bundle.ID) error {
 	b := tx.Bucket(bucketStation)
 	if v := b.Get(keyAnchor); v != nil && !bytes.Equal(v, id[:]) {
-		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("a different policy is already trusted"), "a station trusts one policy for its life; use a new state folder for a new ceremony")
+		return ErrOtherAnchor
 	}
 	return b.Put(keyAnchor, id[:])
 }
@@ -296,7 +294,7 @@ func (s *Station) ensureOnMedia(bs []*bundle.Bundle) error {
 		case errors.Is(err, fs.ErrNotExist):
 			missing = append(missing, b)
 		case err != nil:
-			return fmt.Errorf("%w: read back %s: %v", exitcode.ErrMedia, e.Path, err)
+			return fmt.Errorf("%w: read back %s: %v", ErrWriteMedium, e.Path, err)
 		case !bytes.Equal(got, b.Marshal()):
 			// Same ID, other signature bytes: the same content, signed again. The file on
 			// the medium is authoritative; keep ours out.
@@ -315,9 +313,9 @@ func (s *Station) ensureOnMedia(bs []*bundle.Bundle) error {
 func mediaErr(err error) error {
 	var rb *media.ReadBackError
 	if errors.As(err, &rb) {
-		return exitcode.Wrap(exitcode.Media, err, "the medium did not return what was written: use another stick")
+		return &WriteError{Err: err}
 	}
-	return exitcode.Wrap(exitcode.Media, fmt.Errorf("write to the medium: %w", err), "check that the stick is writable, not full and still plugged in")
+	return &WriteError{Err: fmt.Errorf("write to the medium: %w", err)}
 }
 
 // commit records bs in the ledger in one transaction: the new head, the caller's change for
@@ -374,7 +372,7 @@ func (s *Station) CheckMedia() error {
 	}
 	h, ok, err := s.Media.Head(s.Chain)
 	if err != nil {
-		return fmt.Errorf("%w: list the medium: %v", exitcode.ErrBundle, err)
+		return fmt.Errorf("%w: list the medium: %v", ErrUnreadable, err)
 	}
 	switch {
 	case !ok && st.Head.Seq == 0:
@@ -384,12 +382,11 @@ func (s *Station) CheckMedia() error {
 		if ok {
 			got = h.Seq
 		}
-		return exitcode.Wrap(exitcode.Verify, &chain.RollbackError{Chain: s.Chain, Remembered: st.Head.Seq, Found: got, Reason: "the medium lacks bundles this station wrote"},
-			"is this the right stick? it must hold everything both stations wrote")
+		return &DisagreeError{Err: &chain.RollbackError{Chain: s.Chain, Remembered: st.Head.Seq, Found: got, Reason: "the medium lacks bundles this station wrote"}}
 	case h.Seq > st.Head.Seq:
-		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("%w (%s chain seq %d > %d)", ErrForeignBundles, s.Chain, h.Seq, st.Head.Seq), "")
+		return &DisagreeError{Err: fmt.Errorf("%w (%s chain seq %d > %d)", ErrForeignBundles, s.Chain, h.Seq, st.Head.Seq)}
 	case h.ID != st.Head.ID:
-		return exitcode.Wrap(exitcode.Verify, &chain.ForkError{Chain: s.Chain, Seq: h.Seq, A: st.Head.ID, B: h.ID, Reason: "the medium's bundle is not the one this station wrote"}, "")
+		return &DisagreeError{Err: &chain.ForkError{Chain: s.Chain, Seq: h.Seq, A: st.Head.ID, B: h.ID, Reason: "the medium's bundle is not the one this station wrote"}}
 	}
 	return nil
 }
@@ -659,23 +656,12 @@ func (s *Station) listingMatches(c bundle.Chain, n uint64) bool {
 	return ok && err == nil
 }
 
-// VerifyErr gives a replay failure its exit code: malformed or unreadable bundles are 4,
-// everything else 3.
+// VerifyErr marks a replay failure as such: a *ReplayError wrapping err (nil stays nil). The
+// command line reports malformed or unreadable bundles as 4, everything else as 3, unless
+// err carries a code of its own.
 func VerifyErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	var pe *bundle.ParseError
-	if errors.As(err, &pe) || errors.Is(err, bundle.ErrTooLarge) {
-		return exitcode.Wrap(exitcode.Bundle, err, "")
-	}
-	var c exitcode.Coder
-	if errors.As(err, &c) {
-		return err
-	}
-	switch chain.Verdict(err) {
-	case "error":
-		return exitcode.Wrap(exitcode.Bundle, err, "")
-	}
-	return exitcode.Wrap(exitcode.Verify, err, "")
+	return &ReplayError{Err: err}
 }

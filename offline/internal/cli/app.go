@@ -48,6 +48,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 
 // NewApp returns the byok-offline command-line application writing to env.
 func NewApp(env *clirun.Env) *cli.App {
+	env.Rules = rules
 	app := clirun.NewApp(env, "the air-gapped station of an Azure Key Vault BYOK ceremony",
 		"byok-offline generates keys in a PKCS#11 HSM, wraps them for an Azure Key Vault key-exchange key\n"+
 			"and writes signed, approved key packages to a transfer medium for byok-online to upload.\n\n"+

@@ -245,14 +245,14 @@ func (s *session) replay(ctx context.Context, onBundle func(*chain.Verified) err
 
 // replayHint adds the operator's next step to a replay failure that has an obvious one.
 func replayHint(err error) error {
-	if err != nil && exitcode.Hint(err) == "" {
+	if err != nil && clirun.Hint(err, rules...) == "" {
 		switch {
 		case errors.Is(err, chain.ErrRollback):
-			err = exitcode.Wrap(exitcode.From(err), err, "is this the right stick? it must hold everything both stations wrote")
+			err = exitcode.Wrap(exitCode(err), err, "is this the right stick? it must hold everything both stations wrote")
 		case errors.Is(err, chain.ErrUntrusted):
-			err = exitcode.Wrap(exitcode.From(err), err, "this medium belongs to another ceremony")
+			err = exitcode.Wrap(exitCode(err), err, "this medium belongs to another ceremony")
 		case errors.Is(err, chain.ErrFork), errors.Is(err, station.ErrForeignBundles):
-			err = exitcode.Wrap(exitcode.From(err), err, "another station wrote to this medium's chains: do not use it, investigate")
+			err = exitcode.Wrap(exitCode(err), err, "another station wrote to this medium's chains: do not use it, investigate")
 		}
 	}
 	return err

@@ -32,8 +32,8 @@ func TestParseVault(t *testing.T) {
 		if (err != nil) != tt.wantErr || got != tt.want {
 			t.Errorf("parseVault(%q) = %+v, %v; want %+v (error %t)", tt.in, got, err, tt.want, tt.wantErr)
 		}
-		if err != nil && exitcode.From(err) != exitcode.Usage {
-			t.Errorf("parseVault(%q) error exits %d, want %d", tt.in, exitcode.From(err), exitcode.Usage)
+		if err != nil && exitCode(err) != exitcode.Usage {
+			t.Errorf("parseVault(%q) error exits %d, want %d", tt.in, exitCode(err), exitcode.Usage)
 		}
 	}
 }
@@ -116,7 +116,7 @@ func TestResolveID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, err := resolveID("key package", tt.in, ids)
-		if got != tt.want || exitcode.From(err) != tt.wantCode {
+		if got != tt.want || exitCode(err) != tt.wantCode {
 			t.Errorf("%s: resolveID(%q) = %s, %v; want %s, exit %d", tt.name, tt.in, got.Short(), err, tt.want.Short(), tt.wantCode)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/secret"
 )
 
@@ -37,8 +36,9 @@ var (
 
 func TestOpenValidatesConfig(t *testing.T) {
 	_, err := Open(context.Background(), Config{Module: "/nonexistent/module.so", TokenLabel: "x"})
-	if !errors.Is(err, ErrInvalid) || exitcode.From(err) != exitcode.Usage {
-		t.Errorf("Open without a PIN = %v, want ErrInvalid with the usage exit code", err)
+	var he *Error
+	if !errors.Is(err, ErrInvalid) || !errors.As(err, &he) {
+		t.Errorf("Open without a PIN = %v, want an *Error of kind ErrInvalid", err)
 	}
 }
 
@@ -47,7 +47,7 @@ func TestOpenWithoutCGO(t *testing.T) {
 		t.Skip("built with cgo")
 	}
 	_, err := Open(context.Background(), Config{Module: "/nonexistent/module.so", TokenLabel: "x", PIN: secret.New("1234")})
-	if !errors.Is(err, ErrNoCGO) || !errors.Is(err, exitcode.ErrHSM) {
+	if !errors.Is(err, ErrNoCGO) || !errors.As(err, new(*Error)) {
 		t.Errorf("Open without cgo on %s = %v, want ErrNoCGO", runtime.GOOS, err)
 	}
 }

@@ -55,9 +55,9 @@
 //
 // # Errors
 //
-// Every error satisfies errors.Is(err, exitcode.ErrHSM), except [ErrExists], which satisfies
-// exitcode.ErrRefused instead, and [ErrInvalid], which satisfies exitcode.ErrUsage as well.
-// The sentinels in errors.go classify failures; PKCS#11 return values are translated in one
+// Every error is an [*Error] whose Kind is one of the sentinels in errors.go ([ErrExists],
+// [ErrInvalid], [ErrPINIncorrect], ...), which classify failures; the command line maps them to
+// exit codes; PKCS#11 return values are translated in one
 // adapter. PINs never appear in errors or logs.
 //
 // # Build

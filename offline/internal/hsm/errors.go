@@ -3,76 +3,61 @@ package hsm
 import (
 	"fmt"
 	"strings"
-
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 )
 
-// Every error this package returns satisfies errors.Is(err, exitcode.ErrHSM), except those
-// wrapping ErrExists, which satisfy errors.Is(err, exitcode.ErrRefused) instead, and those
-// wrapping ErrInvalid, which satisfy both exitcode.ErrUsage and exitcode.ErrHSM (exitcode.From
-// picks the usage code). The sentinels below carry that classification through their Is
-// method, so it survives any amount of wrapping with %w.
+// Every error this package returns is an *Error whose Kind is one of the sentinels below
+// (or a context cancellation, whose cause stays in the chain). The sentinels classify a
+// failure, and errors.Is finds them through any amount of wrapping with %w; the command line
+// maps them to exit codes (ErrExists is a refusal, ErrInvalid a usage error, the others HSM
+// failures).
 var (
 	// ErrTokenNotFound reports that no token with the configured label (and serial) is present.
-	ErrTokenNotFound error = newKind("token not found", exitcode.ErrHSM)
+	ErrTokenNotFound error = newKind("token not found")
 	// ErrKeyNotFound reports that no key matches the label or CKA_ID asked for.
-	ErrKeyNotFound error = newKind("key not found", exitcode.ErrHSM)
+	ErrKeyNotFound error = newKind("key not found")
 	// ErrAmbiguous reports that a label or CKA_ID matches more than one token or key.
-	ErrAmbiguous error = newKind("more than one match", exitcode.ErrHSM)
+	ErrAmbiguous error = newKind("more than one match")
 	// ErrExists reports that an object with the label (or CKA_ID) exists already; nothing was
 	// generated.
-	ErrExists error = newKind("object exists", exitcode.ErrRefused)
+	ErrExists error = newKind("object exists")
 	// ErrPINIncorrect reports that the token refused a PIN (CKR_PIN_INCORRECT, CKR_PIN_INVALID,
 	// CKR_PIN_LEN_RANGE).
-	ErrPINIncorrect error = newKind("pin incorrect", exitcode.ErrHSM)
+	ErrPINIncorrect error = newKind("pin incorrect")
 	// ErrPINLocked reports that the PIN is locked after too many wrong tries (CKR_PIN_LOCKED).
-	ErrPINLocked error = newKind("pin locked", exitcode.ErrHSM)
+	ErrPINLocked error = newKind("pin locked")
 	// ErrMechanism reports that the token offers no usable wrap path (see WrapMethod), or
 	// refused a mechanism it listed.
-	ErrMechanism error = newKind("no usable wrap mechanism", exitcode.ErrHSM)
+	ErrMechanism error = newKind("no usable wrap mechanism")
 	// ErrNotTrusted reports that the token refused to wrap a key marked CKA_WRAP_WITH_TRUSTED
 	// because the wrapping key is not CKA_TRUSTED. Use Token.WrapTrusted with the SO PIN.
-	ErrNotTrusted error = newKind("key may only be wrapped by a trusted key", exitcode.ErrHSM)
+	ErrNotTrusted error = newKind("key may only be wrapped by a trusted key")
 	// ErrUnsupportedKey reports a key this package cannot handle: a type or size outside
 	// KeySpecs, a key the token will not wrap (not extractable), or a signing key that is not
 	// a non-extractable ECDSA P-256 key.
-	ErrUnsupportedKey error = newKind("unsupported key", exitcode.ErrHSM)
+	ErrUnsupportedKey error = newKind("unsupported key")
 	// ErrSelfTest reports that the wrap self-test of Check failed.
-	ErrSelfTest error = newKind("wrap self-test failed", exitcode.ErrHSM)
+	ErrSelfTest error = newKind("wrap self-test failed")
 	// ErrInvalid reports an invalid argument or configuration (a missing label, a KEK that is
-	// too small, a token opened twice). It also satisfies exitcode.ErrUsage.
-	ErrInvalid error = newKind("invalid argument", exitcode.ErrHSM, exitcode.ErrUsage)
+	// too small, a token opened twice).
+	ErrInvalid error = newKind("invalid argument")
 	// ErrClosed reports use of a Token after Close.
-	ErrClosed error = newKind("token is closed", exitcode.ErrHSM)
+	ErrClosed error = newKind("token is closed")
 	// ErrNoCGO reports a binary built without cgo, which cannot load a PKCS#11 module.
-	ErrNoCGO error = newKind("built without cgo: pkcs11 is unavailable", exitcode.ErrHSM)
+	ErrNoCGO error = newKind("built without cgo: pkcs11 is unavailable")
 	// ErrModule reports any other failure of the PKCS#11 module or of crypto11.
-	ErrModule error = newKind("pkcs11 failure", exitcode.ErrHSM)
+	ErrModule error = newKind("pkcs11 failure")
 )
 
 // errCanceled classifies a context cancellation; the cause (context.Canceled or
 // context.DeadlineExceeded) stays in the chain.
-var errCanceled error = newKind("interrupted", exitcode.ErrHSM)
+var errCanceled error = newKind("interrupted")
 
-// kind is the type of the sentinels: a message and the exitcode sentinels it satisfies.
-type kind struct {
-	msg  string
-	exit []error
-}
+// kind is the type of the sentinels: a message.
+type kind struct{ msg string }
 
 func (k *kind) Error() string { return k.msg }
 
-// Is reports whether target is one of the exitcode sentinels k belongs to.
-func (k *kind) Is(target error) bool {
-	for _, e := range k.exit {
-		if target == e {
-			return true
-		}
-	}
-	return false
-}
-
-func newKind(msg string, exit ...error) error { return &kind{msg: msg, exit: exit} }
+func newKind(msg string) error { return &kind{msg: msg} }
 
 // Error is the error type of this package: what was being done, the PKCS#11 return value
 // when the module gave one, the class of failure (one of the Err* sentinels) and the

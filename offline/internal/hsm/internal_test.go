@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/ThalesGroup/crypto11"
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/secret"
 	"github.com/airgap-byok/airgap-byok/shared/softhsmtest"
 	"github.com/miekg/pkcs11"
@@ -64,8 +63,8 @@ func TestP11Err(t *testing.T) {
 			if !errors.As(err, &e) || !errors.Is(err, tt.want) || e.Code != tt.code {
 				t.Fatalf("p11Err(%v) = %v, want class %v code 0x%X", tt.err, err, tt.want, tt.code)
 			}
-			if !errors.Is(err, exitcode.ErrHSM) {
-				t.Errorf("errors.Is(%v, exitcode.ErrHSM) = false", err)
+			if !errors.As(err, new(*Error)) {
+				t.Errorf("%v is not an *Error", err)
 			}
 			if again := p11Err("outer", err); again != err {
 				t.Errorf("p11Err of an *Error = %v, want it unchanged", again)
@@ -204,7 +203,7 @@ func TestConfigureFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := Open(context.Background(), Config{Module: mod, TokenLabel: tt.label, PIN: secret.New(testPIN)})
-		if !errors.Is(err, tt.want) || !errors.Is(err, exitcode.ErrHSM) {
+		if !errors.Is(err, tt.want) || !errors.As(err, new(*Error)) {
 			t.Errorf("Open(%q) with failing configure = %v, want %v", tt.label, err, tt.want)
 		}
 		if tt.want == ErrModule && !errors.Is(err, boom) {

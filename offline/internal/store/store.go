@@ -9,7 +9,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/ledger"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
@@ -186,8 +185,7 @@ func (s *Store) PutOnline(o *Online) error {
 		var cur Online
 		switch err := get(b, keyOnline, &cur); {
 		case err == nil && (cur.Enrollment != o.Enrollment || !bytes.Equal(cur.Key.SPKI, o.Key.SPKI)):
-			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("this ledger already trusts online station %s", cur.Key.ID().Short()),
-				"a station pairs with one online station for its life; use a new state folder for a new ceremony")
+			return fmt.Errorf("%w %s", ErrOtherOnline, cur.Key.ID().Short())
 		case err == nil:
 			return nil
 		case !errors.Is(err, ErrNotFound):
@@ -310,18 +308,31 @@ func (s *Store) PutKey(k *Key) error {
 	return s.update(bucketKeys, func(b *bolt.Bucket) error { return put(b, []byte(k.Ident), k) })
 }
 
+// ErrOtherOnline reports an attempt to pair with a second online station: a station pairs
+// with one online station for its life.
+var ErrOtherOnline = errors.New("this ledger already trusts online station")
+
+// KeyConflictError reports an ident that is taken: by a ready key, or (Interrupted) by an
+// interrupted keygen of another type.
+type KeyConflictError struct {
+	Err         error
+	Interrupted bool
+}
+
+func (e *KeyConflictError) Error() string { return e.Err.Error() }
+func (e *KeyConflictError) Unwrap() error { return e.Err }
+
 // StartKey records the intent to generate a target key: the key record in state
-// KeyGenerating. It refuses (exit code 7) if the ident is taken by a ready key, or by a
-// generating one of another type.
+// KeyGenerating. It refuses with a *KeyConflictError if the ident is taken by a ready key,
+// or by a generating one of another type.
 func (s *Store) StartKey(k *Key) error {
 	return s.update(bucketKeys, func(b *bolt.Bucket) error {
 		var cur Key
 		switch err := get(b, []byte(k.Ident), &cur); {
 		case err == nil && cur.State == KeyReady:
-			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("key %q exists already (%s, label %q)", k.Ident, cur.Type, cur.Label), "choose another --ident")
+			return &KeyConflictError{Err: fmt.Errorf("key %q exists already (%s, label %q)", k.Ident, cur.Type, cur.Label)}
 		case err == nil && (cur.Type != k.Type || cur.Label != k.Label || cur.WrapWithTrusted != k.WrapWithTrusted):
-			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("an interrupted keygen of %q was for a %s key (wrap with trusted %t)", k.Ident, cur.Type, cur.WrapWithTrusted),
-				"rerun keygen with the same --type and --wrap-with-trusted to finish it")
+			return &KeyConflictError{Err: fmt.Errorf("an interrupted keygen of %q was for a %s key (wrap with trusted %t)", k.Ident, cur.Type, cur.WrapWithTrusted), Interrupted: true}
 		case err == nil:
 			return nil
 		case !errors.Is(err, ErrNotFound):

@@ -12,7 +12,6 @@ import (
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store/storetest"
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/ledger"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
@@ -224,13 +223,14 @@ func TestStartKey(t *testing.T) {
 		name     string
 		key      store.Key
 		ready    bool
-		wantCode int
+		conflict bool // want a *KeyConflictError
+		interr   bool // ... of an interrupted keygen
 	}{
-		{"same intent again", store.Key{Ident: "app", Label: "app", Type: payload.RSA2048}, false, exitcode.OK},
-		{"other type", store.Key{Ident: "app", Label: "app", Type: payload.ECP256}, false, exitcode.Refused},
-		{"other trust", store.Key{Ident: "app", Label: "app", Type: payload.RSA2048, WrapWithTrusted: true}, false, exitcode.Refused},
-		{"ready key", store.Key{Ident: "app", Label: "app", Type: payload.RSA2048}, true, exitcode.Refused},
-		{"other ident", store.Key{Ident: "web", Label: "web", Type: payload.RSA2048}, false, exitcode.OK},
+		{"same intent again", store.Key{Ident: "app", Label: "app", Type: payload.RSA2048}, false, false, false},
+		{"other type", store.Key{Ident: "app", Label: "app", Type: payload.ECP256}, false, true, true},
+		{"other trust", store.Key{Ident: "app", Label: "app", Type: payload.RSA2048, WrapWithTrusted: true}, false, true, true},
+		{"ready key", store.Key{Ident: "app", Label: "app", Type: payload.RSA2048}, true, true, false},
+		{"other ident", store.Key{Ident: "web", Label: "web", Type: payload.RSA2048}, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -241,8 +241,10 @@ func TestStartKey(t *testing.T) {
 			}
 			k := tt.key
 			k.State = store.KeyGenerating
-			if got := exitcode.From(s.StartKey(&k)); got != tt.wantCode {
-				t.Errorf("StartKey(%+v) exit code %d, want %d", tt.key, got, tt.wantCode)
+			err := s.StartKey(&k)
+			var ce *store.KeyConflictError
+			if got := errors.As(err, &ce); got != tt.conflict || (got && ce.Interrupted != tt.interr) || (!tt.conflict && err != nil) {
+				t.Errorf("StartKey(%+v) = %v, want a conflict %t (interrupted keygen %t)", tt.key, err, tt.conflict, tt.interr)
 			}
 		})
 	}
@@ -267,8 +269,8 @@ func TestPutOnlineRefusesAnotherStation(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = s.PutOnline(&store.Online{Enrollment: c.Written[1].ID(), Name: "online", Key: other})
-	if got := exitcode.From(err); got != exitcode.Refused {
-		t.Errorf("PutOnline(other) = %v (exit %d), want exit %d", err, got, exitcode.Refused)
+	if !errors.Is(err, store.ErrOtherOnline) {
+		t.Errorf("PutOnline(other) = %v, want ErrOtherOnline", err)
 	}
 }
 

@@ -54,6 +54,7 @@ receipt for every upload.
 ` + exitcode.Help
 
 func newApp(env *clirun.Env, d deps) *cli.App {
+	env.Rules = rules
 	app := clirun.NewApp(env, "the online station of an air-gapped BYOK ceremony for Azure Key Vault", description, []*cli.Command{
 		initCommand(env, d),
 		trustCommand(env, d),

@@ -126,7 +126,7 @@ func (s *testStation) run(f func(context.Context, *clirun.Env) error) int {
 	if err != nil {
 		fmt.Fprintf(&s.stderr, "error: %v\n", err)
 	}
-	return clirun.Code(err)
+	return exitCode(err)
 }
 
 // sync makes the ceremony see the medium's online chain.

@@ -447,7 +447,7 @@ func (r *uploadResult) err(ctx context.Context) error {
 	for _, it := range r.Packages {
 		// Imported, but the receipt could not be written: the medium or the ledger failed.
 		if it.unreceipted() {
-			return exitcode.Wrap(exitcode.From(it.err), fmt.Errorf("key package %s (%s) was %s but not receipted: %w", it.Package.Fingerprint, it.KeyName, it.Outcome, it.err),
+			return exitcode.Wrap(exitCode(it.err), fmt.Errorf("key package %s (%s) was %s but not receipted: %w", it.Package.Fingerprint, it.KeyName, it.Outcome, it.err),
 				"run upload again with the stick writable: it finds the import and writes the receipt")
 		}
 	}

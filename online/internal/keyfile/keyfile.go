@@ -17,8 +17,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 )
 
 // Name is the file name of the station key in a state folder.
@@ -38,9 +36,15 @@ var ErrExists = errors.New("a station key already exists")
 // ErrPermissions means the key file can be read or written by others than its owner.
 var ErrPermissions = errors.New("station key file is accessible to others")
 
+// WriteError reports a key file (or its folder) that cannot be created or written.
+type WriteError struct{ Err error }
+
+func (e *WriteError) Error() string { return e.Err.Error() }
+func (e *WriteError) Unwrap() error { return e.Err }
+
 // Generate creates a new Ed25519 key from rand (crypto/rand if nil), writes it to path with
 // mode 0600, creating the file exclusively, and syncs the file and its folder. It returns an
-// error wrapping ErrExists (exit code 7) if path exists.
+// error wrapping ErrExists if path exists, a *WriteError if it cannot be written.
 func Generate(path string, rnd io.Reader) (ed25519.PrivateKey, error) {
 	if rnd == nil {
 		rnd = rand.Reader
@@ -54,14 +58,14 @@ func Generate(path string, rnd io.Reader) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("encode station key: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, exitcode.Wrap(exitcode.Media, fmt.Errorf("create state folder: %w", err), "")
+		return nil, &WriteError{Err: fmt.Errorf("create state folder: %w", err)}
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, Mode)
 	if errors.Is(err, fs.ErrExist) {
-		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s: %w", path, ErrExists), "a state folder holds one station for its life; use a new --state-dir for a new station")
+		return nil, fmt.Errorf("%s: %w", path, ErrExists)
 	}
 	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Media, fmt.Errorf("create station key: %w", err), "")
+		return nil, &WriteError{Err: fmt.Errorf("create station key: %w", err)}
 	}
 	werr := pem.Encode(f, &pem.Block{Type: pemType, Bytes: der})
 	if werr == nil {
@@ -72,10 +76,10 @@ func Generate(path string, rnd io.Reader) (ed25519.PrivateKey, error) {
 	}
 	if werr != nil {
 		_ = os.Remove(path)
-		return nil, exitcode.Wrap(exitcode.Media, fmt.Errorf("write station key: %w", werr), "")
+		return nil, &WriteError{Err: fmt.Errorf("write station key: %w", werr)}
 	}
 	if err := syncDir(filepath.Dir(path)); err != nil {
-		return nil, exitcode.Wrap(exitcode.Media, err, "")
+		return nil, &WriteError{Err: err}
 	}
 	return key, nil
 }
@@ -92,8 +96,8 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Load reads the key at path. It refuses, with an error wrapping ErrPermissions (exit code
-// 7), a file whose mode grants any permission to group or others, and a file that is not a
+// Load reads the key at path. It refuses, with an error wrapping ErrPermissions, a
+// file whose mode grants any permission to group or others, and a file that is not a
 // regular file. A missing file wraps fs.ErrNotExist.
 func Load(path string) (ed25519.PrivateKey, error) {
 	f, err := os.Open(path)
@@ -109,8 +113,7 @@ func Load(path string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("station key %s is not a regular file", path)
 	}
 	if perm := fi.Mode().Perm(); perm&^Mode != 0 {
-		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s has mode %04o: %w", path, perm, ErrPermissions),
-			"the key may have been copied: if you are sure it was not, chmod 600 it")
+		return nil, fmt.Errorf("%s has mode %04o: %w", path, perm, ErrPermissions)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxSize+1))
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/airgap-byok/airgap-byok/online/internal/keyfile"
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 )
 
 func TestGenerateThenLoad(t *testing.T) {
@@ -41,8 +40,8 @@ func TestGenerateRefusesToOverwrite(t *testing.T) {
 	}
 	before, _ := os.ReadFile(path)
 	_, err := keyfile.Generate(path, nil)
-	if !errors.Is(err, keyfile.ErrExists) || exitcode.From(err) != exitcode.Refused {
-		t.Fatalf("second Generate() = %v (exit %d), want ErrExists and exit %d", err, exitcode.From(err), exitcode.Refused)
+	if !errors.Is(err, keyfile.ErrExists) {
+		t.Fatalf("second Generate() = %v, want ErrExists", err)
 	}
 	after, _ := os.ReadFile(path)
 	if !bytes.Equal(before, after) {
@@ -75,9 +74,6 @@ func TestLoadRefusesWiderPermissions(t *testing.T) {
 			_, err := keyfile.Load(path)
 			if !errors.Is(err, tt.wantErr) && !(tt.wantErr == nil && err == nil) {
 				t.Fatalf("Load(mode %04o) = %v, want %v", tt.mode, err, tt.wantErr)
-			}
-			if tt.wantErr != nil && exitcode.From(err) != exitcode.Refused {
-				t.Errorf("exit code = %d, want %d", exitcode.From(err), exitcode.Refused)
 			}
 		})
 	}

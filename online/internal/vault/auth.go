@@ -16,7 +16,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys"
 
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/secret"
 )
 
@@ -47,6 +46,25 @@ func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azco
 	return azcore.AccessToken{Token: s.token.Reveal(), ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
+// TokenFileError reports a --token-file that holds no bearer token.
+type TokenFileError struct{ Err error }
+
+func (e *TokenFileError) Error() string { return e.Err.Error() }
+func (e *TokenFileError) Unwrap() error { return e.Err }
+
+// CredentialError reports that no Azure credential could be found (no az login, no AZURE_*
+// environment).
+type CredentialError struct{ Err error }
+
+func (e *CredentialError) Error() string { return "azure credential: " + e.Err.Error() }
+func (e *CredentialError) Unwrap() error { return e.Err }
+
+// CAFileError reports a --ca-file that cannot be read or holds no PEM certificate.
+type CAFileError struct{ Err error }
+
+func (e *CAFileError) Error() string { return e.Err.Error() }
+func (e *CAFileError) Unwrap() error { return e.Err }
+
 // credential returns the credential the options ask for.
 func credential(o Options) (azcore.TokenCredential, error) {
 	switch {
@@ -55,13 +73,13 @@ func credential(o Options) (azcore.TokenCredential, error) {
 	case o.TokenFile != "":
 		tok, err := secret.Source{What: "Key Vault token", File: o.TokenFile}.Read()
 		if err != nil {
-			return nil, exitcode.Wrap(exitcode.Usage, err, "--token-file must name a file whose first line is the bearer token")
+			return nil, &TokenFileError{Err: err}
 		}
 		return staticToken{tok}, nil
 	}
 	cred, err := azidentity.NewDefaultAzureCredential(nil)
 	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Vault, fmt.Errorf("azure credential: %w", err), "log in with az login, or set the AZURE_* environment variables")
+		return nil, &CredentialError{Err: err}
 	}
 	return cred, nil
 }
@@ -76,10 +94,10 @@ func httpTransport(o Options) (*http.Client, error) {
 	if o.CAFile != "" {
 		pem, err := os.ReadFile(o.CAFile)
 		if err != nil {
-			return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("read --ca-file: %w", err), "")
+			return nil, &CAFileError{Err: fmt.Errorf("read --ca-file: %w", err)}
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, exitcode.Wrap(exitcode.Usage, errors.New("--ca-file holds no PEM certificate"), "")
+			return nil, &CAFileError{Err: errors.New("--ca-file holds no PEM certificate")}
 		}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()

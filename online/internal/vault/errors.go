@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 )
 
 // Kinds of failure; every *Error has exactly one.
@@ -56,8 +54,8 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("key vault %s %s: %d %s", e.Vault, e.Op, e.Status, http.StatusText(e.Status))
 }
 
-// Is matches the error's kind and exitcode.ErrVault.
-func (e *Error) Is(target error) bool { return target == e.Kind || target == exitcode.ErrVault }
+// Is matches the error's kind.
+func (e *Error) Is(target error) bool { return target == e.Kind }
 
 // Unwrap returns the transport error, if any.
 func (e *Error) Unwrap() error { return e.Err }

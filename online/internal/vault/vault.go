@@ -16,7 +16,7 @@
 // ErrServer (5xx and 408: the request may or may not have taken effect), ErrTransport (no
 // response: reset, timeout), ErrUnauthorized (401) and ErrRefused (every other 4xx: a
 // definitive refusal). [Ambiguous] tells the two kinds after which a write may have
-// happened. Every *Error also matches exitcode.ErrVault (exit code 6). Messages carry Key
+// happened. The command line reports every *Error as a Key Vault failure. Messages carry Key
 // Vault's error code and message, never a token or key material.
 //
 // # Hostile answers

@@ -126,9 +126,6 @@ func TestImportSendsExactlyOneRequestAndTranslatesErrors(t *testing.T) {
 			if got := vault.RetryAfter(err); got != tt.wantRetry {
 				t.Errorf("RetryAfter() = %v, want %v", got, tt.wantRetry)
 			}
-			if got := exitcode.From(err); got != exitcode.Vault {
-				t.Errorf("exit code = %d, want %d", got, exitcode.Vault)
-			}
 			var ve *vault.Error
 			if !errors.As(err, &ve) || ve.Status != tt.status || ve.Code != "SomeCode" || ve.Message != "something about the request" {
 				t.Errorf("error = %#v", ve)
@@ -280,8 +277,9 @@ func TestClientIsBuiltOnFirstUse(t *testing.T) {
 	}
 	// Building it needed nothing; the first call reads the token file and fails.
 	_, err := v.GetKey(context.Background(), "k", "")
-	if err == nil || exitcode.From(err) != exitcode.Usage {
-		t.Fatalf("GetKey() = %v (exit %d), want a usage error about the token file", err, exitcode.From(err))
+	var te *vault.TokenFileError
+	if !errors.As(err, &te) {
+		t.Fatalf("GetKey() = %v, want a *TokenFileError", err)
 	}
 	if err := os.WriteFile(missing, []byte("tok\n"), 0o600); err != nil {
 		t.Fatal(err)

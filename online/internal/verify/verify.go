@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/airgap-byok/airgap-byok/online/internal/store"
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
@@ -121,16 +120,16 @@ type Options struct {
 }
 
 // Run replays the medium of o.Station. It returns the report and, if the replay had to stop
-// or the medium does not end where the ledger says, an error with its exit code (3, or 4 for
-// a malformed bundle); the report is then partial. Without a pinned policy it fails with
-// station.ErrNoAnchor (exit code 2).
+// or the medium does not end where the ledger says, an error (a *station.ReplayError, a
+// *station.DisagreeError); the report is then partial. Without a pinned policy it fails with
+// station.ErrNoAnchor.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	st, err := o.Station.Load()
 	if err != nil {
 		return nil, err
 	}
 	if st.Anchor.IsZero() {
-		return nil, exitcode.Wrap(exitcode.Usage, station.ErrNoAnchor, "run byok-online trust first")
+		return nil, station.ErrNoAnchor
 	}
 	rep := &Report{Bundles: []Bundle{}, Findings: []Finding{}, Packages: []*Package{}}
 	byID := map[bundle.ID]*Package{}
@@ -202,7 +201,7 @@ func kindName(k bundle.Kind) string {
 func (rep *Report) judge(o Options, res *chain.Result, byID map[bundle.ID]*Package) error {
 	cur := res.State.Current()
 	if cur == nil {
-		return exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")
+		return ErrNoPolicy
 	}
 	p := cur.Policy
 	for _, pkg := range rep.Packages {
@@ -280,8 +279,16 @@ func (rep *Report) Blocking() []Finding {
 	return out
 }
 
-// Err returns nil if the report has no finding, else an error for the first one, with exit
-// code 3.
+// ErrNoPolicy reports a medium on which no policy is in force.
+var ErrNoPolicy = errors.New("no policy is in force on the medium")
+
+// FindingError reports the findings of a verification: Err names the first one.
+type FindingError struct{ Err error }
+
+func (e *FindingError) Error() string { return e.Err.Error() }
+func (e *FindingError) Unwrap() error { return e.Err }
+
+// Err returns nil if the report has no finding, else a *FindingError for the first one.
 func (rep *Report) Err() error {
 	if len(rep.Findings) == 0 {
 		return nil
@@ -295,5 +302,5 @@ func (rep *Report) Err() error {
 		}
 		more += ")"
 	}
-	return exitcode.Wrap(exitcode.Verify, fmt.Errorf("%s: %w%s", f.Verdict, f.Err, more), "")
+	return &FindingError{Err: fmt.Errorf("%s: %w%s", f.Verdict, f.Err, more)}
 }
