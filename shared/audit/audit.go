@@ -13,9 +13,15 @@
 //     It takes the medium's shared lock (so no station writes while it reads); on a read-only
 //     medium that is a no-op.
 //   - Constant memory: the timeline of the HTML report is streamed to a temporary file as the
-//     replay goes and the key inventory is spooled to another, so memory depends on the number
-//     of policy versions, key packages awaiting upload and findings, not on the length of the
-//     chains.
+//     replay goes, and the key inventory and the paths of the verified files are spooled to
+//     others, so memory depends on the number of policy versions, key packages awaiting
+//     upload and findings, not on the length of the chains; only the inventory's order takes
+//     24 bytes per key.
+//   - Evidence: the report names the medium's absolute path, the program that audited (its
+//     version and its file's SHA-256), the file of each chain's head with its SHA-256, and the
+//     set digest of every bundle file the audit verified ([Evidence]).
+//   - Reproducible: the HTML report holds no time of its own and puts every table in a fixed
+//     order, so two audits of the same medium by the same program write the same bytes.
 //   - Atomic outputs: the HTML report and the checkpoint are written to a temporary file in
 //     the target folder, synced and renamed into place; a failed audit leaves no partial file.
 //   - Incremental: a checkpoint holds the replay's state, the trust anchor, the heads and the
@@ -49,6 +55,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airgap-byok/airgap-byok/shared/buildinfo"
 	"github.com/airgap-byok/airgap-byok/shared/logsetup"
 	"github.com/airgap-byok/airgap-byok/shared/medialock"
 	"github.com/airgap-byok/airgap-byok/shared/station"
@@ -113,8 +120,25 @@ type Report struct {
 	WarningCount      int         `json:"warning_count"`
 	HTML              string      `json:"html,omitempty"`       // the HTML report written
 	Checkpoint        string      `json:"checkpoint,omitempty"` // the checkpoint written
+	Tool              Tool        `json:"tool"`                 // the program that audited
+	Evidence          Evidence    `json:"evidence"`             // the files it verified
 
 	keys *spool
+}
+
+// Tool is the program that ran the audit.
+type Tool struct {
+	Version string `json:"version"`
+	SHA256  string `json:"sha256,omitempty"` // of the running binary's file, lowercase hex
+	Error   string `json:"error,omitempty"`  // why the binary's file could not be hashed
+}
+
+func self() Tool {
+	t, err := buildinfo.Self()
+	if err != nil {
+		return Tool{Version: buildinfo.Version(), Error: err.Error()}
+	}
+	return Tool{Version: t.Version, SHA256: t.SHA256}
 }
 
 // Since describes the checkpoint an audit continued from.
@@ -234,8 +258,9 @@ type Receipt struct {
 	Error          string `json:"error,omitempty"` // Key Vault's error (the last refusal)
 }
 
-// Keys yields the key inventory: keys uploaded during the replayed part of the chains, in
-// upload order, then the packages not uploaded.
+// Keys yields the key inventory: the keys uploaded during the replayed part of the chains
+// and the packages not uploaded, in the order of their key packages on the offline chain,
+// then the receipts that match no key package, in the order of the online chain.
 func (r *Report) Keys() iter.Seq2[Key, error] {
 	if r.keys == nil {
 		return func(func(Key, error) bool) {}
@@ -357,7 +382,17 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 	if a.keys, err = newSpool(); err != nil {
 		return nil, err
 	}
-	report := &Report{Medium: opts.Media, Generated: now().UTC(), keys: a.keys, Findings: []Finding{}, Policies: []Policy{}, Warnings: []string{}}
+	if a.files, err = newFileSet(); err != nil {
+		a.keys.close()
+		return nil, err
+	}
+	defer a.files.close()
+	medium, err := filepath.Abs(opts.Media)
+	if err != nil {
+		medium = opts.Media
+	}
+	report := &Report{Medium: medium, Generated: now().UTC(), keys: a.keys, Findings: []Finding{}, Policies: []Policy{}, Warnings: []string{},
+		Tool: self()}
 	defer func() {
 		if err != nil {
 			report.Close()
@@ -372,6 +407,9 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 	}
 
 	if err := a.run(ctx, m, opts, pin, cp, rep); err != nil {
+		return nil, err
+	}
+	if rep.Evidence, err = a.files.finish(m, rep.Heads); err != nil {
 		return nil, err
 	}
 	if opts.Checkpoint != "" && a.refused {
@@ -400,6 +438,7 @@ type auditor struct {
 	log          *slog.Logger
 	html         *htmlWriter
 	keys         *spool
+	files        *fileSet
 	stations     map[bundle.Chain]string // station names from the enrollments
 	custodians   map[bundle.ID]string    // custodian names from every policy seen
 	regions      map[string]string       // vault URL → region label, from every policy seen
@@ -644,6 +683,14 @@ func (a *auditor) onBundle(v *chain.Verified) error {
 	}
 	h := &v.Bundle.Header
 	var si stepInfo
+	data, err := fileBytes(a.m, v)
+	if err == nil {
+		err = a.files.add(v.Entry, v.Bundle.ID(), data)
+	}
+	if err != nil {
+		a.err = fmt.Errorf("%w: evidence of %s: %w", ErrUnreadable, v.Entry.Path, err)
+		return a.err
+	}
 	switch p := v.Payload.(type) {
 	case *payload.Enrollment:
 		a.stations[h.Chain] = p.Name
@@ -812,11 +859,13 @@ func (a *auditor) key(id bundle.ID, info *pkgInfo) Key {
 	return k
 }
 
+// approvers names custodians by their key IDs, in the order of their names (then keys).
 func (a *auditor) approvers(ids []bundle.ID) []Approver {
 	out := make([]Approver, 0, len(ids))
 	for _, id := range ids {
 		out = append(out, Approver{Name: a.custodians[id], Fingerprint: id.Short(), Key: id.String()})
 	}
+	slices.SortFunc(out, func(x, y Approver) int { return cmp.Or(cmp.Compare(x.Name, y.Name), cmp.Compare(x.Key, y.Key)) })
 	return out
 }
 

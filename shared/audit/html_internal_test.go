@@ -32,18 +32,17 @@ func checkMarkup(t testing.TB, page string) {
 	}
 }
 
-func TestAppendEscaped(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"", ""},
-		{"plain text", "plain text"},
-		{`<script>alert("x")</script>`, `&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;`},
-		{`a & b's`, `a &amp; b&#39;s`},
-		{`"><img src=x onerror=alert(1)>`, `&#34;&gt;&lt;img src=x onerror=alert(1)&gt;`},
-		{"ünïcödé <", "ünïcödé &lt;"},
-	}
-	for _, tt := range tests {
-		if got := string(appendEscaped(nil, tt.in)); got != tt.want {
-			t.Errorf("appendEscaped(%q) = %q, want %q", tt.in, got, tt.want)
+func TestHumanDuration(t *testing.T) {
+	for _, tt := range []struct {
+		secs int64
+		want string
+	}{
+		{0, "0 seconds"}, {1, "1 second"}, {59, "59 seconds"}, {60, "1 minute"}, {90, "1 minute 30 seconds"},
+		{300, "5 minutes"}, {3600, "1 hour"}, {86400, "1 day"}, {7 * 86400, "7 days"}, {36 * 3600, "1 day 12 hours"},
+		{86400 + 61, "1 day 1 minute 1 second"}, {-120, "minus 2 minutes"},
+	} {
+		if got := humanDuration(tt.secs); got != tt.want {
+			t.Errorf("humanDuration(%d) = %q, want %q", tt.secs, got, tt.want)
 		}
 	}
 }
@@ -57,8 +56,9 @@ func TestHTMLHeadEscapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := &Report{Verdict: Fail, Medium: "/media/" + evil, keys: sp,
-		Anchor: strings.Repeat("ab", 32), AnchorFingerprint: "ABCD-EFGH-JKMN-PQRS", Pinned: true,
+	rep := &Report{Verdict: Fail, Medium: "/media/" + evil, keys: sp, Tool: Tool{Version: evil, Error: evil},
+		Evidence: Evidence{Heads: []HeadFile{{Chain: evil, ID: evilAttr, Fingerprint: evil, Path: evil, Error: evil}}},
+		Anchor:   strings.Repeat("ab", 32), AnchorFingerprint: "ABCD-EFGH-JKMN-PQRS", Pinned: true,
 		Since:    &Since{File: evilAttr},
 		Findings: []Finding{{Verdict: evil, Chain: evil, Seq: 4, ID: evilAttr, Fingerprint: evil, Kind: evil, Message: evil, Earlier: true}, {Verdict: "fork", Chain: "online", Seq: 3, ID: evilAttr, Fingerprint: evilAttr, Message: evil, Stopped: true}},
 		Policies: []Policy{{ID: strings.Repeat("cd", 32), Fingerprint: "X", Version: 1, Threshold: 1,

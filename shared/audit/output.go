@@ -48,6 +48,10 @@ func WriteText(w io.Writer, r *Report) error {
 	p("bundles     offline %d, online %d; verified by this audit %d%s\n", c.Offline, c.Online, c.Replayed, stopped)
 	p("keys        %d packages, %d imported, %d not uploaded; %d approvals, %d KEK offers, %d receipts\n",
 		c.Packages, c.Imported, c.Outstanding, c.Approvals, c.Offers, c.Receipts)
+	p("files       %d bundle files verified, set SHA-256 %s\n", r.Evidence.Files, r.Evidence.FilesSHA256)
+	if r.Tool.SHA256 != "" {
+		p("audited by  %s, SHA-256 %s\n", clean(r.Tool.Version), r.Tool.SHA256)
+	}
 	for _, pol := range r.Policies {
 		names := make([]string, len(pol.Custodians))
 		for i, cu := range pol.Custodians {

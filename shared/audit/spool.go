@@ -2,89 +2,130 @@ package audit
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
 
-// spool keeps the key inventory in a temporary file without a name (see newSpool), so that an audit of a long medium holds
-// no more keys in memory than are awaiting upload. The file is private to the process and
-// read back once or twice (the HTML report, the JSON or text output), so it holds each Key in
-// a compact binary record (see appendKey) rather than JSON, whose decoding cost more than
-// the rest of an audit's work per key.
+// spool keeps the key inventory in a temporary file without a name (see newTempFile), so that an audit of a long medium holds
+// no more keys in memory than are awaiting upload, plus an index entry (24 bytes) per key
+// that puts the inventory in order. The file is private to the process and read back once
+// or twice (the HTML report, the JSON or text output), so it holds each Key in a compact
+// binary record (see appendKey) rather than JSON, whose decoding cost more than the rest of
+// an audit's work per key.
 type spool struct {
-	f   *os.File
-	w   *bufio.Writer
-	n   int
-	rm  bool
-	buf []byte
+	t     *tempFile
+	n     int
+	off   int64
+	index []spoolEntry
+	buf   []byte
 }
 
-// newSpool makes the spool's file in the temporary folder without a name: the key inventory
-// (key names and fingerprints) must not outlive the audit, and an audit killed with SIGKILL
+// spoolEntry places a record in the file and in the inventory's order.
+type spoolEntry struct {
+	seq uint64 // the key package's offline seq; for a receipt of no package, the receipt's online seq
+	off int64  // the record's first byte
+	n   uint32 // the record's length
+	grp uint8  // 0 key packages, 1 receipts of no key package
+}
+
+// tempFile is a file in the temporary folder without a name: what the audit spools (key
+// names and fingerprints, file paths) must not outlive it, and an audit killed with SIGKILL
 // runs no cleanup. It is an O_TMPFILE file where the file system has them, else a file
 // removed as soon as it is made.
-func newSpool() (*spool, error) {
+type tempFile struct {
+	f  *os.File
+	w  *bufio.Writer
+	rm bool
+}
+
+func newTempFile(prefix string) (*tempFile, error) {
 	dir := os.TempDir()
 	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 	var f *os.File
 	if err == nil {
-		f = os.NewFile(uintptr(fd), filepath.Join(dir, "byok-audit-keys (unnamed)"))
+		f = os.NewFile(uintptr(fd), filepath.Join(dir, prefix+" (unnamed)"))
 	} else {
-		if f, err = os.CreateTemp(dir, "byok-audit-keys-*.bin"); err != nil {
-			return nil, fmt.Errorf("key inventory: %w", err)
+		if f, err = os.CreateTemp(dir, prefix+"-*.bin"); err != nil {
+			return nil, err
 		}
 		if err := os.Remove(f.Name()); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("key inventory: %w", err)
+			return nil, err
 		}
 	}
-	return &spool{f: f, w: bufio.NewWriter(f)}, nil
+	return &tempFile{f: f, w: bufio.NewWriter(f)}, nil
+}
+
+func (t *tempFile) close() error {
+	if t.rm {
+		return nil
+	}
+	t.rm = true
+	return t.f.Close()
+}
+
+func newSpool() (*spool, error) {
+	t, err := newTempFile("byok-audit-keys")
+	if err != nil {
+		return nil, fmt.Errorf("key inventory: %w", err)
+	}
+	return &spool{t: t}, nil
 }
 
 func (s *spool) add(k Key) error {
 	s.buf = appendKey(s.buf[:0], &k)
+	if len(s.buf) > maxRecord {
+		return fmt.Errorf("key inventory: a record of %d bytes", len(s.buf))
+	}
+	e := spoolEntry{seq: k.PackageSeq, off: s.off, n: uint32(len(s.buf))}
+	if k.PackageSeq == 0 && k.Name == "" && k.Receipt != nil {
+		e.grp, e.seq = 1, k.Receipt.Seq
+	}
+	if _, err := s.t.w.Write(s.buf); err != nil {
+		return fmt.Errorf("key inventory: %w", err)
+	}
+	s.off += int64(len(s.buf))
+	s.index = append(s.index, e)
 	s.n++
-	if _, err := s.w.Write(binary.AppendUvarint(nil, uint64(len(s.buf)))); err != nil {
-		return fmt.Errorf("key inventory: %w", err)
-	}
-	if _, err := s.w.Write(s.buf); err != nil {
-		return fmt.Errorf("key inventory: %w", err)
-	}
 	return nil
 }
 
+// maxRecord bounds a key's record.
+const maxRecord = 16 << 20
+
+// flush writes what is buffered and puts the index in the inventory's order: key packages
+// by their offline sequence number, then receipts that match no key package by theirs
+// (stable: equal places keep the order they were added in).
 func (s *spool) flush() error {
-	if err := s.w.Flush(); err != nil {
+	if err := s.t.w.Flush(); err != nil {
 		return fmt.Errorf("key inventory: %w", err)
 	}
+	slices.SortStableFunc(s.index, func(a, b spoolEntry) int {
+		return cmp.Or(cmp.Compare(a.grp, b.grp), cmp.Compare(a.seq, b.seq))
+	})
 	return nil
 }
 
-// all yields the keys in the order they were added. The spool must have been flushed.
+// all yields the keys in the inventory's order (see flush). The spool must have been
+// flushed.
 func (s *spool) all() iter.Seq2[Key, error] {
 	return func(yield func(Key, error) bool) {
-		if s.rm {
+		if s.t.rm {
 			yield(Key{}, fmt.Errorf("key inventory: the report is closed"))
 			return
 		}
-		r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, 1<<62), 64<<10)
 		var rec []byte
-		for range s.n {
-			n, err := binary.ReadUvarint(r)
-			if err == nil && n > 16<<20 {
-				err = errors.New("record too long")
-			}
-			if err == nil {
-				rec = append(rec[:0], make([]byte, n)...)
-				_, err = io.ReadFull(r, rec)
-			}
+		for _, e := range s.index {
+			rec = slices.Grow(rec[:0], int(e.n))[:e.n]
+			_, err := s.t.f.ReadAt(rec, e.off)
 			var k Key
 			if err == nil {
 				k, err = readKey(rec)
@@ -100,13 +141,7 @@ func (s *spool) all() iter.Seq2[Key, error] {
 	}
 }
 
-func (s *spool) close() error {
-	if s.rm {
-		return nil
-	}
-	s.rm = true
-	return s.f.Close()
-}
+func (s *spool) close() error { return s.t.close() }
 
 // appendKey appends the record of k: its fields in declaration order, strings and counts as
 // uvarint lengths, Receipt and PublicKeyMatch with a presence byte, Approvals with its count

@@ -82,7 +82,7 @@ func TestSpoolHasNoName(t *testing.T) {
 	if ents, err := os.ReadDir(tmp); err != nil || len(ents) != 0 {
 		t.Errorf("the temporary folder holds %v (%v) while the spool is open, want nothing", ents, err)
 	}
-	fi, err := s.f.Stat()
+	fi, err := s.t.f.Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
