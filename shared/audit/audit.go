@@ -684,12 +684,13 @@ func (a *auditor) onBundle(v *chain.Verified) error {
 	h := &v.Bundle.Header
 	var si stepInfo
 	data, err := fileBytes(a.m, v)
-	if err == nil {
-		err = a.files.add(v.Entry, v.Bundle.ID(), data)
-	}
 	if err != nil {
-		a.err = fmt.Errorf("%w: evidence of %s: %w", ErrUnreadable, v.Entry.Path, err)
+		a.err = fmt.Errorf("%w: read %s again for its SHA-256: %w", ErrUnreadable, v.Entry.Path, err)
 		return a.err
+	}
+	if err := a.files.add(v.Entry, v.Bundle.ID(), data); err != nil {
+		a.err = err
+		return err
 	}
 	switch p := v.Payload.(type) {
 	case *payload.Enrollment:
