@@ -18,6 +18,9 @@
 #   openssh-client  ssh-keygen checks a release's SSH signature (verify-release and its test)
 # Go itself is not a Debian package here: install Go 1.26 or newer (see README.md).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+prog=deps
+. scripts/lib.sh
 
 usage() {
 	echo "usage: scripts/deps.sh" >&2
@@ -57,14 +60,4 @@ want openssh-client ssh-keygen
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0
 fi
-command -v apt-get >/dev/null 2>&1 || { echo "deps: apt-get is required to install ${need[*]}: install them by hand" >&2; exit 1; }
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-	command -v sudo >/dev/null 2>&1 || { echo "deps: need root or sudo to install: ${need[*]}" >&2; exit 1; }
-	SUDO=sudo
-fi
-echo "deps: installing ${need[*]} (apt-get update, then apt-get install)" >&2
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-echo "deps: installed ${need[*]}" >&2
+apt_install "${need[@]}"

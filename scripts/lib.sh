@@ -31,3 +31,25 @@ need() {
 	echo "$prog: $1 is required ($2): run scripts/deps.sh" >&2
 	exit 1
 }
+
+# apt_install PKG...: installs Debian packages with apt-get, as root or through sudo, saying
+# what it installs. Stops with a message naming the packages when there is no apt-get, or no
+# root and no sudo.
+apt_install() {
+	command -v apt-get >/dev/null 2>&1 || {
+		echo "$prog: apt-get is required to install $*: install them by hand" >&2
+		exit 1
+	}
+	local sudo=""
+	if [ "$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null 2>&1 || {
+			echo "$prog: need root or sudo to install $*" >&2
+			exit 1
+		}
+		sudo=sudo
+	fi
+	echo "$prog: installing $* (apt-get update, then apt-get install)" >&2
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+	echo "$prog: installed $*" >&2
+}

@@ -30,7 +30,7 @@ trap cleanup EXIT
 chmod 0755 "$work"
 git -C "$root" archive --format=tar -o "$work/src.tar" "$revision"
 mkdir "$work/script"
-tar -xf "$work/src.tar" -C "$work/script" scripts/release.sh
+tar -xf "$work/src.tar" -C "$work/script" scripts/release.sh scripts/lib.sh
 chmod -R a+rX "$work/src.tar" "$work/script"
 release=("$work/script/scripts/release.sh" --source "$work/src.tar" --version "$version" --revision "$revision" --epoch "$epoch")
 

@@ -14,6 +14,8 @@
 # Installs what it lacks: Debian's aarch64 cross compiler (for the cgo binary) and the pinned
 # nfpm and cyclonedx-gomod (go install into a private folder, or RELEASE_TOOLS if set).
 set -euo pipefail
+prog=release
+. "$(dirname "$0")/lib.sh"
 
 NFPM=github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
 CYCLONEDX=github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0
@@ -84,17 +86,11 @@ if [ -e "$out" ] && [ -n "$(ls -A "$out")" ] && [ ! -e "$out/SHA256SUMS" ]; then
 	exit 2
 fi
 
+need_go
+
 # Debian's cross compiler for the arm64 cgo build.
 if ! command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || [ ! -e /usr/aarch64-linux-gnu/include/stdio.h ]; then
-	SUDO=""
-	if [ "$(id -u)" -ne 0 ]; then
-		command -v sudo >/dev/null 2>&1 || { echo "release: need root or sudo to install gcc-aarch64-linux-gnu libc6-dev-arm64-cross" >&2; exit 1; }
-		SUDO=sudo
-	fi
-	echo "release: installing gcc-aarch64-linux-gnu libc6-dev-arm64-cross" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	$SUDO apt-get update -qq
-	$SUDO apt-get install -y -qq --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null
+	apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 fi
 
 # The packager and the SBOM generator, at pinned versions.
