@@ -252,6 +252,9 @@ func testReadOnlyMedium(t *testing.T, s *resSuite) {
 		if res.code != c.want {
 			t.Errorf("byok-%s %s on a read-only medium: exit %d, want %d\n%s", c.station, strings.Join(c.args, " "), res.code, c.want, res.stderr)
 		}
+		if c.want == exitcode.Media && !strings.Contains(res.stderr, "hint: the stick is write-protected or mounted read-only: slide its write-protect switch off, or remount it read-write") {
+			t.Errorf("byok-%s %s on a read-only medium: no hint on making the stick writable\n%s", c.station, strings.Join(c.args, " "), res.stderr)
+		}
 	}
 	if diff := changed(before, rigState(t, r.dir)); len(diff) > 0 {
 		t.Errorf("commands on a read-only medium changed %v", diff)

@@ -98,6 +98,9 @@ type Options struct {
 	// imported: an audit run with the station's state folder tells a
 	// package whose receipt is missing from the medium from one never uploaded.
 	Imported func(pkg bundle.ID) (bool, error)
+	// Wait is how long to wait for a writer that holds the medium (the --wait flag); 0 fails
+	// at once (exit 8).
+	Wait time.Duration
 }
 
 // Report is the outcome of an audit. Its key inventory lives in a temporary file: read it
@@ -354,7 +357,7 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 		return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	defer m.Close()
-	lock, err := medialock.Shared(opts.Media)
+	lock, err := medialock.SharedWith(ctx, opts.Media, station.LockOptions(log, opts.Wait))
 	if err != nil {
 		return nil, err
 	}

@@ -26,19 +26,21 @@ func Command(env *clirun.Env, led ...Ledger) *cli.Command {
 	cmd := &cli.Command{
 		Name:      "audit",
 		Usage:     "replay a medium (or a copy of it) and give a verdict, without an HSM or a network",
-		UsageText: env.Name + " audit --media DIR [--policy FINGERPRINT] [--since FILE] [--checkpoint FILE] [--html FILE] [--json]",
+		UsageText: env.Name + " audit --media DIR [--policy FINGERPRINT] [--since FILE] [--checkpoint FILE] [--html FILE] [--wait DURATION] [--json]",
 		Description: "Verifies both chains from genesis: every signature, link, policy version, approval threshold\n" +
 			"and expiry; each key package matched to at most one receipt and each receipt's public key to\n" +
 			"its package. Prints PASS or FAIL first, then the counts, the keys and where they landed, and\n" +
 			"the findings. Never writes to the medium: it creates, changes and deletes nothing there\n" +
 			"(no lock file either) and works on a write-protected stick. Exit codes: 0 PASS, 3 FAIL,\n" +
-			"4 no medium at DIR, unreadable or malformed input, 2 usage, 8 a writer holds the medium.",
+			"4 no medium at DIR, unreadable or malformed input, 2 usage, 8 a writer holds the medium\n" +
+			"(--wait waits for it).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "media", Usage: "the medium folder, or a copy of it", EnvVars: []string{"BYOK_MEDIA"}, Destination: &o.Media, TakesFile: true},
 			&cli.StringFlag{Name: "policy", Usage: "fingerprint (or 64-digit ID) of policy version 1 to pin; without it the first policy is trusted on first use, and the report says so", Destination: &o.Policy},
 			&cli.StringFlag{Name: "since", Usage: "checkpoint `FILE` of an earlier audit: verify only bundles after it", Destination: &o.Since, TakesFile: true},
 			&cli.StringFlag{Name: "checkpoint", Usage: "write a checkpoint to `FILE` for the next audit's --since", Destination: &o.Checkpoint, TakesFile: true},
 			&cli.StringFlag{Name: "html", Usage: "write a self-contained HTML report to `FILE`", Destination: &o.HTML, TakesFile: true},
+			clirun.WaitFlag(&o.Wait),
 		},
 		Action: func(c *cli.Context) error { return exitError(action(c)) },
 	}

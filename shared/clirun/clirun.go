@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -47,6 +48,22 @@ type Env struct {
 	// after the command wins.
 	app, cmd    globals
 	showVersion bool // --version
+
+	ctx context.Context // Run's: cancelled by Ctrl-C
+}
+
+// Context is the context Run runs the command in, which Ctrl-C (SIGINT) or SIGTERM cancels;
+// context.Background() outside Run.
+func (e *Env) Context() context.Context {
+	if e.ctx == nil {
+		return context.Background()
+	}
+	return e.ctx
+}
+
+// WaitFlag is the --wait flag of every command that takes the medium's lock.
+func WaitFlag(dst *time.Duration) cli.Flag {
+	return &cli.DurationFlag{Name: "wait", Usage: "if another byok command holds the medium, wait up to `DURATION` (e.g. 30s, 10m) for it to finish; 0 fails at once (exit 8)", Destination: dst}
 }
 
 // globals are the options every command accepts before or after its name.
@@ -229,6 +246,7 @@ func Version() string { return buildinfo.Version() }
 func Run(ctx context.Context, app *cli.App, e *Env, args []string) int {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	e.ctx = ctx
 	err := app.RunContext(ctx, args)
 	if err == nil {
 		return exitcode.OK
@@ -298,9 +316,16 @@ func Classify(err error, rules ...exitcode.Rule) (code int, hint string) {
 }
 
 // mediumHint is the operator's next step for a medium that is not this ceremony's newest
-// (station.Identity's verdicts).
+// (station.Identity's verdicts), that another process holds, or that cannot be written.
 func mediumHint(err error) string {
+	var le *medialock.LockedError
 	switch {
+	case errors.As(err, &le) && le.Waited > 0:
+		return "the other command is still running: let it finish, then run this one again (or with a longer --wait)"
+	case errors.As(err, &le):
+		return "another byok command is using this medium: let it finish, or run this command again with --wait DURATION (e.g. --wait 10m) to wait for it"
+	case errors.Is(err, medialock.ErrReadOnly):
+		return "the stick is write-protected or mounted read-only: slide its write-protect switch off, or remount it read-write (mount -o remount,rw), and run the command again; commands that only read it, such as audit, work on it as it is"
 	case errors.Is(err, station.ErrStaleMedium):
 		return "bring the newest stick of this ceremony; nothing was written to this one"
 	case errors.Is(err, station.ErrForeignMedium):

@@ -12,11 +12,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/fstest"
 	"github.com/airgap-byok/airgap-byok/shared/jsonout"
+	"github.com/airgap-byok/airgap-byok/shared/medialock"
 )
 
 func testApp(e *Env) *cli.App {
@@ -206,5 +209,39 @@ func TestCompletionZshAndFish(t *testing.T) {
 		if code != 0 || !strings.Contains(script, "group") || !strings.Contains(script, "json") {
 			t.Errorf("completion %s: code %d, stderr %q, script %q", shell, code, errs, script)
 		}
+	}
+}
+
+// A medium another process holds, or that cannot be written, gets exit 8 or 9 and the
+// operator's next step: how to wait for the holder, how to make the stick writable.
+func TestMediumHints(t *testing.T) {
+	held := t.TempDir()
+	l, err := medialock.ExclusiveWith(context.Background(), held, medialock.Options{Command: "byok-offline package"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	_, locked := medialock.Exclusive(held)
+	_, waited := medialock.SharedWith(context.Background(), held, medialock.Options{Wait: time.Millisecond})
+	ro := t.TempDir()
+	fstest.ReadOnly(t, ro)
+	_, readOnly := medialock.Exclusive(ro)
+	for _, tt := range []struct {
+		name string
+		err  error
+		code int
+		hint string
+	}{
+		{"locked", locked, exitcode.Locked, "run this command again with --wait DURATION"},
+		{"locked after a wait", waited, exitcode.Locked, "or with a longer --wait"},
+		{"read-only", readOnly, exitcode.Media, "the stick is write-protected or mounted read-only"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Fail(NewEnv("tool", nil, &out, &errb), tt.err)
+			if code != tt.code || !strings.Contains(errb.String(), "tool: hint: ") || !strings.Contains(errb.String(), tt.hint) {
+				t.Errorf("Fail(%v) = %d, stderr %q; want %d and a hint with %q", tt.err, code, errb.String(), tt.code, tt.hint)
+			}
+		})
 	}
 }

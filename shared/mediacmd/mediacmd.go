@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -19,15 +20,16 @@ import (
 )
 
 // Opener opens the station of the binary: its ledger, and the medium in mediaDir unless it
-// is "" (read access). It returns the function that finishes an interrupted write of its own
+// is "" (read access), waiting up to wait for another process holding its lock. It returns the function that finishes an interrupted write of its own
 // chain from the bundle alone (station.Recover's apply), and the function that releases
 // everything.
-type Opener func(env *clirun.Env, stateDir, mediaDir string) (st *station.Station, apply station.Apply, release func() error, err error)
+type Opener func(env *clirun.Env, stateDir, mediaDir string, wait time.Duration) (st *station.Station, apply station.Apply, release func() error, err error)
 
 // Command returns "media restore" and "media copy" for the binary named name; stateFlag is
 // its --state-dir flag.
 func Command(env *clirun.Env, name string, stateFlag func(dst *string) cli.Flag, open Opener) *cli.Command {
 	var stateDir, to string
+	var wait time.Duration
 	return &cli.Command{
 		Name:  "media",
 		Usage: "rebuild a lost stick from this station's copy, or make a verified backup stick",
@@ -48,6 +50,7 @@ func Command(env *clirun.Env, name string, stateFlag func(dst *string) cli.Flag,
 				Flags: []cli.Flag{
 					stateFlag(&stateDir),
 					&cli.StringFlag{Name: "to", Usage: "the folder to write: empty, or a medium of this ceremony", Destination: &to, TakesFile: true},
+					clirun.WaitFlag(&wait),
 				},
 				Action: func(c *cli.Context) error {
 					if c.Args().Present() {
@@ -56,7 +59,7 @@ func Command(env *clirun.Env, name string, stateFlag func(dst *string) cli.Flag,
 					if to == "" {
 						return clirun.Usagef("--to is required: the folder on the new stick")
 					}
-					return restore(c.Context, env, open, stateDir, to)
+					return restore(c.Context, env, open, stateDir, to, wait)
 				},
 			},
 			{
@@ -67,12 +70,12 @@ func Command(env *clirun.Env, name string, stateFlag func(dst *string) cli.Flag,
 					".byok copies byte for byte to DST, an existing empty folder, reads each file back, and\n" +
 					"replays DST, which must end where SRC does. SRC is only read. Plain copies that are not\n" +
 					"their package's .byok are left out, with a warning.",
-				Flags: []cli.Flag{stateFlag(&stateDir)},
+				Flags: []cli.Flag{stateFlag(&stateDir), clirun.WaitFlag(&wait)},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 2 {
 						return clirun.Usagef("media copy takes two folders, SRC and DST")
 					}
-					return copyMedium(c.Context, env, open, stateDir, c.Args().Get(0), c.Args().Get(1))
+					return copyMedium(c.Context, env, open, stateDir, c.Args().Get(0), c.Args().Get(1), wait)
 				},
 			},
 		},
@@ -85,8 +88,8 @@ type result struct {
 	Skipped []string `json:"skipped,omitempty"`
 }
 
-func restore(ctx context.Context, env *clirun.Env, open Opener, stateDir, to string) error {
-	st, apply, release, err := open(env, stateDir, "")
+func restore(ctx context.Context, env *clirun.Env, open Opener, stateDir, to string, wait time.Duration) error {
+	st, apply, release, err := open(env, stateDir, "", wait)
 	if err != nil {
 		return err
 	}
@@ -99,8 +102,8 @@ func restore(ctx context.Context, env *clirun.Env, open Opener, stateDir, to str
 	return write(env, "restored", result{Written: w})
 }
 
-func copyMedium(ctx context.Context, env *clirun.Env, open Opener, stateDir, src, dst string) error {
-	st, _, release, err := open(env, stateDir, src)
+func copyMedium(ctx context.Context, env *clirun.Env, open Opener, stateDir, src, dst string, wait time.Duration) error {
+	st, _, release, err := open(env, stateDir, src, wait)
 	if err != nil {
 		return err
 	}

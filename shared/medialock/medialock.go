@@ -22,6 +22,7 @@
 package medialock
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,21 +75,31 @@ func (h Holder) String() string {
 type LockedError struct {
 	Dir    string
 	Holder *Holder
+	Waited time.Duration // how long it waited for the holder (Options.Wait)
 }
 
 func (e *LockedError) Error() string {
-	if e.Holder == nil {
-		return e.Dir + ": " + ErrLocked.Error()
+	msg := e.Dir + ": " + ErrLocked.Error()
+	if e.Holder != nil {
+		msg = fmt.Sprintf("%s: locked by %s", e.Dir, e.Holder)
 	}
-	return fmt.Sprintf("%s: locked by %s", e.Dir, e.Holder)
+	if e.Waited > 0 {
+		msg += fmt.Sprintf("; still locked after waiting %s", e.Waited)
+	}
+	return msg
 }
 
 func (e *LockedError) Unwrap() error { return ErrLocked }
 
 // Options say how to take a lock.
 type Options struct {
-	// Wait is how long to wait for a lock another process holds; 0 does not wait.
+	// Wait is how long to wait for a lock another process holds; 0 does not wait. The wait
+	// polls, with a backoff from 10 ms to 500 ms, and ends early when the context given to
+	// ExclusiveWith or SharedWith is done (an interrupted command).
 	Wait time.Duration
+	// Waiting, if set, is called once when the lock is held by another process and Wait is
+	// not 0, before the wait begins: the caller tells the operator who it waits for.
+	Waiting func(*LockedError)
 	// Command names the holder in the lock file's record (Exclusive only), e.g.
 	// "byok-offline package"; "" takes it from the process's arguments.
 	Command string
@@ -104,10 +115,13 @@ type Lock struct {
 // missing, and records the holder in it. It fails with ErrLocked (a *LockedError naming the
 // holder) if another process holds any lock on it, with ErrReadOnly if the folder is
 // read-only, and with ErrUnsafe if .lock is not a regular file.
-func Exclusive(dir string) (*Lock, error) { return ExclusiveWith(dir, Options{}) }
+func Exclusive(dir string) (*Lock, error) {
+	return ExclusiveWith(context.Background(), dir, Options{})
+}
 
-// ExclusiveWith is Exclusive with options.
-func ExclusiveWith(dir string, o Options) (*Lock, error) {
+// ExclusiveWith is Exclusive with options; ctx ends a wait (Options.Wait) early, with an error
+// wrapping ctx.Err().
+func ExclusiveWith(ctx context.Context, dir string, o Options) (*Lock, error) {
 	d, err := openDir(dir)
 	if err != nil {
 		return nil, err
@@ -118,7 +132,7 @@ func ExclusiveWith(dir string, o Options) (*Lock, error) {
 		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), filepath.Join(dir, FileName))
-	if err := flock(f, dir, unix.LOCK_EX, o.Wait); err != nil {
+	if err := flock(ctx, f, dir, unix.LOCK_EX, o); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -133,10 +147,11 @@ func ExclusiveWith(dir string, o Options) (*Lock, error) {
 // It creates and writes nothing: without a lock file (a medium no writer has used, or a
 // read-only one) there is nothing to lock, and it returns a no-op lock. It fails with
 // ErrLocked if a writer holds the lock, and with ErrUnsafe if .lock is not a regular file.
-func Shared(dir string) (*Lock, error) { return SharedWith(dir, Options{}) }
+func Shared(dir string) (*Lock, error) { return SharedWith(context.Background(), dir, Options{}) }
 
-// SharedWith is Shared with options.
-func SharedWith(dir string, o Options) (*Lock, error) {
+// SharedWith is Shared with options; ctx ends a wait (Options.Wait) early, with an error
+// wrapping ctx.Err().
+func SharedWith(ctx context.Context, dir string, o Options) (*Lock, error) {
 	d, err := openDir(dir)
 	if err != nil {
 		return nil, err
@@ -150,7 +165,7 @@ func SharedWith(dir string, o Options) (*Lock, error) {
 		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), filepath.Join(dir, FileName))
-	if err := flock(f, dir, unix.LOCK_SH, o.Wait); err != nil {
+	if err := flock(ctx, f, dir, unix.LOCK_SH, o); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -263,9 +278,11 @@ func unsafe(dir, what string) error {
 	return fmt.Errorf("%s: %w (%s); refusing to use it", filepath.Join(dir, FileName), ErrUnsafe, what)
 }
 
-// flock takes the lock how on f, waiting up to wait for another holder to let go.
-func flock(f *os.File, dir string, how int, wait time.Duration) error {
-	deadline := time.Now().Add(wait)
+// flock takes the lock how on f, waiting up to o.Wait for another holder to let go, or until
+// ctx is done.
+func flock(ctx context.Context, f *os.File, dir string, how int, o Options) error {
+	start := time.Now()
+	deadline := start.Add(o.Wait)
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
 		err := retry(func() error { return unix.Flock(int(f.Fd()), how|unix.LOCK_NB) })
 		if err == nil {
@@ -276,9 +293,22 @@ func flock(f *os.File, dir string, how int, wait time.Duration) error {
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return &LockedError{Dir: dir, Holder: readHolder(f)}
+			le := &LockedError{Dir: dir, Holder: readHolder(f)}
+			if o.Wait > 0 {
+				le.Waited = o.Wait
+			}
+			return le
 		}
-		time.Sleep(min(delay, left))
+		if delay == 10*time.Millisecond && o.Waiting != nil {
+			o.Waiting(&LockedError{Dir: dir, Holder: readHolder(f)})
+		}
+		t := time.NewTimer(min(delay, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("wait for the lock on %s: %w", dir, ctx.Err())
+		case <-t.C:
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package medialock
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -174,7 +175,7 @@ func TestUnsafeLockFileRefused(t *testing.T) {
 // and the record goes when the lock does.
 func TestHolderNamed(t *testing.T) {
 	dir := t.TempDir()
-	l, err := ExclusiveWith(dir, Options{Command: "byok-offline package"})
+	l, err := ExclusiveWith(context.Background(), dir, Options{Command: "byok-offline package"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,23 +222,65 @@ func TestStaleHolderNotNamed(t *testing.T) {
 	}
 }
 
-// With Wait, a second process waits for the holder to let go.
+// With Wait, a second process is told who holds the lock, waits, and takes it once the holder
+// lets go; a wait that ends first fails naming the holder and the time waited; a cancelled
+// context (Ctrl-C) ends the wait at once.
 func TestWait(t *testing.T) {
 	dir := t.TempDir()
-	l, err := Exclusive(dir)
+	l, err := ExclusiveWith(context.Background(), dir, Options{Command: "byok-offline package"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error)
-	go func() {
-		l2, err := ExclusiveWith(dir, Options{Wait: time.Hour})
-		if err == nil {
-			l2.Release()
+	holds := func(le *LockedError) bool { return le.Holder != nil && le.Holder.Command == "byok-offline package" }
+
+	t.Run("outlasts the holder", func(t *testing.T) {
+		waiting := make(chan *LockedError, 1)
+		done := make(chan error)
+		go func() {
+			l2, err := SharedWith(context.Background(), dir, Options{Wait: time.Hour, Waiting: func(le *LockedError) { waiting <- le }})
+			if err == nil {
+				l2.Release()
+			}
+			done <- err
+		}()
+		if le := <-waiting; !holds(le) {
+			t.Errorf("Waiting got %v, want the holder named", le)
 		}
-		done <- err
-	}()
-	l.Release()
-	if err := <-done; err != nil {
-		t.Fatalf("ExclusiveWith(Wait) = %v, want the lock once released", err)
+		l.Release()
+		if err := <-done; err != nil {
+			t.Fatalf("SharedWith(Wait) = %v, want the lock once released", err)
+		}
+	})
+
+	l, err = ExclusiveWith(context.Background(), dir, Options{Command: "byok-offline package"})
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer l.Release()
+	t.Run("short wait", func(t *testing.T) {
+		tried := false
+		_, err := ExclusiveWith(context.Background(), dir, Options{Wait: 30 * time.Millisecond, Waiting: func(*LockedError) { tried = true }})
+		var le *LockedError
+		if !errors.As(err, &le) || !holds(le) || le.Waited != 30*time.Millisecond || exitcode.From(err) != exitcode.Locked {
+			t.Fatalf("ExclusiveWith(short Wait) = %v, want a *LockedError naming the holder after waiting 30ms, exit %d", err, exitcode.Locked)
+		}
+		if !tried || !strings.Contains(err.Error(), "locked by byok-offline package (pid ") || !strings.HasSuffix(err.Error(), "; still locked after waiting 30ms") {
+			t.Errorf("error %q (waited: %v), want the holder and the wait named, after waiting", err, tried)
+		}
+	})
+	t.Run("no wait", func(t *testing.T) {
+		_, err := ExclusiveWith(context.Background(), dir, Options{Waiting: func(*LockedError) { t.Error("Waiting called without Wait") }})
+		var le *LockedError
+		if !errors.As(err, &le) || le.Waited != 0 || strings.Contains(err.Error(), "waiting") {
+			t.Fatalf("ExclusiveWith() = %v, want a *LockedError at once", err)
+		}
+	})
+	t.Run("interrupted", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, err := SharedWith(ctx, dir, Options{Wait: time.Hour, Waiting: func(*LockedError) { cancel() }})
+		if !errors.Is(err, context.Canceled) || exitcode.From(err) != exitcode.Interrupted {
+			t.Fatalf("SharedWith(Wait) cancelled = %v (exit %d), want context.Canceled, exit %d", err, exitcode.From(err), exitcode.Interrupted)
+		}
+	})
 }

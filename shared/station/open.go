@@ -1,11 +1,13 @@
 package station
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -38,6 +40,26 @@ type OpenOptions struct {
 	// Create allows creating a new ledger; otherwise the state folder must hold one.
 	Create bool
 	Log    *slog.Logger
+	// Wait is how long to wait for another process that holds the medium's lock (the --wait
+	// flag), telling the operator on Log whom it waits for; 0 fails at once with
+	// medialock.ErrLocked. Context, if set, ends the wait early (an interrupted command).
+	Wait    time.Duration
+	Context context.Context
+}
+
+// LockOptions are the lock options of a command that waits up to wait for another process
+// holding the medium, and says on log whom it waits for.
+func LockOptions(log *slog.Logger, wait time.Duration) medialock.Options {
+	return medialock.Options{Wait: wait, Waiting: func(e *medialock.LockedError) {
+		if log == nil {
+			return
+		}
+		holder := "another byok process"
+		if e.Holder != nil {
+			holder = e.Holder.String()
+		}
+		log.Warn("the medium is locked; waiting for it", "dir", e.Dir, "holder", holder, "up_to", wait.String())
+	}}
 }
 
 // Open opens the ledger and the medium, takes the locks, and finishes any interrupted write
@@ -86,7 +108,7 @@ func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 		}
 		return first
 	}
-	s := &Station{Chain: o.Chain, DB: db, Log: o.Log}
+	s := &Station{Chain: o.Chain, DB: db, Log: o.Log, LockWait: o.Wait}
 	pending := false
 	_ = db.View(func(tx *bolt.Tx) error {
 		sb := tx.Bucket(bucketStation)
@@ -152,18 +174,23 @@ func openMedium(o OpenOptions, m *media.Media, pending bool) (_ *media.Media, _ 
 		}
 	}()
 	var lock *medialock.Lock
+	ctx := o.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	lo := LockOptions(o.Log, o.Wait)
 	if write {
-		lock, err = medialock.Exclusive(o.MediaDir)
+		lock, err = medialock.ExclusiveWith(ctx, o.MediaDir, lo)
 		if errors.Is(err, medialock.ErrReadOnly) && o.LedgerOnly && !pending && m != nil {
 			// Nothing to finish on the medium, and nobody can write to it either.
 			write = false
-			lock, err = medialock.Shared(o.MediaDir)
+			lock, err = medialock.SharedWith(ctx, o.MediaDir, lo)
 		}
 		if errors.Is(err, medialock.ErrReadOnly) && pending {
 			err = &PendingError{Err: err}
 		}
 	} else {
-		lock, err = medialock.Shared(o.MediaDir)
+		lock, err = medialock.SharedWith(ctx, o.MediaDir, lo)
 	}
 	if err != nil {
 		return nil, nil, false, err

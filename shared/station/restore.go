@@ -55,7 +55,7 @@ func (t *target) close() {
 
 // openTarget opens dir, an existing folder, for writing: an empty folder becomes a medium;
 // one that is a medium is opened as it is, unless empty is set (then it must be empty).
-func openTarget(dir string, empty bool) (*target, error) {
+func openTarget(ctx context.Context, dir string, empty bool, lo medialock.Options) (*target, error) {
 	fi, err := os.Stat(dir)
 	if err != nil || !fi.IsDir() {
 		if err == nil {
@@ -74,7 +74,7 @@ func openTarget(dir string, empty bool) (*target, error) {
 			}
 		}
 	}
-	lock, err := medialock.Exclusive(dir)
+	lock, err := medialock.ExclusiveWith(ctx, dir, lo)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (s *Station) Restore(ctx context.Context, dir string, apply Apply) (*Writte
 			return nil, nil, ierr
 		}
 	}
-	t, err := openTarget(dir, false)
+	t, err := openTarget(ctx, dir, false, LockOptions(s.Log, s.LockWait))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -178,7 +178,7 @@ func (s *Station) Restore(ctx context.Context, dir string, apply Apply) (*Writte
 // ledger, which must find it where it found the original (heads). Plain copies that are
 // not their package's .byok are left out (and counted in skipped).
 func (s *Station) Copy(ctx context.Context, dir string, heads chain.Heads) (w *Written, skipped []error, err error) {
-	t, err := openTarget(dir, true)
+	t, err := openTarget(ctx, dir, true, LockOptions(s.Log, s.LockWait))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -96,6 +96,9 @@ type Station struct {
 	DB    *bolt.DB
 	Media *media.Media
 	Log   *slog.Logger
+	// LockWait is how long a write lock this station takes on a medium (Open's, Restore's)
+	// waits for another process that holds it (the --wait flag); 0 fails at once.
+	LockWait time.Duration
 	// Hook, when set, is called at named points of Append and AppendBatch
 	// ("pending-recorded", "media-written", "committed", once per journal cycle) after the
 	// crash point of the same name.

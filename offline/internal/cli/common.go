@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -34,6 +35,7 @@ const (
 type stateOptions struct {
 	StateDir string
 	Media    string
+	Wait     time.Duration // for another process's lock on the medium
 }
 
 func stateDirFlag(dst *string) cli.Flag {
@@ -47,7 +49,7 @@ func mediaFlag(dst *string) cli.Flag {
 func (o *stateOptions) flags(media bool) []cli.Flag {
 	fs := []cli.Flag{stateDirFlag(&o.StateDir)}
 	if media {
-		fs = append(fs, mediaFlag(&o.Media))
+		fs = append(fs, mediaFlag(&o.Media), clirun.WaitFlag(&o.Wait))
 	}
 	return fs
 }
@@ -220,6 +222,7 @@ func openSession(env *clirun.Env, o stateOptions, acc access, create, needMedia 
 	st, release, err := station.Open(station.OpenOptions{
 		Chain: bundle.ChainOffline, StateDir: o.StateDir, MediaDir: media, Schema: store.Schema(),
 		Write: acc != readMedium, LedgerOnly: acc == ledgerOnly, Create: create, InitMedium: create, Log: env.Log,
+		Wait: o.Wait, Context: env.Context(),
 	}, store.RecordOwn)
 	if err != nil {
 		return nil, err
@@ -228,8 +231,8 @@ func openSession(env *clirun.Env, o stateOptions, acc access, create, needMedia 
 }
 
 // openForMedia opens the station for the media commands (mediacmd.Opener).
-func openForMedia(env *clirun.Env, stateDir, mediaDir string) (*station.Station, station.Apply, func() error, error) {
-	sess, err := openSession(env, stateOptions{StateDir: stateDir, Media: mediaDir}, readMedium, false, mediaDir != "")
+func openForMedia(env *clirun.Env, stateDir, mediaDir string, wait time.Duration) (*station.Station, station.Apply, func() error, error) {
+	sess, err := openSession(env, stateOptions{StateDir: stateDir, Media: mediaDir, Wait: wait}, readMedium, false, mediaDir != "")
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/online/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
-	"github.com/airgap-byok/airgap-byok/shared/medialock"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/media"
@@ -30,7 +29,9 @@ func statusCommand(env *clirun.Env, d deps) *cli.Command {
 		Description: `status reads the state folder: the station key fingerprint, the pinned policy, the head of
 the online chain and the latest verified head of the offline chain, the KEKs this station
 offered, and every upload with its state. With --media it also lists how far each chain on
-the medium goes, without verifying anything (verify does that).`,
+the medium goes, without verifying the bundles (verify does that); an older copy of the stick
+(exit 10), another ceremony's (exit 11) or one whose history disagrees with what this station
+verified (exit 3) is refused, as every command refuses it.`,
 		Flags: o.flags(true),
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -88,7 +89,7 @@ func runStatus(_ context.Context, o statusOptions, env *clirun.Env, _ deps) erro
 	if err != nil {
 		return err
 	}
-	st, s, release, err := openStation(env, stationFlags{StateDir: o.StateDir}, false, false)
+	st, s, release, err := openStation(env, o.stationFlags, false, false)
 	if err != nil {
 		return err
 	}
@@ -130,26 +131,16 @@ func runStatus(_ context.Context, o statusOptions, env *clirun.Env, _ deps) erro
 		r.Uploads = append(r.Uploads, us)
 		r.Counts[u.State]++
 	}
-	if o.Media != "" {
-		if r.Medium, err = readHeads(o.Media); err != nil {
+	if st.Media != nil {
+		if r.Medium, err = readHeads(st.Media); err != nil {
 			return err
 		}
 	}
 	return env.Result(r, r.write)
 }
 
-// readHeads lists the medium's chain heads under a read lock.
-func readHeads(dir string) (*mediumHeads, error) {
-	m, err := media.Open(dir)
-	if err != nil {
-		return nil, err // not a medium: 4, "is the stick mounted?"
-	}
-	defer m.Close()
-	lock, err := medialock.Shared(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Release()
+// readHeads lists the medium's chain heads (the station holds its read lock).
+func readHeads(m *media.Media) (*mediumHeads, error) {
 	var out mediumHeads
 	for _, c := range []struct {
 		chain bundle.Chain

@@ -30,12 +30,13 @@ const defaultLifetime = 30 * 24 * time.Hour
 type stationFlags struct {
 	StateDir string
 	Media    string
+	Wait     time.Duration // for another process's lock on the medium
 }
 
 func (s *stationFlags) flags(media bool) []cli.Flag {
 	fl := []cli.Flag{stateDirFlag(&s.StateDir)}
 	if media {
-		fl = append(fl, &cli.StringFlag{Name: "media", Usage: "the transfer medium folder on the stick", EnvVars: []string{"BYOK_MEDIA"}, Destination: &s.Media})
+		fl = append(fl, &cli.StringFlag{Name: "media", Usage: "the transfer medium folder on the stick", EnvVars: []string{"BYOK_MEDIA"}, Destination: &s.Media}, clirun.WaitFlag(&s.Wait))
 	}
 	return fl
 }
@@ -77,6 +78,7 @@ func openStation(env *clirun.Env, s stationFlags, write, create bool) (*station.
 	st, release, err := station.Open(station.OpenOptions{
 		Chain: bundle.ChainOnline, StateDir: s.StateDir, MediaDir: s.Media, Schema: store.Schema,
 		Write: write, Create: create, InitMedium: create, Log: env.Log,
+		Wait: s.Wait, Context: env.Context(),
 	}, store.ApplyOwn)
 	if err != nil {
 		return nil, nil, nil, err
@@ -90,11 +92,11 @@ func stateDirFlag(dst *string) cli.Flag {
 }
 
 // openForMedia opens the station for the media commands (mediacmd.Opener).
-func openForMedia(env *clirun.Env, stateDir, mediaDir string) (*station.Station, station.Apply, func() error, error) {
+func openForMedia(env *clirun.Env, stateDir, mediaDir string, wait time.Duration) (*station.Station, station.Apply, func() error, error) {
 	if stateDir == "" {
 		return nil, nil, nil, clirun.Usagef("--state-dir is required (or BYOK_ONLINE_STATE_DIR)")
 	}
-	st, _, release, err := openStation(env, stationFlags{StateDir: stateDir, Media: mediaDir}, false, false)
+	st, _, release, err := openStation(env, stationFlags{StateDir: stateDir, Media: mediaDir, Wait: wait}, false, false)
 	if err != nil {
 		return nil, nil, nil, err
 	}
