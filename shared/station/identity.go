@@ -75,6 +75,7 @@ func (s *Station) Identity() error {
 	var foreign *ForeignError
 	agreed := false
 	heads := map[bundle.Chain]uint64{}
+	matched := map[bundle.Chain]uint64{}
 	err = s.DB.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketStation).Get(keyPending); v != nil {
 			if bs, err := parsePending(v); err == nil {
@@ -89,12 +90,14 @@ func (s *Station) Identity() error {
 			if c == s.Chain {
 				known = st.Head
 			}
+			var p prefix
 			for e, err := range s.Media.Entries(c, 1, nil) {
 				if err != nil {
 					return fmt.Errorf("%w: list the medium: %v", ErrUnreadable, err)
 				}
 				heads[c] = max(heads[c], e.Seq)
 				id, ok := archivedID(ab, c, e.Seq)
+				p.see(e.Seq, ok && id == e.ID)
 				if !ok && e.Seq == known.Seq {
 					id, ok = known.ID, true
 				}
@@ -113,12 +116,14 @@ func (s *Station) Identity() error {
 					fork = &chain.ForkError{Chain: c, Seq: e.Seq, B: e.ID, Reason: "the stick holds a bundle of this station's chain that this station did not write"}
 				}
 			}
+			matched[c] = p.n
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	s.listed = listing{m: s.Media, matched: matched}
 	switch {
 	case foreign != nil && !agreed:
 		return foreign

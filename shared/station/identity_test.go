@@ -3,6 +3,7 @@ package station
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,23 +131,63 @@ func TestArchiveHoldsWhatTheStationVerified(t *testing.T) {
 }
 
 // ReplayState does not trust a checkpoint on a medium that lost bundles it skips: a listing
-// with gaps before the checkpoint's heads makes it replay everything, which stops.
+// with gaps before the checkpoint's heads makes it replay everything, which stops. The same
+// when the listing it checks is the one Identity took (as every open with a medium runs it).
 func TestReplayStateChecksWhatItSkips(t *testing.T) {
-	c, s := ceremonyStation(t)
-	ctx := context.Background()
-	if _, err := s.ReplayState(ctx); err != nil {
-		t.Fatal(err)
+	for _, identity := range []bool{false, true} {
+		t.Run(fmt.Sprintf("listed by Identity %v", identity), func(t *testing.T) {
+			c, s := ceremonyStation(t)
+			ctx := context.Background()
+			if _, err := s.ReplayState(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, seq := range []uint64{2, 4} {
+				e, err := c.M.Find(bundle.ChainOffline, seq)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Remove(filepath.Join(c.M.Dir(), filepath.FromSlash(e.Path))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if identity {
+				if err := s.Identity(); err != nil {
+					t.Fatalf("Identity() with offline seq 2 and 4 gone = %v, want nil (the rest agrees)", err)
+				}
+			}
+			if _, err := s.ReplayState(ctx); err == nil {
+				t.Fatal("ReplayState() on a medium without offline seq 2 and 4 = nil, want the replay's stop")
+			}
+		})
 	}
-	for _, seq := range []uint64{2, 4} {
-		e, err := c.M.Find(bundle.ChainOffline, seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Remove(filepath.Join(c.M.Dir(), filepath.FromSlash(e.Path))); err != nil {
-			t.Fatal(err)
-		}
+}
+
+// The listing prefix that holds checks: one bundle at each seq from 1, each the archived one.
+func TestListingPrefix(t *testing.T) {
+	type entry struct {
+		seq      uint64
+		archived bool
 	}
-	if _, err := s.ReplayState(ctx); err == nil {
-		t.Fatal("ReplayState() on a medium without offline seq 2 and 4 = nil, want the replay's stop")
+	for _, tt := range []struct {
+		name    string
+		entries []entry
+		want    uint64
+	}{
+		{"whole", []entry{{1, true}, {2, true}, {3, true}}, 3},
+		{"empty", nil, 0},
+		{"a gap", []entry{{1, true}, {3, true}, {4, true}}, 1},
+		{"no first", []entry{{2, true}}, 0},
+		{"a second bundle at a seq", []entry{{1, true}, {2, true}, {2, false}, {3, true}}, 1},
+		{"a second archived name at a seq", []entry{{1, true}, {2, true}, {2, true}}, 1},
+		{"another bundle", []entry{{1, true}, {2, false}, {3, true}}, 1},
+		{"beyond the archive", []entry{{1, true}, {2, true}, {3, false}}, 2},
+	} {
+		var p prefix
+		for _, e := range tt.entries {
+			p.see(e.seq, e.archived)
+		}
+		if p.n != tt.want {
+			t.Errorf("%s: prefix %d, want %d", tt.name, p.n, tt.want)
+		}
 	}
 }

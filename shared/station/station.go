@@ -104,6 +104,10 @@ type Station struct {
 	// crash point of the same name.
 	Hook func(point string)
 
+	// listed is what the last Identity learnt of Media's listing, which holds reuses instead
+	// of listing the medium again.
+	listed listing
+
 	mu sync.Mutex // one Append at a time: a chain has one head
 	// maxSkew is the clock tolerance of the policy in force, known once a replay of this
 	// process has found one (skewKnown); AppendBatch checks its clock against it.
@@ -606,7 +610,8 @@ func putCheckpoint(tx *bolt.Tx, st *chain.State) error {
 // at each head's place the bundle the head names, and, by its listing, exactly the bundles
 // this station archived at every seq up to there (no gap, no other bundle, no second one at
 // a seq). Without a complete archive up to the heads it reports false (a full replay then
-// verifies everything, and fills the archive).
+// verifies everything, and fills the archive). The listing is Identity's, when it listed this
+// medium (every open with a medium runs it); bundles written since are beyond the heads.
 func (s *Station) holds(heads chain.Heads) bool {
 	for _, c := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
 		h := heads.Of(c)
@@ -628,6 +633,34 @@ func (s *Station) holds(heads chain.Heads) bool {
 	return true
 }
 
+// listing is what Identity learnt of a medium's listing: for each chain, the n up to which it
+// lists exactly one bundle at each seq from 1, each named with the ID the archive holds there.
+type listing struct {
+	m       *media.Media
+	matched map[bundle.Chain]uint64
+}
+
+// prefix follows a chain's listing, one entry at a time in seq order, and keeps the n of
+// listing.matched.
+type prefix struct {
+	n      uint64
+	broken bool
+}
+
+// see takes the next entry at seq, whose ID the archive holds (or not, ok false).
+func (p *prefix) see(seq uint64, archived bool) {
+	switch {
+	case p.broken:
+	case archived && seq == p.n+1:
+		p.n = seq
+	default:
+		// A gap, another ID, or a second bundle at a seq (then the seq before is the last
+		// one that is whole).
+		p.n = min(p.n, seq-1)
+		p.broken = true
+	}
+}
+
 // listingMatches reports whether the medium lists, for chain c, exactly one bundle at each
 // seq from 1 to n, each named with the ID this station archived there.
 func (s *Station) listingMatches(c bundle.Chain, n uint64) bool {
@@ -638,8 +671,12 @@ func (s *Station) listingMatches(c bundle.Chain, n uint64) bool {
 			ok = false
 			return err
 		}
+		if s.listed.m == s.Media && s.listed.matched != nil {
+			ok = s.listed.matched[c] >= n
+			return nil
+		}
 		ab := tx.Bucket(bucketArchive)
-		want := uint64(1)
+		var p prefix
 		for e, err := range s.Media.Entries(c, 1, nil) {
 			if err != nil {
 				return err
@@ -647,13 +684,10 @@ func (s *Station) listingMatches(c bundle.Chain, n uint64) bool {
 			if e.Seq > n {
 				break
 			}
-			if id, _ := archivedID(ab, c, e.Seq); e.Seq != want || id != e.ID {
-				ok = false
-				return nil
-			}
-			want++
+			id, _ := archivedID(ab, c, e.Seq)
+			p.see(e.Seq, id == e.ID)
 		}
-		ok = ok && want == n+1
+		ok = p.n >= n
 		return nil
 	})
 	return ok && err == nil
