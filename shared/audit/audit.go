@@ -381,6 +381,7 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 		regions:    map[string]string{},
 		pending:    map[bundle.ID]*pkgInfo{},
 		polApprove: map[bundle.ID][]bundle.ID{},
+		named:      map[string]bool{},
 	}
 	if a.keys, err = newSpool(); err != nil {
 		return nil, err
@@ -456,7 +457,8 @@ type auditor struct {
 	refused      bool        // the audit ended before the replay
 	remembered   chain.Heads // from the checkpoint: the furthest each chain was seen
 	m            *media.Media
-	copies       []Finding // plain .byok copies that are not their package's .byok
+	copies       []Finding       // plain .byok copies that are not their package's .byok
+	named        map[string]bool // the plain copies' names of the key packages replayed
 	imported     func(bundle.ID) (bool, error)
 }
 
@@ -544,6 +546,15 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 			continue
 		}
 		findings = append(findings, nf)
+	}
+	if stopErr == nil && res.Complete && (rep.Since == nil || !rep.Since.Resumed) {
+		// A copy that names no key package on the medium: nothing checked it. (A resumed
+		// audit saw only the packages after its checkpoint, and does not look.)
+		for _, err := range station.UnnamedByokCopies(m, a.named) {
+			var ce *station.ByokCopyError
+			errors.As(err, &ce)
+			a.copies = append(a.copies, Finding{Verdict: "byok copy unknown", Chain: bundle.ChainOffline.String(), Path: ce.Path, Message: err.Error(), Err: err})
+		}
 	}
 	findings = append(findings, a.copies...)
 	var rf chain.Finding
@@ -711,6 +722,7 @@ func (a *auditor) onBundle(v *chain.Verified) error {
 			info.KCV = hex.EncodeToString(p.KCV)
 		}
 		a.pending[v.Bundle.ID()] = info
+		a.named[station.ByokCopyName(p.KeyName, v.Bundle.ID())] = true
 		if err := station.CheckByokCopy(a.m, p.KeyName, v.Bundle.ID(), p.BYOK); err != nil {
 			// A check of the tools, not a verdict of the format (SPEC.md §8.1).
 			a.copies = append(a.copies, Finding{Verdict: "byok copy mismatch", Chain: h.Chain.String(), Seq: h.Seq, ID: v.Bundle.ID().String(),

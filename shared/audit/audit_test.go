@@ -590,3 +590,32 @@ func TestOutputsAtomic(t *testing.T) {
 		t.Errorf("the report is not one whole page")
 	}
 }
+
+// A plain .byok copy in byok/ that names no key package on the medium is a finding: nothing
+// checked it, and it may be uploaded by hand. A copy named for its package, and equal to its
+// .byok, is none.
+func TestUnnamedByokCopy(t *testing.T) {
+	c := newCeremony(t, chaintest.Config{})
+	pkgs := must[[]*bundle.Bundle](t)(c.Full(payload.RSA3072))
+	kp := must[any](t)(payload.Decode(bundle.KindKeyPackage, must[[]byte](t)(pkgs[0].Open()))).(*payload.KeyPackage)
+	dir := filepath.Join(c.M.Dir(), "byok")
+	check(t, os.MkdirAll(dir, 0o755))
+	check(t, os.WriteFile(filepath.Join(dir, "key-1-"+pkgs[0].ID().Short()+".byok"), kp.BYOK, 0o444))
+	args := []string{"audit", "--json", "--media", c.M.Dir(), "--policy", c.PolicyID.Short(), "--html", filepath.Join(t.TempDir(), "r.html")}
+	if code, out, errs := cliRun(t, args...); code != exitcode.OK {
+		t.Fatalf("audit with the package's own copy: exit %d, want 0\n%s\n%s", code, out, errs)
+	}
+	check(t, os.WriteFile(filepath.Join(dir, "key-1-AAAA-AAAA-AAAA-AAAA.byok"), kp.BYOK, 0o444))
+	code, out, errs := cliRun(t, args...)
+	if code != exitcode.Verify {
+		t.Fatalf("audit with a copy of no package: exit %d, want %d\n%s", code, exitcode.Verify, errs)
+	}
+	r := parseJSON(t, out)
+	if r.Verdict != audit.Fail || len(r.Findings) != 1 {
+		t.Fatalf("verdict %s, findings %+v; want FAIL with one finding", r.Verdict, r.Findings)
+	}
+	if f := r.Findings[0]; f.Verdict != "byok copy unknown" || f.Path != "byok/key-1-AAAA-AAAA-AAAA-AAAA.byok" ||
+		f.Message != "byok/key-1-AAAA-AAAA-AAAA-AAAA.byok names no key package on this medium: nothing checked it; do not upload it" {
+		t.Errorf("finding = %+v, want the unnamed copy", f)
+	}
+}

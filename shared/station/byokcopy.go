@@ -23,6 +23,9 @@ type ByokCopyError struct {
 }
 
 func (e *ByokCopyError) Error() string {
+	if e.Package.IsZero() {
+		return e.Path + " " + e.Reason
+	}
 	return fmt.Sprintf("%s %s: it is not the .byok of key package %s; do not upload it", e.Path, e.Reason, e.Package.Short())
 }
 
@@ -47,4 +50,22 @@ func CheckByokCopy(m *media.Media, keyName string, pkg bundle.ID, want []byte) e
 		return &ByokCopyError{Path: p, Package: pkg, Reason: "differs from the .byok inside its signed key package"}
 	}
 	return nil
+}
+
+// UnnamedByokCopies returns a *ByokCopyError for each plain copy in byok/ whose name is not in
+// named, the ByokCopyName of every key package on the medium: a copy that names no package
+// here cannot be checked, and nobody should upload it. A byok/ that cannot be listed is one
+// *ByokCopyError too. Call it only after a replay that saw every key package of the medium.
+func UnnamedByokCopies(m *media.Media, named map[string]bool) []error {
+	names, err := m.ByokCopies()
+	if err != nil {
+		return []error{&ByokCopyError{Path: media.ByokDir + "/", Reason: fmt.Sprintf("cannot be listed (%v): its copies cannot be checked; do not upload them", err)}}
+	}
+	var errs []error
+	for _, n := range names {
+		if !named[n] {
+			errs = append(errs, &ByokCopyError{Path: path.Join(media.ByokDir, n), Reason: "names no key package on this medium: nothing checked it; do not upload it"})
+		}
+	}
+	return errs
 }

@@ -62,6 +62,9 @@ func readAll(dir string) (warnings []media.Warning, err error) {
 	if err := m.Unknown(warn); err != nil {
 		return warnings, err
 	}
+	if _, err := m.ByokCopies(); err != nil {
+		return warnings, err
+	}
 	for _, c := range []bundle.Chain{bundle.ChainOffline, bundle.ChainOnline} {
 		if _, _, err := m.Head(c); err != nil {
 			return warnings, err

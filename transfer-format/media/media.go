@@ -834,6 +834,27 @@ func (m *Media) Scan() ([]Warning, error) {
 	return ws, nil
 }
 
+// ByokCopies returns the names of the plain .byok copies in byok/ (regular files whose name
+// ends in .byok and is not a leftover of an interrupted write), sorted; none if byok/ does
+// not exist. It lists the folder confined as every read is; what else byok/ holds, Unknown
+// reports.
+func (m *Media) ByokCopies() ([]string, error) {
+	ents, err := m.readDir(ByokDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, d := range ents {
+		if n := d.Name(); d.Type().IsRegular() && strings.HasSuffix(n, ".byok") && !strings.HasPrefix(n, tmpPrefix) {
+			names = append(names, n)
+		}
+	}
+	return names, nil
+}
+
 // Unknown reports to warn what readers ignore outside the chains' folders (whose files
 // Entries reports): unknown names at the top of the medium, and in byok/ leftovers of
 // interrupted writes and anything that is not a plain .byok file (SPEC.md §8.3).

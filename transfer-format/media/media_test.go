@@ -727,6 +727,34 @@ func TestWriteByok(t *testing.T) {
 	}
 }
 
+// ByokCopies lists the plain copies in byok/: regular .byok files only, not leftovers, links,
+// folders or other names.
+func TestByokCopies(t *testing.T) {
+	c := ceremony(t, true)
+	if names, err := c.M.ByokCopies(); err != nil || names != nil {
+		t.Fatalf("ByokCopies() without byok/ = %v, %v; want none", names, err)
+	}
+	dir := filepath.Join(c.M.Dir(), media.ByokDir)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"b.byok", "a.byok", "notes.txt", ".tmp-0123456789ab-x.byok"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "folder.byok"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "a.byok"), filepath.Join(dir, "link.byok")); err != nil {
+		t.Fatal(err)
+	}
+	names, err := c.M.ByokCopies()
+	if err != nil || !slices.Equal(names, []string{"a.byok", "b.byok"}) {
+		t.Errorf("ByokCopies() = %q, %v; want [a.byok b.byok]", names, err)
+	}
+}
+
 // TestReadFileConcurrent reads files of more folders than the medium keeps open, from many
 // goroutines at once: every read must succeed while folders are opened and closed.
 func TestReadFileConcurrent(t *testing.T) {

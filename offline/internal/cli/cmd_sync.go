@@ -101,8 +101,10 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 	receipts := map[bundle.ID][]store.Receipt{}
 	count := 0
 	var badCopies []string
+	named := map[string]bool{} // the plain copies' names of the packages on the medium
 	res, err := sess.replay(ctx, func(v *chain.Verified) error {
 		if k, ok := v.Payload.(*payload.KeyPackage); ok {
+			named[station.ByokCopyName(k.KeyName, v.Bundle.ID())] = true
 			if err := station.CheckByokCopy(sess.st.Media, k.KeyName, v.Bundle.ID(), k.BYOK); err != nil {
 				env.Log.Warn("a plain .byok copy is not its package's .byok", "err", err)
 				badCopies = append(badCopies, err.Error())
@@ -135,6 +137,12 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 	// .byok copies an interrupted package did not write.
 	if err := ensureByokCopies(env, sess); err != nil {
 		return err
+	}
+	if res.Complete {
+		for _, err := range station.UnnamedByokCopies(sess.st.Media, named) {
+			env.Log.Warn("a plain .byok copy names no key package on the medium", "err", err)
+			badCopies = append(badCopies, err.Error())
+		}
 	}
 	out := syncResult{Receipts: count, Packages: []packageStatus{}, BadCopies: badCopies}
 	err = sess.store.UpdatePackages(func(p *store.Package) (bool, error) {

@@ -134,6 +134,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep := &Report{Bundles: []Bundle{}, Findings: []Finding{}, Packages: []*Package{}}
 	byID := map[bundle.ID]*Package{}
 	var copies []Finding // plain .byok copies that are not their package's
+	named := map[string]bool{} // the plain copies' names of the packages on the medium
 	onBundle := func(v *chain.Verified) error {
 		h := v.Bundle.Header
 		rep.Bundles = append(rep.Bundles, Bundle{Chain: h.Chain.String(), Seq: h.Seq, Kind: h.Kind.String(), ID: v.Bundle.ID(),
@@ -147,6 +148,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 			rep.Packages = append(rep.Packages, p)
 			byID[p.ID] = p
+			named[station.ByokCopyName(k.KeyName, p.ID)] = true
 			if err := station.CheckByokCopy(o.Station.Media, k.KeyName, p.ID, k.BYOK); err != nil {
 				// Not a verdict of the format (SPEC.md §8.1): upload imports the package's
 				// own .byok, so this stops verify, not upload.
@@ -161,6 +163,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	res, err := o.Station.Replay(ctx, onBundle)
 	if res != nil {
 		rep.fill(res)
+	}
+	if err == nil && res.Complete {
+		// Copies that name no package here: nothing checked them.
+		for _, e := range station.UnnamedByokCopies(o.Station.Media, named) {
+			var ce *station.ByokCopyError
+			errors.As(e, &ce)
+			copies = append(copies, Finding{Chain: bundle.ChainOffline.String(), Path: ce.Path, Verdict: "byok copy unknown", Message: e.Error(), Err: e})
+		}
 	}
 	rep.Findings = append(rep.Findings, copies...)
 	if err != nil {
