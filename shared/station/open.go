@@ -116,17 +116,27 @@ func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 		return nil
 	})
 	write := o.Write
-	if m != nil && o.Write {
+	if o.Write {
 		// A writer takes the write lock, which records its holder in the lock file: an older
 		// copy, another ceremony's stick or a forked one is refused before that, so that a
-		// refused stick is not touched at all. (Checked again under the lock below.)
-		s.Media = m
-		err := s.Identity()
-		s.Media = nil
-		if err != nil {
-			closeMedium()
-			release()
-			return nil, nil, err
+		// refused stick is not touched at all. (Checked again under the lock below.) init
+		// opens the medium under the lock; a folder that is a medium already is checked here.
+		pre := m
+		if pre == nil {
+			if pm, err := media.Open(o.MediaDir); err == nil {
+				defer pm.Close()
+				pre = pm
+			}
+		}
+		if pre != nil {
+			s.Media = pre
+			err := s.Identity()
+			s.Media = nil
+			if err != nil {
+				closeMedium()
+				release()
+				return nil, nil, err
+			}
 		}
 	}
 	if o.MediaDir != "" {
