@@ -43,12 +43,21 @@ func TestScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Another ceremony's online station: byok-test enroll --seed 7.
+	fp7, err := onlinetest.Fingerprint(7)
+	if err != nil {
+		t.Fatal(err)
+	}
 	testscript.Run(t, testscript.Params{
 		Dir:           filepath.Join("testdata", "script"),
 		Cmds:          scriptCommands(),
 		UpdateScripts: os.Getenv("UPDATE_SCRIPTS") != "",
 		Setup: func(env *testscript.Env) error {
-			return setupScript(env, mod, fp)
+			if err := setupScript(env, mod, fp); err != nil {
+				return err
+			}
+			env.Setenv("ONLINE_FP7", fp7)
+			return nil
 		},
 	})
 }
