@@ -191,3 +191,36 @@ func TestListingPrefix(t *testing.T) {
 		}
 	}
 }
+
+// holds checks what ReplayState skips against the listing Identity took of the same medium
+// (every open with a medium runs Identity, under the lock), without listing it again: a file
+// removed after that listing is not seen until Identity lists again.
+func TestHoldsReusesIdentitysListing(t *testing.T) {
+	c, s := ceremonyStation(t)
+	if _, err := s.ReplayState(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := s.checkpoint()
+	if err != nil || cp == nil {
+		t.Fatalf("checkpoint() = %v, %v", cp, err)
+	}
+	if err := s.Identity(); err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.M.Find(bundle.ChainOffline, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(c.M.Dir(), filepath.FromSlash(e.Path))); err != nil {
+		t.Fatal(err)
+	}
+	if !s.holds(cp.Heads) {
+		t.Error("holds() after Identity listed the medium = false, want true (it uses that listing)")
+	}
+	if err := s.Identity(); err != nil {
+		t.Fatal(err)
+	}
+	if s.holds(cp.Heads) {
+		t.Error("holds() after Identity listed the medium without offline seq 2 = true, want false")
+	}
+}
