@@ -133,7 +133,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep := &Report{Bundles: []Bundle{}, Findings: []Finding{}, Packages: []*Package{}}
 	byID := map[bundle.ID]*Package{}
-	var copies []Finding // plain .byok copies that are not their package's
+	var copies []Finding       // plain .byok copies that are not their package's
 	named := map[string]bool{} // the plain copies' names of the packages on the medium
 	onBundle := func(v *chain.Verified) error {
 		h := v.Bundle.Header
