@@ -79,16 +79,42 @@ func TestOfflineWithOnline(t *testing.T) {
 		if c.lost < 10 {
 			t.Fatalf("the stick was lost %d times, want after every step", c.lost)
 		}
-		var audit struct {
-			Verdict string `json:"verdict"`
-			Keys    []struct {
-				Status string `json:"status"`
-			} `json:"keys"`
-		}
-		if err := json.Unmarshal([]byte(c.off("audit", "--media", c.medium, "--json")), &audit); err != nil || audit.Verdict != "PASS" {
-			t.Fatalf("audit of the last restored stick: %+v (%v), want PASS", audit, err)
-		}
+		c.auditPasses(2)
 	})
+	// A backup stick is made with media copy after the first approval; the ceremony goes on
+	// on the original, which is lost after the upload (its receipts never reached another
+	// stick). Both stations restore onto the backup what was written since, and the ceremony
+	// finishes from it: every key in the vault once, every receipt on the backup, the audit
+	// passes.
+	t.Run("backup stick, original lost", func(t *testing.T) {
+		t.Parallel()
+		c := newCrossRig(t, offline, online, mod, kvemu.KindPremium)
+		c.backupAt, c.loseAt = "approve", "upload"
+		c.ceremony("premium", []payload.KeyType{payload.ECP256, payload.RSA2048})
+		if len(c.restored) != 2 || c.restored[0] == 0 || c.restored[1] == 0 || c.medium != c.backup {
+			t.Fatalf("restores onto the backup wrote %v bundle(s) (offline, online station), want some each; medium %s", c.restored, c.medium)
+		}
+		c.auditPasses(2)
+	})
+}
+
+// auditPasses audits the medium: PASS, with n keys, each imported.
+func (c *crossRig) auditPasses(n int) {
+	c.t.Helper()
+	var audit struct {
+		Verdict string `json:"verdict"`
+		Keys    []struct {
+			Status string `json:"status"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal([]byte(c.off("audit", "--media", c.medium, "--json")), &audit); err != nil || audit.Verdict != "PASS" || len(audit.Keys) != n {
+		c.t.Fatalf("audit of the final stick: %+v (%v), want PASS with %d keys", audit, err, n)
+	}
+	for _, k := range audit.Keys {
+		if k.Status != "imported" {
+			c.t.Errorf("audit: a key is %s, want imported", k.Status)
+		}
+	}
 }
 
 // crossRig is both stations, a medium and a local Key Vault.
@@ -103,10 +129,18 @@ type crossRig struct {
 	attRoot string
 	// lose, when set, loses the stick after every command but media and audit: both
 	// stations restore their copies to a new, empty folder, which becomes the medium.
-	lose     bool
-	lost     int
-	allPINs  []string
-	vaultURL string
+	lose bool
+	lost int
+	// backupAt, when set, makes a backup stick with the offline station's media copy after
+	// the first command of that name; loseAt loses the original after the first command of
+	// its name once the backup exists: both stations restore onto the backup (adding what
+	// was written since the copy), which becomes the medium. restored counts the bundles
+	// each restore wrote.
+	backupAt, loseAt string
+	backup           string
+	restored         []int
+	allPINs          []string
+	vaultURL         string
 }
 
 func newCrossRig(t *testing.T, offline, online, mod string, kind kvemu.Kind) *crossRig {
@@ -188,12 +222,58 @@ func (c *crossRig) run(bin string, env []string, args ...string) string {
 func (c *crossRig) off(args ...string) string {
 	c.t.Helper()
 	defer c.maybeLose(args[0])
+	defer c.maybeBackup(args[0])
 	return c.run(c.offline, c.offEnv, args...)
 }
 func (c *crossRig) on(args ...string) string {
 	c.t.Helper()
 	defer c.maybeLose(args[0])
+	defer c.maybeBackup(args[0])
 	return c.run(c.online, c.onEnv, args...)
+}
+
+// maybeBackup makes the backup stick after the command backupAt, and after the command
+// loseAt (once there is a backup) loses the original: the backup, an older copy by now, is
+// refused (exit 10) until both stations have restored onto it what they hold; then it is
+// the medium.
+func (c *crossRig) maybeBackup(cmd string) {
+	if c.t.Failed() {
+		return
+	}
+	c.t.Helper()
+	switch {
+	case cmd == c.backupAt && c.backup == "":
+		c.backup = filepath.Join(c.t.TempDir(), "backup")
+		if err := os.Mkdir(c.backup, 0o755); err != nil {
+			c.t.Fatal(err)
+		}
+		c.run(c.offline, c.offEnv, "media", "copy", c.medium, c.backup)
+	case cmd == c.loseAt && c.backup != "" && c.restored == nil:
+		if err := os.RemoveAll(c.medium); err != nil {
+			c.t.Fatal(err)
+		}
+		verify := exec.Command(c.online, "verify", "--media", c.backup)
+		verify.Env = c.onEnv
+		if out, err := verify.CombinedOutput(); verify.ProcessState.ExitCode() != 10 || !strings.Contains(string(out), "this stick is an older copy") {
+			c.t.Fatalf("byok-online verify on the backup before restore: %v, want exit 10 (an older copy)\n%s", err, out)
+		}
+		for _, st := range []struct {
+			bin string
+			env []string
+		}{{c.offline, c.offEnv}, {c.online, c.onEnv}} {
+			var w struct {
+				Bundles int `json:"bundles_written"`
+			}
+			if err := json.Unmarshal([]byte(c.run(st.bin, st.env, "media", "restore", "--to", c.backup, "--json")), &w); err != nil {
+				c.t.Fatal(err)
+			}
+			c.restored = append(c.restored, w.Bundles)
+		}
+		c.medium = c.backup
+		for _, env := range [][]string{c.offEnv, c.onEnv} {
+			env[slices.IndexFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "BYOK_MEDIA=") })] = "BYOK_MEDIA=" + c.backup
+		}
+	}
 }
 
 // maybeLose loses the stick after command cmd if c.lose is set: the old folder is removed,
