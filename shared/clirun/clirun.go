@@ -294,7 +294,7 @@ func Hint(err error, rules ...exitcode.Rule) string {
 func Classify(err error, rules ...exitcode.Rule) (code int, hint string) {
 	code, hint = exitcode.Classify(err, append([]exitcode.Rule{sharedRule}, rules...)...)
 	if hint == "" {
-		hint = mediumHint(err)
+		hint = mediumHint(err, code)
 	}
 	var own *exitcode.Error
 	var ce cli.ExitCoder
@@ -316,15 +316,16 @@ func Classify(err error, rules ...exitcode.Rule) (code int, hint string) {
 }
 
 // mediumHint is the operator's next step for a medium that is not this ceremony's newest
-// (station.Identity's verdicts), that another process holds, or that cannot be written.
-func mediumHint(err error) string {
+// (station.Identity's verdicts), and, when that is what err's code says (code), for one that
+// another process holds or that cannot be written.
+func mediumHint(err error, code int) string {
 	var le *medialock.LockedError
 	switch {
-	case errors.As(err, &le) && le.Waited > 0:
+	case code == exitcode.Locked && errors.As(err, &le) && le.Waited > 0:
 		return "the other command is still running: let it finish, then run this one again (or with a longer --wait)"
-	case errors.As(err, &le):
+	case code == exitcode.Locked && errors.As(err, &le):
 		return "another byok command is using this medium: let it finish, or run this command again with --wait DURATION (e.g. --wait 10m) to wait for it"
-	case errors.Is(err, medialock.ErrReadOnly):
+	case code == exitcode.Media && errors.Is(err, medialock.ErrReadOnly):
 		return "the stick is write-protected or mounted read-only: slide its write-protect switch off, or remount it read-write (mount -o remount,rw), and run the command again; commands that only read it, such as audit, work on it as it is"
 	case errors.Is(err, station.ErrStaleMedium):
 		return "bring the newest stick of this ceremony; nothing was written to this one"
