@@ -101,6 +101,7 @@ func testConcurrentUse(t *testing.T, s *resSuite) {
 		station string
 		args    []string
 		want    int
+		stderr  string // a line of stderr it must print, if set
 	}
 	tests := []struct {
 		name    string
@@ -120,10 +121,13 @@ func testConcurrentUse(t *testing.T, s *resSuite) {
 			},
 			answer: func(r *resRig) string { return r.onlineFP },
 			seconds: []second{
-				{offlineStation, []string{"status"}, exitcode.Locked},                                      // the same ledger
-				{offlineStation, []string{"keygen", "--type", "EC-P256", "--ident", "x"}, exitcode.Locked}, // the same ledger
-				{onlineStation, []string{"status"}, exitcode.Locked},                                       // the medium, written by init
-				{onlineStation, []string{"audit", "--media", "$MEDIUM"}, exitcode.Locked},                  // the medium, written by init
+				{offlineStation, []string{"status"}, exitcode.Locked, ""},                                      // the same ledger
+				{offlineStation, []string{"keygen", "--type", "EC-P256", "--ident", "x"}, exitcode.Locked, ""}, // the same ledger
+				{onlineStation, []string{"status"}, exitcode.Locked, ""},                                       // the medium, written by init
+				{onlineStation, []string{"audit", "--media", "$MEDIUM"}, exitcode.Locked, ""},                  // the medium, written by init
+				// --wait: it says whom it waits for, tries, then gives up naming both.
+				{onlineStation, []string{"status", "--wait", "300ms"}, exitcode.Locked, "; still locked after waiting 300ms"},
+				{onlineStation, []string{"status", "--wait", "300ms"}, exitcode.Locked, `level=WARN msg="the medium is locked; waiting for it"`},
 			},
 		},
 		{
@@ -132,10 +136,10 @@ func testConcurrentUse(t *testing.T, s *resSuite) {
 			args:   func(*resRig) []string { return []string{"trust"} },
 			answer: func(r *resRig) string { return r.policyFP },
 			seconds: []second{
-				{onlineStation, []string{"status"}, exitcode.Locked},                                                                   // the same ledger
-				{onlineStation, []string{"kek", "create", "--vault", s.vault.URL(), "--name", "x", "--size", "3072"}, exitcode.Locked}, // the same ledger
-				{offlineStation, []string{"kek", "accept"}, exitcode.Locked},                                                           // writes where trust reads
-				{offlineStation, []string{"audit", "--media", "$MEDIUM"}, 0},                                                           // two readers
+				{onlineStation, []string{"status"}, exitcode.Locked, ""},                                                                   // the same ledger
+				{onlineStation, []string{"kek", "create", "--vault", s.vault.URL(), "--name", "x", "--size", "3072"}, exitcode.Locked, ""}, // the same ledger
+				{offlineStation, []string{"kek", "accept"}, exitcode.Locked, ""},                                                           // writes where trust reads
+				{offlineStation, []string{"audit", "--media", "$MEDIUM"}, 0, ""},                                                           // two readers
 			},
 		},
 	}
@@ -155,7 +159,8 @@ func testConcurrentUse(t *testing.T, s *resSuite) {
 					args[i] = r.medium()
 				}
 				res := r.run(c.station, "", args...)
-				if res.code != c.want || (c.want == exitcode.Locked && !strings.Contains(res.stderr, "another byok process") && !strings.Contains(res.stderr, "locked by byok-")) {
+				if res.code != c.want || (c.want == exitcode.Locked && !strings.Contains(res.stderr, "another byok process") && !strings.Contains(res.stderr, "locked by byok-")) ||
+					!strings.Contains(res.stderr, c.stderr) {
 					t.Errorf("byok-%s %s while %s waits: exit %d, want %d\n%s", c.station, strings.Join(args, " "), tt.name, res.code, c.want, res.stderr)
 				}
 			}
