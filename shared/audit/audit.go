@@ -797,7 +797,7 @@ func (a *auditor) counted(v *chain.Verified, ap *payload.Approval) []bool {
 			continue
 		}
 		pub, err := key.Parse()
-		if err != nil || bundle.VerifyApproval(pub, ap.Target, [bundle.SignatureSize]byte(s.Sig)) != nil {
+		if err != nil || bundle.VerifyApproval(pub, v.Bundle.Header.Version, ap.Target, [bundle.SignatureSize]byte(s.Sig)) != nil {
 			continue
 		}
 		if info != nil {

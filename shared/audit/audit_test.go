@@ -184,7 +184,7 @@ func TestAuditVerdicts(t *testing.T) {
 			name: "unsupported version",
 			build: func(t *testing.T, c *chaintest.Ceremony) []string {
 				pkgs := must[[]*bundle.Bundle](t)(c.Full(payload.RSA3072))
-				rewrite(t, c, pkgs[0], func(b []byte) []byte { b[9] = 2; return b })
+				rewrite(t, c, pkgs[0], func(b []byte) []byte { b[9] = 3; return b })
 				return nil
 			},
 			verdict: "unsupported version", chain: "offline", seq: 4, code: exitcode.Bundle, wantStops: true,

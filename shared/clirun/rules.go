@@ -41,6 +41,8 @@ func sharedRule(err error) (exitcode.Class, bool) {
 		return exitcode.Class{Code: exitcode.Media, Hint: "the copy differs from the original: use another stick"}, true
 	case *station.MalformedError:
 		return exitcode.Class{Code: exitcode.Bundle}, true
+	case *station.ToolsetError:
+		return exitcode.Class{Code: exitcode.Refused, Hint: "install a release whose SHA-256 the policy lists (verify-release checks it; version --json prints this binary's), or have the custodians approve a policy amendment that lists this one (byok-offline policy amend --allow-toolset); nothing was written"}, true
 	case *station.ReplayError:
 		// Malformed or unreadable bundles are 4, findings 3; a code the failure carries
 		// itself (a callback's) wins.

@@ -65,6 +65,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/media"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
 var (
@@ -113,6 +114,8 @@ type Station struct {
 	// process has found one (skewKnown); AppendBatch checks its clock against it.
 	maxSkew   int64
 	skewKnown bool
+	// policies are the policies this process verified or wrote, by ID (toolset.go).
+	policies map[bundle.ID]*payload.Policy
 }
 
 // SetMaxSkew sets the clock tolerance AppendBatch checks against, for the writer of the
@@ -432,9 +435,19 @@ func (s *Station) AppendBatch(ctx context.Context, pos chain.Position, items []I
 	if err := s.checkClock(pos, now); err != nil {
 		return nil, err
 	}
+	// Every bundle records the binary that writes it, in the newest format version (§7.7);
+	// a policy that lists the toolsets allowed to write must list this one.
+	ts, err := Toolset()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkToolset(pos.Policy, ts); err != nil {
+		return nil, err
+	}
 	bs := make([]*bundle.Bundle, 0, len(items))
 	var journal []byte
 	at := pos
+	at.Version, at.Toolset = bundle.Version, &ts
 	for _, it := range items {
 		d, err := chain.Draft(at, it.Payload, now, lifetime)
 		if err != nil {
@@ -445,6 +458,9 @@ func (s *Station) AppendBatch(ctx context.Context, pos chain.Position, items []I
 			return nil, fmt.Errorf("sign bundle: %w", err)
 		}
 		bs = append(bs, b)
+		if p, ok := it.Payload.(*payload.Policy); ok {
+			s.learnPolicy(b.ID(), p)
+		}
 		journal = append(journal, b.Marshal()...)
 		at.Head = chain.Head{Seq: b.Header.Seq, ID: b.ID(), Created: b.Header.Created}
 	}
@@ -547,6 +563,7 @@ func (s *Station) replayed(st State, col *collector, res *chain.Result, err erro
 	if cur := res.State.Current(); cur != nil {
 		s.maxSkew, s.skewKnown = cur.Policy.MaxClockSkewSeconds, true
 	}
+	s.learnPolicies(res.State)
 	peer := *res.State.Heads.Of(s.Chain.Other())
 	if err := col.fill(s.Media, st.Head.Seq, max(peer.Seq, st.Peer.Seq)); err != nil {
 		return res, err

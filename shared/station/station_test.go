@@ -123,7 +123,7 @@ func TestCheckMediaDetectsRollbackAndForeignBundles(t *testing.T) {
 	}
 	s.Media = orig
 	// A bundle the ledger did not write.
-	pos := chain.Position{Chain: bundle.ChainOnline, Head: chain.Head{Seq: 1, ID: func() bundle.ID { st, _ := s.Load(); return st.Head.ID }()}, Policy: bundle.ID{1}}
+	pos := chain.Position{Chain: bundle.ChainOnline, Head: chain.Head{Seq: 1, ID: func() bundle.ID { st, _ := s.Load(); return st.Head.ID }()}, Policy: bundle.ID{1}, Version: bundle.Version1}
 	d, err := chain.Draft(pos, &payload.Receipt{Package: bundle.ID{2}, Vault: "https://v.vault.azure.net", Outcome: payload.OutcomeRejected, Error: "x"}, time.Unix(1_800_000_100, 0), time.Hour)
 	if err != nil {
 		t.Fatal(err)

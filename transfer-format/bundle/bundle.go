@@ -74,7 +74,7 @@ func (b *Bundle) VerifySignatureWith(v *Verifier) error {
 	if v.alg != b.Header.Alg {
 		return fmt.Errorf("%w: header says %s, key is %s", ErrBadSignature, b.Header.Alg, v.alg)
 	}
-	return Verify(v.pub, SignatureMessage(b.id), b.Signature)
+	return Verify(v.pub, SignatureMessage(b.Header.Version, b.id), b.Signature)
 }
 
 // Verifier is a public key that can sign bundles, with its key ID and algorithm computed
@@ -125,6 +125,7 @@ func (b *Bundle) Open() ([]byte, error) {
 
 // Draft is what a station supplies to make a bundle; Seal fills in the rest.
 type Draft struct {
+	Version uint16 // format version; 0 means Version, the newest
 	Kind    Kind
 	Chain   Chain
 	Seq     uint64
@@ -154,8 +155,13 @@ func Seal(d Draft, signer crypto.Signer, rand io.Reader) (*Bundle, error) {
 		return nil, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrTooLarge, len(d.Payload), MaxPayload)
 	}
 	stored := compress(d.Payload)
+	v := d.Version
+	if v == 0 {
+		v = Version
+	}
 	h := Header{
-		Kind: d.Kind, Chain: d.Chain, Alg: alg,
+		Version: v,
+		Kind:    d.Kind, Chain: d.Chain, Alg: alg,
 		Seq: d.Seq, Prev: d.Prev, PeerSeq: d.PeerSeq, Peer: d.Peer,
 		Policy: d.Policy, Signer: kid,
 		Created: d.Created, Expires: d.Expires,
@@ -168,7 +174,7 @@ func Seal(d Draft, signer crypto.Signer, rand io.Reader) (*Bundle, error) {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
 	b := &Bundle{Header: h, Stored: stored, id: h.ID()}
-	b.Signature, err = Sign(signer, rand, SignatureMessage(b.id))
+	b.Signature, err = Sign(signer, rand, SignatureMessage(h.Version, b.id))
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}

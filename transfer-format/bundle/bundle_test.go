@@ -55,7 +55,8 @@ func mustKeyID(t *testing.T, pub crypto.PublicKey) bundle.ID {
 func validHeader(t *testing.T) bundle.Header {
 	t.Helper()
 	return bundle.Header{
-		Kind: bundle.KindKeyPackage, Chain: bundle.ChainOffline, Alg: bundle.AlgECDSAP256,
+		Version: bundle.Version1,
+		Kind:    bundle.KindKeyPackage, Chain: bundle.ChainOffline, Alg: bundle.AlgECDSAP256,
 		Seq: 7, Prev: bundle.ID{1}, PeerSeq: 3, Peer: bundle.ID{2}, Policy: bundle.ID{3},
 		Signer:  mustKeyID(t, ecKey.Public()),
 		Created: 1_767_603_600, Expires: 1_767_603_600 + 86400,
@@ -121,7 +122,8 @@ func TestParseHeaderRules(t *testing.T) {
 		{name: "bad magic", raw: func(b []byte) { b[1] = 'b' }},
 		{name: "text-mode copy (CR LF to LF)", raw: func(b []byte) { copy(b[5:], b[6:]) }},
 		{name: "version 0", raw: func(b []byte) { b[9] = 0 }, wantErr: &bundle.UnsupportedVersionError{}},
-		{name: "version 2", raw: func(b []byte) { b[9] = 2 }, wantErr: &bundle.UnsupportedVersionError{}},
+		{name: "valid version 2", ok: true, edit: func(h *bundle.Header) { h.Version = bundle.Version2 }},
+		{name: "version 3", raw: func(b []byte) { b[9] = 3 }, wantErr: &bundle.UnsupportedVersionError{}},
 		{name: "version 256", raw: func(b []byte) { b[8] = 1 }, wantErr: &bundle.UnsupportedVersionError{}},
 		{name: "unknown kind 0", edit: func(h *bundle.Header) { h.Kind = 0 }},
 		{name: "unknown kind 7", edit: func(h *bundle.Header) { h.Kind = 7 }},
@@ -425,7 +427,7 @@ func highS(sig [bundle.SignatureSize]byte) [bundle.SignatureSize]byte {
 }
 
 func TestECDSAHighSRefused(t *testing.T) {
-	msg := bundle.SignatureMessage(bundle.ID{1, 2, 3})
+	msg := bundle.SignatureMessage(bundle.Version1, bundle.ID{1, 2, 3})
 	sig, err := bundle.Sign(ecKey, nil, msg)
 	if err != nil {
 		t.Fatal(err)
@@ -469,7 +471,7 @@ func (s highSSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([
 }
 
 func TestSignNormalisesHighS(t *testing.T) {
-	msg := bundle.ApprovalMessage(bundle.ID{7})
+	msg := bundle.ApprovalMessage(bundle.Version1, bundle.ID{7})
 	sig, err := bundle.Sign(highSSigner{ecKey}, nil, msg)
 	if err != nil {
 		t.Fatal(err)
@@ -480,7 +482,7 @@ func TestSignNormalisesHighS(t *testing.T) {
 }
 
 func TestEd25519(t *testing.T) {
-	msg := bundle.SignatureMessage(bundle.ID{42})
+	msg := bundle.SignatureMessage(bundle.Version1, bundle.ID{42})
 	sig, err := bundle.Sign(edKey, nil, msg)
 	if err != nil {
 		t.Fatal(err)
@@ -496,8 +498,9 @@ func TestEd25519(t *testing.T) {
 		ok   bool
 	}{
 		{"valid", edKey.Public(), msg, sig, true},
-		{"other message", edKey.Public(), bundle.SignatureMessage(bundle.ID{43}), sig, false},
-		{"approval domain", edKey.Public(), bundle.ApprovalMessage(bundle.ID{42}), sig, false},
+		{"other message", edKey.Public(), bundle.SignatureMessage(bundle.Version1, bundle.ID{43}), sig, false},
+		{"approval domain", edKey.Public(), bundle.ApprovalMessage(bundle.Version1, bundle.ID{42}), sig, false},
+		{"version 2 domain", edKey.Public(), bundle.SignatureMessage(bundle.Version2, bundle.ID{42}), sig, false},
 		{"flipped bit", edKey.Public(), msg, func() [64]byte { s := sig; s[63] ^= 0x10; return s }(), false},
 		{"short public key", ed25519.PublicKey(edKey.Public().(ed25519.PublicKey)[:31]), msg, sig, false},
 	}
@@ -513,22 +516,75 @@ func TestEd25519(t *testing.T) {
 
 func TestApprovalDomainSeparation(t *testing.T) {
 	id := bundle.ID{1}
-	sig, err := bundle.Approve(ecKey, nil, id)
-	if err != nil {
-		t.Fatal(err)
+	for _, v := range []uint16{bundle.Version1, bundle.Version2} {
+		other := bundle.Version1 + bundle.Version2 - v
+		sig, err := bundle.Approve(ecKey, nil, v, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bundle.VerifyApproval(ecKey.Public(), v, id, sig); err != nil {
+			t.Fatalf("VerifyApproval(v%d) = %v", v, err)
+		}
+		// An approval is not a station signature over the same ID, nor an approval of
+		// another, nor an approval of the same ID in another format version.
+		if err := bundle.Verify(ecKey.Public(), bundle.SignatureMessage(v, id), sig); !errors.Is(err, bundle.ErrBadSignature) {
+			t.Errorf("v%d: an approval verifies as a station signature: %v", v, err)
+		}
+		if err := bundle.VerifyApproval(ecKey.Public(), v, bundle.ID{2}, sig); !errors.Is(err, bundle.ErrBadSignature) {
+			t.Errorf("v%d: an approval verifies for another target: %v", v, err)
+		}
+		if err := bundle.VerifyApproval(ecKey2.Public(), v, id, sig); !errors.Is(err, bundle.ErrBadSignature) {
+			t.Errorf("v%d: an approval verifies with another custodian's key: %v", v, err)
+		}
+		if err := bundle.VerifyApproval(ecKey.Public(), other, id, sig); !errors.Is(err, bundle.ErrBadSignature) {
+			t.Errorf("a version %d approval verifies as one of version %d: %v", v, other, err)
+		}
 	}
-	if err := bundle.VerifyApproval(ecKey.Public(), id, sig); err != nil {
-		t.Fatalf("VerifyApproval() = %v", err)
+}
+
+func TestDomainStringsOfVersion2(t *testing.T) {
+	// Version 2 hashes and signs under its own domain strings (SPEC.md §5.4), so an ID or a
+	// signature of one version is never one of the other; key IDs are the same in both.
+	h := validHeader(t)
+	h.Version = bundle.Version2
+	enc := h.Marshal()
+	if binary.BigEndian.Uint16(enc[8:10]) != 2 {
+		t.Fatalf("Marshal() writes version %d, want 2", binary.BigEndian.Uint16(enc[8:10]))
 	}
-	// An approval is not a station signature over the same ID, nor an approval of another.
-	if err := bundle.Verify(ecKey.Public(), bundle.SignatureMessage(id), sig); !errors.Is(err, bundle.ErrBadSignature) {
-		t.Errorf("an approval verifies as a station signature: %v", err)
+	want := sha256.Sum256(append([]byte("airgap-byok/v2/bundle-id\x00"), enc[:]...))
+	if id := h.ID(); id != bundle.ID(want) || bundle.IDOfHeader(enc[:]) != id {
+		t.Errorf("ID() of a version 2 header = %s, want %x", id, want)
 	}
-	if err := bundle.VerifyApproval(ecKey.Public(), bundle.ID{2}, sig); !errors.Is(err, bundle.ErrBadSignature) {
-		t.Errorf("an approval verifies for another target: %v", err)
+	id := bundle.ID{9}
+	for v, prefix := range map[uint16]string{1: "airgap-byok/v1/", 2: "airgap-byok/v2/"} {
+		if got, want := string(bundle.SignatureMessage(v, id)), prefix+"bundle-signature\x00"+string(id[:]); got != want {
+			t.Errorf("SignatureMessage(%d) = %q, want %q", v, got, want)
+		}
+		if got, want := string(bundle.ApprovalMessage(v, id)), prefix+"approval\x00"+string(id[:]); got != want {
+			t.Errorf("ApprovalMessage(%d) = %q, want %q", v, got, want)
+		}
 	}
-	if err := bundle.VerifyApproval(ecKey2.Public(), id, sig); !errors.Is(err, bundle.ErrBadSignature) {
-		t.Errorf("an approval verifies with another custodian's key: %v", err)
+}
+
+func TestSealWritesTheNewestVersion(t *testing.T) {
+	d := bundle.Draft{Kind: bundle.KindEnrollment, Chain: bundle.ChainOnline, Seq: 1, Created: 1, Expires: 2, Payload: []byte("{}")}
+	for _, tt := range []struct{ draft, want uint16 }{{0, bundle.Version2}, {bundle.Version1, bundle.Version1}, {bundle.Version2, bundle.Version2}} {
+		d.Version = tt.draft
+		b, err := bundle.Seal(d, edKey, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Header.Version != tt.want {
+			t.Errorf("Seal(Version %d) wrote version %d, want %d", tt.draft, b.Header.Version, tt.want)
+		}
+		if err := b.VerifySignature(edKey.Public()); err != nil {
+			t.Errorf("Seal(Version %d): %v", tt.draft, err)
+		}
+	}
+	d.Version = 3
+	var uv *bundle.UnsupportedVersionError
+	if _, err := bundle.Seal(d, edKey, nil); !errors.As(err, &uv) {
+		t.Errorf("Seal(Version 3) = %v, want UnsupportedVersionError", err)
 	}
 }
 

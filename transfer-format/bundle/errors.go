@@ -34,7 +34,7 @@ type UnsupportedVersionError struct {
 }
 
 func (e *UnsupportedVersionError) Error() string {
-	return fmt.Sprintf("unsupported transfer format version %d (this build reads version %d)", e.Version, Version)
+	return fmt.Sprintf("unsupported transfer format version %d (this build reads versions %d and %d)", e.Version, Version1, Version2)
 }
 
 // HashMismatchError reports a digest that does not match what a signed header or a file name

@@ -75,7 +75,7 @@ func openable(stored []byte, n uint32, fromFrame bool) []byte {
 		}
 	}
 	n = max(n, 1)
-	h := bundle.Header{Kind: bundle.KindReceipt, Chain: bundle.ChainOnline, Alg: bundle.AlgEd25519,
+	h := bundle.Header{Version: bundle.Version, Kind: bundle.KindReceipt, Chain: bundle.ChainOnline, Alg: bundle.AlgEd25519,
 		Seq: 2, Prev: bundle.ID{1}, Policy: bundle.ID{2}, Signer: bundle.ID{3}, Created: 1, Expires: 2,
 		PayloadLen: n, StoredLen: uint32(len(stored)), StoredDigest: sha256.Sum256(stored)}
 	if d, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(bundle.MaxPayload), zstd.WithDecoderConcurrency(1)); err == nil {

@@ -11,8 +11,14 @@ const (
 	// Magic is the first eight bytes of every bundle: a non-ASCII byte, the name, CR LF and
 	// SUB, so that text-mode copies and truncated transfers are caught (as PNG does).
 	Magic = "\x89BYOK\r\n\x1a"
-	// Version is the format version this package reads and writes.
-	Version uint16 = 1
+	// Version1 is the first format version (SPEC.md §3). Its bundles keep verifying under
+	// its rules exactly as before.
+	Version1 uint16 = 1
+	// Version2 adds the writer's toolset to every payload and the allowed toolsets to the
+	// policy (§3, §7); its domain-separation strings name version 2 (§5.4).
+	Version2 uint16 = 2
+	// Version is the format version writers write: the newest this package implements.
+	Version = Version2
 	// HeaderSize is the fixed size of the header.
 	HeaderSize = 256
 	// SignatureSize is the fixed size of the station signature that follows the header.
@@ -129,6 +135,7 @@ const EncodingZstd uint8 = 1
 // Header is the fixed-size, signed header of a bundle (§4.1). Every field is covered by the
 // bundle ID and so by the station signature.
 type Header struct {
+	Version       uint16 // format version: Version1 or Version2
 	Kind          Kind
 	Chain         Chain
 	Alg           Alg    // algorithm of the station signature
@@ -158,22 +165,57 @@ func (h *Header) ID() ID {
 	return IDOfHeader(b[:])
 }
 
-// IDOfHeader returns the bundle ID of an encoded header.
-func IDOfHeader(b []byte) ID { return hashWithDomain(domainBundleID, b) }
+// IDOfHeader returns the bundle ID of an encoded header, with the domain string of the
+// version its bytes 8 and 9 name (§4.2). A header too short to name one, or of a version this
+// package does not implement, is hashed as version 1: it has no ID of its own, and a reader
+// refuses it before it looks at one.
+func IDOfHeader(b []byte) ID {
+	v := Version1
+	if len(b) >= 10 {
+		v = binary.BigEndian.Uint16(b[8:10])
+	}
+	return hashWithDomain(domainsOf(v).bundleID, b)
+}
 
-// Domain separation strings (§4.2, §5).
-const (
-	domainBundleID  = "airgap-byok/v1/bundle-id"
-	domainSignature = "airgap-byok/v1/bundle-signature"
-	domainApproval  = "airgap-byok/v1/approval"
-	domainKeyID     = "airgap-byok/v1/key-id"
+// Supported reports whether v is a format version this package reads and verifies.
+func Supported(v uint16) bool { return v == Version1 || v == Version2 }
+
+// domains are the domain-separation strings of one format version (§5.4).
+type domains struct {
+	bundleID, signature, approval string
+}
+
+var (
+	domainsV1 = domains{
+		bundleID:  "airgap-byok/v1/bundle-id",
+		signature: "airgap-byok/v1/bundle-signature",
+		approval:  "airgap-byok/v1/approval",
+	}
+	domainsV2 = domains{
+		bundleID:  "airgap-byok/v2/bundle-id",
+		signature: "airgap-byok/v2/bundle-signature",
+		approval:  "airgap-byok/v2/approval",
+	}
 )
+
+// domainsOf returns the strings of version v; version 1's for any version but 2.
+func domainsOf(v uint16) domains {
+	if v == Version2 {
+		return domainsV2
+	}
+	return domainsV1
+}
+
+// domainKeyID is the domain string of key IDs (§5.1). A key ID names a key, not a bundle:
+// it is the same in every format version, so that a policy, its approvals and the
+// fingerprints people compared keep naming the same keys when a chain moves to version 2.
+const domainKeyID = "airgap-byok/v1/key-id"
 
 // Marshal encodes the header in its canonical 256-byte form.
 func (h *Header) Marshal() [HeaderSize]byte {
 	var b [HeaderSize]byte
 	copy(b[0:8], Magic)
-	binary.BigEndian.PutUint16(b[8:10], Version)
+	binary.BigEndian.PutUint16(b[8:10], h.Version)
 	b[10] = byte(h.Kind)
 	b[11] = byte(h.Chain)
 	b[12] = byte(h.Alg)
@@ -202,10 +244,12 @@ func ParseHeader(b []byte) (*Header, error) {
 	if string(b[0:8]) != Magic {
 		return nil, errorf("header", "not a transfer bundle (bad magic)")
 	}
-	if v := binary.BigEndian.Uint16(b[8:10]); v != Version {
+	v := binary.BigEndian.Uint16(b[8:10])
+	if !Supported(v) {
 		return nil, &ParseError{What: "header", Err: &UnsupportedVersionError{Version: v}}
 	}
 	h := &Header{
+		Version:    v,
 		Kind:       Kind(b[10]),
 		Chain:      Chain(b[11]),
 		Alg:        Alg(b[12]),
@@ -242,6 +286,9 @@ func ParseHeader(b []byte) (*Header, error) {
 
 // check enforces the header rules that do not need any other bundle (§4.1).
 func (h *Header) check() error {
+	if !Supported(h.Version) {
+		return &ParseError{What: "header", Err: &UnsupportedVersionError{Version: h.Version}}
+	}
 	if _, ok := kindNames[h.Kind]; !ok {
 		return errorf("header", "unknown kind %d", h.Kind)
 	}

@@ -60,11 +60,14 @@ func ParsePublicKey(spki []byte) (crypto.PublicKey, Alg, error) {
 	return pub, alg, nil
 }
 
-// SignatureMessage returns the message a station signs for bundle id (§5.2).
-func SignatureMessage(id ID) []byte { return message(domainSignature, id) }
+// SignatureMessage returns the message a station signs for bundle id of format version v
+// (§5.2).
+func SignatureMessage(v uint16, id ID) []byte { return message(domainsOf(v).signature, id) }
 
-// ApprovalMessage returns the message a custodian signs to approve bundle id (§5.3).
-func ApprovalMessage(id ID) []byte { return message(domainApproval, id) }
+// ApprovalMessage returns the message a custodian signs to approve bundle id in an approval
+// bundle of format version v (§5.3): the version of the bundle that carries the signature,
+// not that of the approved bundle.
+func ApprovalMessage(v uint16, id ID) []byte { return message(domainsOf(v).approval, id) }
 
 func message(domain string, id ID) []byte {
 	m := make([]byte, 0, len(domain)+1+len(id))
@@ -146,12 +149,14 @@ func Verify(pub crypto.PublicKey, msg []byte, sig [SignatureSize]byte) error {
 	return ErrBadSignature
 }
 
-// Approve returns a custodian's approval signature over bundle id (§5.3).
-func Approve(custodian crypto.Signer, rand io.Reader, id ID) ([SignatureSize]byte, error) {
-	return Sign(custodian, rand, ApprovalMessage(id))
+// Approve returns a custodian's approval signature over bundle id, for an approval bundle of
+// format version v (§5.3).
+func Approve(custodian crypto.Signer, rand io.Reader, v uint16, id ID) ([SignatureSize]byte, error) {
+	return Sign(custodian, rand, ApprovalMessage(v, id))
 }
 
-// VerifyApproval checks a custodian's approval signature over bundle id.
-func VerifyApproval(custodian crypto.PublicKey, id ID, sig [SignatureSize]byte) error {
-	return Verify(custodian, ApprovalMessage(id), sig)
+// VerifyApproval checks a custodian's approval signature over bundle id, carried by an
+// approval bundle of format version v.
+func VerifyApproval(custodian crypto.PublicKey, v uint16, id ID, sig [SignatureSize]byte) error {
+	return Verify(custodian, ApprovalMessage(v, id), sig)
 }

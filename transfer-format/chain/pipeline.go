@@ -84,7 +84,7 @@ func verifyApprovals(it *item, ks *keySet) {
 	it.approved = make([]bool, len(a.Signatures))
 	for i, s := range a.Signatures {
 		if pub, ok := ks.custodians[s.Custodian]; ok {
-			it.approved[i] = bundle.VerifyApproval(pub, a.Target, [bundle.SignatureSize]byte(s.Sig)) == nil
+			it.approved[i] = bundle.VerifyApproval(pub, it.b.Header.Version, a.Target, [bundle.SignatureSize]byte(s.Sig)) == nil
 		}
 	}
 }
@@ -119,7 +119,7 @@ func openPayload(it *item) {
 		it.openErr = err
 		return
 	}
-	it.payload, it.openErr = payload.Decode(it.b.Header.Kind, p)
+	it.payload, it.openErr = payload.DecodeVersion(it.b.Header.Version, it.b.Header.Kind, p)
 }
 
 // cursor yields the bundles of one chain in order, prefetching up to its buffer.

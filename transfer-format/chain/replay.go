@@ -411,6 +411,7 @@ func (r *replayer) advance(c bundle.Chain, it *item) {
 	h := &it.b.Header
 	id := it.b.ID()
 	*r.st.Heads.Of(c) = Head{Seq: h.Seq, ID: id, Created: h.Created}
+	*r.st.Versions.Of(c) = h.Version
 	if h.PeerSeq > 0 {
 		*r.st.Peers.Of(c) = Head{Seq: h.PeerSeq, ID: h.Peer}
 	}
@@ -479,6 +480,11 @@ func (r *replayer) process(c bundle.Chain, it *item) error {
 		}
 		peerCreated = pc
 	}
+	// A chain moves from format version 1 to 2 at any bundle, never back (§3, §9.2 step 3.8).
+	if prev := r.st.Versions.Of(c); h.Version < *prev {
+		return r.stop(c, it, &ChainBreakError{Chain: c, Seq: h.Seq,
+			Reason: fmt.Sprintf("a version %d bundle follows a version %d bundle (a chain never goes back to an older format version)", h.Version, *prev)})
+	}
 
 	v := &Verified{Entry: it.entry, Bundle: it.b}
 
@@ -517,6 +523,9 @@ func (r *replayer) process(c bundle.Chain, it *item) error {
 		r.soft(it, v, &ClockSkewError{Chain: c, Seq: h.Seq, Skew: secs(peerCreated - h.Created), Max: secs(skew),
 			Reason: fmt.Sprintf("created before %s seq %d, which it saw", o, h.PeerSeq)})
 	}
+	if err := toolsetAllowed(p, it.payload); err != nil {
+		r.soft(it, v, err)
+	}
 
 	switch pl := it.payload.(type) {
 	case *payload.Policy:
@@ -537,6 +546,23 @@ func (r *replayer) process(c bundle.Chain, it *item) error {
 }
 
 func secs(s int64) time.Duration { return time.Duration(s) * time.Second }
+
+// toolsetAllowed checks that a policy which lists allowed toolsets lists the one that wrote
+// payload v (§9.2 step 8 rule 4). A version 1 payload records none: it was written by a
+// binary no policy can list.
+func toolsetAllowed(p *payload.Policy, v any) error {
+	if len(p.AllowedToolsets) == 0 {
+		return nil
+	}
+	t := payload.ToolsetOf(v)
+	switch {
+	case t == nil:
+		return &PolicyError{Rule: "toolset", Detail: "a version 1 bundle records no toolset, and the policy lists the toolsets allowed to write"}
+	case !p.AllowsToolset(t.SHA256):
+		return &PolicyError{Rule: "toolset", Detail: fmt.Sprintf("written by toolset %s (sha256 %s), which the policy does not list", t.Version, t.SHA256)}
+	}
+	return nil
+}
 
 // policyFor returns the policy a bundle other than an enrollment or the first policy must be
 // checked against (§9.2 step 5).
@@ -686,7 +712,7 @@ func (r *replayer) approval(it *item, v *Verified, a *payload.Approval, pol *Pol
 			}
 			// Stage 1 may have verified it with the key of the same ID.
 			if k >= len(it.approved) || !it.approved[k] {
-				if err := bundle.VerifyApproval(pub, a.Target, [bundle.SignatureSize]byte(s.Sig)); err != nil {
+				if err := bundle.VerifyApproval(pub, h.Version, a.Target, [bundle.SignatureSize]byte(s.Sig)); err != nil {
 					r.soft(it, v, fmt.Errorf("approval by %s: %w", s.Custodian.Short(), err))
 					continue
 				}

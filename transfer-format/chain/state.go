@@ -29,6 +29,21 @@ func (h *Heads) Of(c bundle.Chain) *Head {
 	return &h.Online
 }
 
+// Versions holds the format version of each chain's applied head: 0 before its first
+// bundle. A chain never goes back to an older version (§9.2 step 3).
+type Versions struct {
+	Offline uint16 `json:"offline"`
+	Online  uint16 `json:"online"`
+}
+
+// Of returns the version of chain c's head.
+func (v *Versions) Of(c bundle.Chain) *uint16 {
+	if c == bundle.ChainOffline {
+		return &v.Offline
+	}
+	return &v.Online
+}
+
 // PolicyRecord is a policy version that took effect.
 type PolicyRecord struct {
 	ID        bundle.ID       `json:"id"`
@@ -110,9 +125,12 @@ type Counts struct {
 // policy versions, KEK offers and key packages not uploaded yet, not on the length of the
 // chains. It serialises to JSON, so an audit can resume from a checkpoint.
 type State struct {
-	Anchor   bundle.ID                    `json:"anchor"` // ID of policy version 1
-	Heads    Heads                        `json:"heads"`
-	Peers    Heads                        `json:"peers"` // the latest peer reference each chain made: Peers.Offline is what the offline chain last saw of the online chain
+	Anchor bundle.ID `json:"anchor"` // ID of policy version 1
+	Heads  Heads     `json:"heads"`
+	Peers  Heads     `json:"peers"` // the latest peer reference each chain made: Peers.Offline is what the offline chain last saw of the online chain
+	// Versions are the format versions of the heads. A checkpoint written before version 2
+	// existed has none (zero), which is right: its heads were version 1.
+	Versions Versions                     `json:"versions"`
 	Policies []PolicyRecord               `json:"policies"`
 	Pending  *PendingPolicy               `json:"pending,omitempty"`
 	Offers   map[bundle.ID]*OfferRecord   `json:"offers"`

@@ -120,7 +120,7 @@ func TestVectors(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, dir := range dirs {
-		t.Run(filepath.Base(dir), func(t *testing.T) {
+		t.Run(filepath.Base(filepath.Dir(dir))+"/"+filepath.Base(dir), func(t *testing.T) {
 			t.Parallel()
 			replayVector(t, dir)
 		})
@@ -136,18 +136,22 @@ func TestVectors(t *testing.T) {
 	}
 }
 
-// TestCompatV1 replays the frozen version 1 medium: a medium written by the first release
+// TestCompat replays the frozen media of each format version: a medium written by a release
 // must verify with every later one.
-func TestCompatV1(t *testing.T) {
-	dirs, err := filepath.Glob(filepath.Join("..", "testdata", "compat", "v1", "*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dirs) == 0 {
-		t.Fatal("no frozen media in testdata/compat/v1")
+func TestCompat(t *testing.T) {
+	var dirs []string
+	for _, v := range []string{"v1", "v2"} {
+		d, err := filepath.Glob(filepath.Join("..", "testdata", "compat", v, "*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d) == 0 {
+			t.Fatalf("no frozen media in testdata/compat/%s", v)
+		}
+		dirs = append(dirs, d...)
 	}
 	for _, dir := range dirs {
-		t.Run(filepath.Base(dir), func(t *testing.T) {
+		t.Run(filepath.Base(filepath.Dir(dir))+"/"+filepath.Base(dir), func(t *testing.T) {
 			if v := readVector(t, dir); v.Expect != "success" {
 				t.Fatalf("a compat medium must be valid, vector.json expects %q", v.Expect)
 			}

@@ -275,7 +275,7 @@ func (bm *BenchMedium) floorApprovals(data []byte) ([]floorApproval, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := payload.Decode(bundle.KindApproval, p)
+	v, err := payload.DecodeVersion(bb.Header.Version, bundle.KindApproval, p)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +286,7 @@ func (bm *BenchMedium) floorApprovals(data []byte) ([]floorApproval, error) {
 		if !ok {
 			return nil, fmt.Errorf("approval by an unknown custodian %s", s.Custodian.Short())
 		}
-		out = append(out, floorApproval{pub: pub, digest: sha256.Sum256(bundle.ApprovalMessage(a.Target)),
+		out = append(out, floorApproval{pub: pub, digest: sha256.Sum256(bundle.ApprovalMessage(bb.Header.Version, a.Target)),
 			r: new(big.Int).SetBytes(s.Sig[:32]), s: new(big.Int).SetBytes(s.Sig[32:])})
 	}
 	return out, nil

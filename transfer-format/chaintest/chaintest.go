@@ -78,7 +78,14 @@ type Config struct {
 	// fraction of the time. It is for large fixtures such as benchmarks; tests of the media
 	// package's crash safety must not use it.
 	FastWrite bool
+	// Version is the format version the stations write; default 1 (the version the test
+	// vectors of version 1 were made with). Ceremony.Version changes it midway.
+	Version uint16
 }
+
+// TestToolset is the toolset chaintest records in version 2 payloads: a fixed value, not a
+// real binary's.
+var TestToolset = payload.Toolset{Version: "chaintest", SHA256: "7e57ba5e000000000000000000000000000000000000000000000000000000c4"}
 
 // Ceremony is both stations of a ceremony in software.
 type Ceremony struct {
@@ -96,6 +103,10 @@ type Ceremony struct {
 	// station's view of the online chain. Append updates it from Heads unless told not to.
 	Seen    chain.Heads
 	Written []*bundle.Bundle // every bundle, in the order written
+	// Version is the format version Append writes and Approval signs for; Toolset is what a
+	// version 2 payload records unless it records one already.
+	Version uint16
+	Toolset payload.Toolset
 	rnd     io.Reader
 	offers  map[bundle.ID]*payload.KEKOffer
 	kekPriv map[string]*rsa.PrivateKey // by kid
@@ -131,6 +142,9 @@ func New(cfg Config) (*Ceremony, error) {
 	if cfg.KeyTypes == nil {
 		cfg.KeyTypes = payload.KeyTypes
 	}
+	if cfg.Version == 0 {
+		cfg.Version = bundle.Version1
+	}
 	m, err := initMedia(cfg)
 	if err != nil {
 		return nil, err
@@ -138,7 +152,7 @@ func New(cfg Config) (*Ceremony, error) {
 	var seed [32]byte
 	binary.BigEndian.PutUint64(seed[:], cfg.Seed)
 	c := &Ceremony{
-		cfg: cfg, M: m, Clock: cfg.Start,
+		cfg: cfg, M: m, Clock: cfg.Start, Version: cfg.Version, Toolset: TestToolset,
 		rnd:     rand.NewChaCha8(seed),
 		offers:  map[bundle.ID]*payload.KEKOffer{},
 		kekPriv: map[string]*rsa.PrivateKey{},
@@ -252,7 +266,8 @@ func (c *Ceremony) Append(ch bundle.Chain, v any, opts ...Option) (*bundle.Bundl
 	if !o.noSync {
 		*seen = *c.Heads.Of(ch.Other())
 	}
-	pos := chain.Position{Chain: ch, Head: *c.Heads.Of(ch), Peer: *seen, Policy: c.PolicyID}
+	ts := c.Toolset
+	pos := chain.Position{Chain: ch, Head: *c.Heads.Of(ch), Peer: *seen, Policy: c.PolicyID, Version: c.Version, Toolset: &ts}
 	if _, ok := v.(*payload.Enrollment); ok {
 		pos.Policy = bundle.ID{}
 	}
@@ -331,7 +346,7 @@ func Forge(header []byte, stored []byte, signer crypto.Signer) ([]byte, bundle.I
 		return nil, bundle.ID{}, fmt.Errorf("forge: header of %d bytes, want %d", len(header), bundle.HeaderSize)
 	}
 	id := bundle.IDOfHeader(header)
-	sig, err := bundle.Sign(signer, nil, bundle.SignatureMessage(id))
+	sig, err := bundle.Sign(signer, nil, bundle.SignatureMessage(binary.BigEndian.Uint16(header[8:10]), id))
 	if err != nil {
 		return nil, bundle.ID{}, fmt.Errorf("forge: %w", err)
 	}
@@ -412,7 +427,7 @@ func (c *Ceremony) Approval(target bundle.ID, kind bundle.Kind, custodians ...in
 func (c *Ceremony) ApprovalBy(target bundle.ID, kind bundle.Kind, keys ...*ecdsa.PrivateKey) *payload.Approval {
 	a := &payload.Approval{Target: target, TargetKind: kind.String()}
 	for _, k := range keys {
-		sig, err := bundle.Approve(k, nil, target)
+		sig, err := bundle.Approve(k, nil, c.Version, target)
 		if err != nil {
 			panic(err)
 		}

@@ -135,7 +135,7 @@ func Bundle(data []byte, opts Options) (*Rendering, error) {
 		Path:   media.Path(h.Chain, h.Seq, id),
 		Size:   len(data),
 		Header: Header{
-			Version:         bundle.Version,
+			Version:         h.Version,
 			Kind:            h.Kind.String(),
 			Chain:           h.Chain.String(),
 			Alg:             h.Alg.String(),
@@ -187,7 +187,7 @@ func Bundle(data []byte, opts Options) (*Rendering, error) {
 		r.PayloadState = PayloadDecodedUnverified
 		r.Notes = append(r.Notes, "the payload was decoded although the signature did not verify: its content is not authenticated")
 	}
-	r.Payload, r.Notes = renderPayload(v, opts.Keys, r.Notes)
+	r.Payload, r.Notes = renderPayload(h.Version, v, opts.Keys, r.Notes)
 	return r, nil
 }
 
@@ -198,7 +198,7 @@ func open(b *bundle.Bundle) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return payload.Decode(b.Header.Kind, p)
+	return payload.DecodeVersion(b.Header.Version, b.Header.Kind, p)
 }
 
 // Err returns nil if the station signature verified and the payload decoded. Otherwise it

@@ -260,8 +260,8 @@ func TestBundleNotVerified(t *testing.T) {
 func TestBundleMalformed(t *testing.T) {
 	f := newFixture(t)
 	data := chaintest.Bytes(f.first(t, bundle.KindEnrollment))
-	version2 := bytes.Clone(data)
-	version2[9] = 2
+	version3 := bytes.Clone(data)
+	version3[9] = 3
 	tests := []struct {
 		name    string
 		data    []byte
@@ -274,7 +274,7 @@ func TestBundleMalformed(t *testing.T) {
 		{"trailing byte", append(bytes.Clone(data), 0), nil, 0},
 		{"bad magic", flip(data, 1), nil, 0},
 		{"reserved byte set", flip(data, 250), nil, 0},
-		{"unsupported version", version2, nil, 2},
+		{"unsupported version", version3, nil, 3},
 		{"over the file limit", make([]byte, bundle.MaxFileSize+1), bundle.ErrTooLarge, 0},
 	}
 	for _, tt := range tests {

@@ -204,7 +204,7 @@ type Receipt struct {
 
 // renderPayload returns the view of a decoded, validated payload and appends any note a
 // reader must not miss.
-func renderPayload(v any, keys map[bundle.ID]crypto.PublicKey, notes []string) (any, []string) {
+func renderPayload(version uint16, v any, keys map[bundle.ID]crypto.PublicKey, notes []string) (any, []string) {
 	switch p := v.(type) {
 	case *payload.Enrollment:
 		return &Enrollment{Station: p.Station, Name: p.Name, Key: signingKey(p.Key), Software: p.Software, HSM: p.HSM}, notes
@@ -219,7 +219,7 @@ func renderPayload(v any, keys map[bundle.ID]crypto.PublicKey, notes []string) (
 		}
 		return k, notes
 	case *payload.Approval:
-		return renderApproval(p, keys), notes
+		return renderApproval(version, p, keys), notes
 	case *payload.Receipt:
 		return &Receipt{Package: newID(p.Package), Vault: p.Vault, Outcome: p.Outcome, KID: p.KID,
 			PublicKey: publicKeyOfSPKI(p.PublicKey), Created: optTime(p.Created), Tags: p.Tags, Error: p.Error}, notes
@@ -310,7 +310,7 @@ func renderPackage(k *payload.KeyPackage) *KeyPackage {
 	return out
 }
 
-func renderApproval(a *payload.Approval, keys map[bundle.ID]crypto.PublicKey) *Approval {
+func renderApproval(version uint16, a *payload.Approval, keys map[bundle.ID]crypto.PublicKey) *Approval {
 	out := &Approval{Target: newID(a.Target), TargetKind: a.TargetKind, Signatures: make([]Approver, len(a.Signatures))}
 	for i, s := range a.Signatures {
 		ap := Approver{Custodian: newID(s.Custodian), Sig: hex.EncodeToString(s.Sig)}
@@ -325,7 +325,7 @@ func renderApproval(a *payload.Approval, keys map[bundle.ID]crypto.PublicKey) *A
 				ap.Error = "the key supplied under this ID has another ID"
 				break
 			}
-			if err := bundle.VerifyApproval(pub, a.Target, [bundle.SignatureSize]byte(s.Sig)); err != nil {
+			if err := bundle.VerifyApproval(pub, version, a.Target, [bundle.SignatureSize]byte(s.Sig)); err != nil {
 				ap.Error = err.Error()
 				break
 			}

@@ -119,7 +119,21 @@ func (r *canonReader) keyPackage(k *KeyPackage) {
 	p.Wrap.EphemeralKeyDestroyed = r.bool()
 	r.lit(`,"trailing_zero_padding":`)
 	p.Wrap.TrailingZeroPadding = r.bool()
-	r.lit(`}}}`)
+	r.lit(`}}`)
+	k.Toolset = r.toolset()
+	r.lit(`}`)
+}
+
+// toolset reads the optional toolset member that ends a payload of format version 2.
+func (r *canonReader) toolset() *Toolset {
+	if !r.opt(`,"toolset":{"version":`) {
+		return nil
+	}
+	t := &Toolset{Version: r.str()}
+	r.lit(`,"sha256":`)
+	t.SHA256 = r.str()
+	r.lit(`}`)
+	return t
 }
 
 func (r *canonReader) tokenInfo(t *TokenInfo) {
@@ -158,7 +172,9 @@ func (r *canonReader) approval(a *Approval) {
 			break
 		}
 	}
-	r.lit(`]}`)
+	r.lit(`]`)
+	a.Toolset = r.toolset()
+	r.lit(`}`)
 }
 
 func (r *canonReader) receipt(rc *Receipt) {
@@ -183,6 +199,7 @@ func (r *canonReader) receipt(rc *Receipt) {
 	if r.opt(`,"error":`) {
 		rc.Error = r.nonEmptyStr()
 	}
+	rc.Toolset = r.toolset()
 	r.lit(`}`)
 }
 

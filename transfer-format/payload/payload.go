@@ -50,6 +50,11 @@ func Unmarshal(data []byte, v interface{ Validate() error }) error {
 	if err := validate(); err != nil {
 		return &bundle.ParseError{What: "payload", Err: err}
 	}
+	if t := ToolsetOf(v); t != nil {
+		if err := t.Validate(); err != nil {
+			return &bundle.ParseError{What: "payload", Err: err}
+		}
+	}
 	return nil
 }
 
@@ -74,8 +79,24 @@ func decodeJSON(data []byte, v any) error {
 	return nil
 }
 
+// DecodeVersion is Decode for the payload of a bundle of format version version: it also
+// checks the members that depend on the version (CheckVersion). A reader of a bundle's
+// payload uses it.
+func DecodeVersion(version uint16, kind bundle.Kind, data []byte) (any, error) {
+	v, err := Decode(kind, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckVersion(version, v); err != nil {
+		return nil, &bundle.ParseError{What: "payload", Err: err}
+	}
+	return v, nil
+}
+
 // Decode returns the payload of a bundle of the given kind, decoded and validated, as a
-// pointer to the kind's type (*Enrollment, *Policy, ...).
+// pointer to the kind's type (*Enrollment, *Policy, ...). It checks the rules every format
+// version shares, and a toolset if one is present, but not whether the version of the
+// bundle that carries it has one (DecodeVersion does).
 func Decode(kind bundle.Kind, data []byte) (any, error) {
 	var v interface{ Validate() error }
 	switch kind {

@@ -134,6 +134,7 @@ type Enrollment struct {
 	Key      PublicKey  `json:"key"`
 	Software string     `json:"software"`
 	HSM      *TokenInfo `json:"hsm,omitempty"` // where the key lives, offline only
+	Toolset  *Toolset   `json:"toolset,omitempty"`
 }
 
 // Validate implements the §7.1 rules that need no other bundle.
@@ -187,6 +188,10 @@ type Policy struct {
 	AllowWeakerKEK        bool        `json:"allow_weaker_kek"`
 	BundleLifetimeSeconds int64       `json:"bundle_lifetime_seconds"`
 	MaxClockSkewSeconds   int64       `json:"max_clock_skew_seconds"`
+	// AllowedToolsets (version 2) are the SHA-256 digests of the binaries that may write
+	// under this policy, sorted; none means any.
+	AllowedToolsets []string `json:"allowed_toolsets,omitempty"`
+	Toolset         *Toolset `json:"toolset,omitempty"`
 }
 
 // Validate implements the §7.2 rules that need no other bundle.
@@ -270,7 +275,28 @@ func (p *Policy) Validate() error {
 	if p.MaxClockSkewSeconds < 0 || p.MaxClockSkewSeconds > 86400 {
 		return fmt.Errorf("max_clock_skew_seconds %d out of range 0..86400", p.MaxClockSkewSeconds)
 	}
+	if len(p.AllowedToolsets) > MaxToolsets {
+		return fmt.Errorf("%d allowed toolsets, at most %d", len(p.AllowedToolsets), MaxToolsets)
+	}
+	for i, h := range p.AllowedToolsets {
+		if !isSHA256Hex(h) {
+			return fmt.Errorf("allowed_toolsets[%d] %q: want 64 lowercase hex digits", i, h)
+		}
+		if i > 0 && p.AllowedToolsets[i-1] >= h {
+			return errors.New("allowed_toolsets must be sorted without duplicates")
+		}
+	}
 	return nil
+}
+
+// AllowsToolset reports whether the policy lets the binary whose SHA-256 is sha256 (64
+// lowercase hex digits) write: it lists no toolset, or lists this one (§9.2 step 8).
+func (p *Policy) AllowsToolset(sha256 string) bool {
+	if len(p.AllowedToolsets) == 0 {
+		return true
+	}
+	_, found := slices.BinarySearch(p.AllowedToolsets, sha256)
+	return found
 }
 
 func cmpKeyType(a, b KeyType) int {
@@ -325,6 +351,7 @@ type KEKOffer struct {
 	E           []byte       `json:"e"`
 	Expires     int64        `json:"expires"` // the KEK's expiry in Key Vault, Unix seconds
 	Attestation *Attestation `json:"attestation,omitempty"`
+	Toolset     *Toolset     `json:"toolset,omitempty"`
 }
 
 // Validate implements the §7.3 rules that need no other bundle.
@@ -433,6 +460,7 @@ type KeyPackage struct {
 	KCV        []byte     `json:"kcv,omitempty"`        // key check value, AES
 	BYOK       []byte     `json:"byok"`                 // the .byok file, canonical
 	Provenance Provenance `json:"provenance"`
+	Toolset    *Toolset   `json:"toolset,omitempty"`
 
 	// file is the .byok parsed while Unmarshal validated the package, and fileSrc the bytes
 	// it was parsed from (see File).
@@ -555,6 +583,7 @@ type Approval struct {
 	Target     bundle.ID   `json:"target"`
 	TargetKind string      `json:"target_kind"` // "policy" or "key_package"
 	Signatures []Signature `json:"signatures"`  // sorted by custodian key ID, no duplicates
+	Toolset    *Toolset    `json:"toolset,omitempty"`
 }
 
 // Validate implements the §7.5 rules that need no other bundle.
@@ -601,6 +630,7 @@ type Receipt struct {
 	Created   int64             `json:"created,omitempty"`    // Key Vault's creation time, Unix seconds
 	Tags      map[string]string `json:"tags,omitempty"`
 	Error     string            `json:"error,omitempty"` // Key Vault's error code and message, rejected only
+	Toolset   *Toolset          `json:"toolset,omitempty"`
 }
 
 // Validate implements the §7.6 rules that need no other bundle.

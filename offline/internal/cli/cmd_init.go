@@ -427,9 +427,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	case err != nil:
 		return err
 	default:
-		want, _ := payload.Marshal(pol)
-		got, _ := payload.Marshal(rec.Policy)
-		if string(want) != string(got) {
+		if policyTerms(pol) != policyTerms(rec.Policy) {
 			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("an interrupted init wrote policy %s, which differs from the one these flags describe", rec.ID.Short()),
 				"rerun init with exactly the flags of the interrupted run")
 		}
@@ -519,10 +517,10 @@ func enrolCustodian(ctx context.Context, env *clirun.Env, s *store.Store, module
 
 func idBytes(id bundle.ID) []byte { return id[:] }
 
-// approveWith has a custodian sign an approval of id and checks the signature against the
-// custodian's recorded key.
+// approveWith has a custodian sign an approval of id, for an approval bundle of the format
+// version this station writes, and checks the signature against the custodian's recorded key.
 func approveWith(c *custodianSession, id bundle.ID) (payload.Signature, error) {
-	sig, err := bundle.Approve(c.key, rand.Reader, id)
+	sig, err := bundle.Approve(c.key, rand.Reader, bundle.Version, id)
 	if err != nil {
 		return payload.Signature{}, hsmErr(fmt.Errorf("custodian %s: sign approval: %w", c.rec.Name, err))
 	}
@@ -530,7 +528,7 @@ func approveWith(c *custodianSession, id bundle.ID) (payload.Signature, error) {
 	if err != nil {
 		return payload.Signature{}, err
 	}
-	if err := bundle.VerifyApproval(pub, id, sig); err != nil {
+	if err := bundle.VerifyApproval(pub, bundle.Version, id, sig); err != nil {
 		return payload.Signature{}, exitcode.Wrap(exitcode.HSM, fmt.Errorf("custodian %s: the token's approval does not verify with the enrolled key: %w", c.rec.Name, err), "")
 	}
 	return payload.Signature{Custodian: c.rec.Key.ID(), Sig: sig[:]}, nil

@@ -191,13 +191,8 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 	pend := res.State.Pending
 	var propID bundle.ID
 	var approvals []bundle.ID
-	want, err := payload.Marshal(next)
-	if err != nil {
-		return err
-	}
 	if pend != nil {
-		got, _ := payload.Marshal(pend.Policy)
-		if string(got) == string(want) {
+		if policyTerms(pend.Policy) == policyTerms(next) {
 			propID, approvals = pend.ID, pend.Approvals
 			env.Log.Info("policy version already proposed; collecting approvals", "version", next.Version, "fingerprint", propID.Short())
 		} else {
@@ -342,13 +337,23 @@ func (o *policyAmendOptions) appliedAlready(s *store.Store, cur *chain.PolicyRec
 		}
 		next.Custodians = append(next.Custodians, payload.Custodian{Name: a.Name, Key: c.Key})
 	}
-	want, err1 := payload.Marshal(next)
-	got, err2 := payload.Marshal(cur.Policy)
-	if err1 != nil || err2 != nil || string(want) != string(got) {
+	if policyTerms(next) != policyTerms(cur.Policy) {
 		return nil
 	}
 	return exitcode.Wrap(exitcode.Refused, fmt.Errorf("policy version %d (%s), which these changes make, is in force already", cur.Policy.Version, cur.ID.Short()),
 		"byok-offline status shows the policy in force")
+}
+
+// policyTerms is the canonical encoding of p without the toolset that wrote it: what the
+// flags of init and policy amend decide, to tell whether an interrupted run wrote p already.
+func policyTerms(p *payload.Policy) string {
+	q := *p
+	q.Toolset = nil
+	b, err := payload.Marshal(&q)
+	if err != nil {
+		return "" // a policy that cannot be encoded: nothing equals it
+	}
+	return string(b)
 }
 
 // policyLifetimeOf is the longest lifetime a bundle made under p may have.
@@ -365,6 +370,7 @@ func (o *policyAmendOptions) amend(cur *chain.PolicyRecord) (*payload.Policy, []
 	}
 	p := *cur.Policy
 	p.Version, p.Previous = cur.Policy.Version+1, cur.ID
+	p.Toolset = nil // the station records the binary that writes the new version
 	p.Custodians = slices.Clone(cur.Policy.Custodians)
 	p.Vaults = slices.Clone(cur.Policy.Vaults)
 	p.KeyTypes = slices.Clone(cur.Policy.KeyTypes)

@@ -73,7 +73,7 @@ func (r *receipts) Write(_ context.Context, rc *payload.Receipt) (bundle.ID, err
 		return bundle.ID{}, err
 	}
 	seq := uint64(len(r.got) + 2)
-	d, err := chain.Draft(chain.Position{Chain: bundle.ChainOnline, Head: chain.Head{Seq: seq - 1, ID: bundle.ID{byte(seq)}}, Policy: bundle.ID{1}},
+	d, err := chain.Draft(chain.Position{Chain: bundle.ChainOnline, Head: chain.Head{Seq: seq - 1, ID: bundle.ID{byte(seq)}}, Policy: bundle.ID{1}, Version: bundle.Version1},
 		rc, time.Unix(1_800_000_000, 0), time.Hour)
 	if err != nil {
 		return bundle.ID{}, err

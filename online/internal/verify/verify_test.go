@@ -189,7 +189,9 @@ func TestPackageWithAKEKThisStationDidNotRecordIsAFinding(t *testing.T) {
 
 func TestRunStopsOnATamperedMedium(t *testing.T) {
 	f := newFixture(t)
-	// A bundle on the online chain the ledger did not write.
+	// A bundle on the online chain the ledger did not write, in the version the station
+	// writes.
+	f.c.Version = bundle.Version
 	o := f.c.OfferPayload("00000000000000000000000000000009")
 	if _, err := f.c.Append(bundle.ChainOnline, o); err != nil {
 		t.Fatal(err)

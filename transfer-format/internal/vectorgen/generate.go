@@ -193,6 +193,26 @@ func forge(c *chaintest.Ceremony, b *bundle.Bundle, hdr, stored []byte, signer c
 	return id, writeFile(p, data)
 }
 
+// forgeAs is forge with the bundle ID and station signature of format version v whatever
+// the header's version field says: a bundle of one version signed and named as another.
+func forgeAs(c *chaintest.Ceremony, b *bundle.Bundle, v uint16, hdr, stored []byte, signer crypto.Signer) (bundle.ID, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "airgap-byok/v%d/bundle-id\x00", v)
+	h.Write(hdr)
+	id := bundle.ID(h.Sum(nil))
+	sig, err := bundle.Sign(signer, nil, bundle.SignatureMessage(v, id))
+	if err != nil {
+		return id, err
+	}
+	if err := os.Remove(c.File(b)); err != nil {
+		return id, err
+	}
+	data := slices.Concat(hdr, sig[:], stored)
+	seq := binary.BigEndian.Uint64(hdr[16:24])
+	p := filepath.Join(c.M.Dir(), filepath.FromSlash(media.Path(b.Header.Chain, seq, id)))
+	return id, writeFile(p, data)
+}
+
 // setStored puts the lengths and digests of stored and of the decoded payload p into hdr.
 func setStored(hdr []byte, p, stored []byte) {
 	binary.BigEndian.PutUint32(hdr[176:180], uint32(len(p)))

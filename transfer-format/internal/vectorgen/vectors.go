@@ -35,6 +35,7 @@ func vectors() []vector {
 	vs = append(vs, pathVectors()...)
 	vs = append(vs, errataVectors()...)
 	vs = append(vs, walkVectors()...)
+	vs = append(vs, version2Vectors()...)
 	return vs
 }
 
@@ -231,12 +232,22 @@ func structureVectors() []vector {
 				return nil
 			}},
 		{"unsupported-version-resigned", "unsupported version",
-			"The key package at offline seq 4 rewritten as format version 2: the header is otherwise unchanged, properly re-signed by the offline station and named by its new ID. Readers refuse versions they do not know rather than guess.",
+			"The key package at offline seq 4 rewritten as format version 3: the header is otherwise unchanged, properly re-signed by the offline station and named by its new ID. Readers refuse versions they do not know rather than guess. (Until revision 2.0.0 this vector was version 2, which readers now implement: see version-2-signed-as-version-1.)",
+			func(v *vec) error {
+				b := v.base()
+				h := header(b.pkg)
+				binary.BigEndian.PutUint16(h[8:10], 3)
+				must(forge(b.c, b.pkg, h, b.pkg.Stored, b.c.OfflineKey))
+				v.expectAt(offline, 4)
+				return nil
+			}},
+		{"version-2-signed-as-version-1", "hash mismatch",
+			"The key package at offline seq 4 with its version field set to 2 and nothing else changed, re-signed and named with version 1's domain strings (the bytes of the vector unsupported-version-resigned before revision 2.0.0). Version 2's bundle ID hashes the header under airgap-byok/v2/bundle-id, so the ID in the file name is not the bundle's: an ID or signature of one version is never valid in another.",
 			func(v *vec) error {
 				b := v.base()
 				h := header(b.pkg)
 				binary.BigEndian.PutUint16(h[8:10], 2)
-				must(forge(b.c, b.pkg, h, b.pkg.Stored, b.c.OfflineKey))
+				must(forgeAs(b.c, b.pkg, bundle.Version1, h, b.pkg.Stored, b.c.OfflineKey))
 				v.expectAt(offline, 4)
 				return nil
 			}},
