@@ -270,10 +270,17 @@ func checkDemoFolder(t *testing.T, out string, fps demoFingerprints) {
 		t.Errorf("byok-offline status = %+v; the transcript showed online station %s and policy %s (2 of 3)", off, fps.online, fps.policy)
 	}
 	var rep struct {
-		Verdict string         `json:"verdict"`
-		Pinned  bool           `json:"pinned"`
-		Counts  map[string]int `json:"counts"`
-		Keys    []struct {
+		Verdict  string         `json:"verdict"`
+		Pinned   bool           `json:"pinned"`
+		Counts   map[string]int `json:"counts"`
+		Toolsets []struct {
+			Chain   string `json:"chain"`
+			Version string `json:"version"`
+			SHA256  string `json:"sha256"`
+			Format  int    `json:"format_version"`
+			Bundles int    `json:"bundles"`
+		} `json:"toolsets"`
+		Keys []struct {
 			Name               string `json:"name"`
 			PackageFingerprint string `json:"package_fingerprint"`
 			Status             string `json:"status"`
@@ -286,6 +293,26 @@ func checkDemoFolder(t *testing.T, out string, fps demoFingerprints) {
 	demoJSON(t, out, &rep, "bin/byok-online", "audit", "--media", "usb", "--policy", fps.policy, "--json")
 	if rep.Verdict != "PASS" || !rep.Pinned || rep.Counts["packages"] != 2 || rep.Counts["imported"] != 2 || len(rep.Keys) != 2 {
 		t.Fatalf("audit of the demo's medium: %+v", rep)
+	}
+	// Each station's binary, by the hash its version command prints, wrote every bundle of
+	// its chain, in format version 2.
+	if len(rep.Toolsets) != 2 {
+		t.Errorf("audit toolsets %+v, want one per station", rep.Toolsets)
+	}
+	for _, st := range []struct {
+		chain, bin string
+		bundles    int
+	}{{"offline", "bin/byok-offline", 7}, {"online", "bin/byok-online", 4}} {
+		var self struct {
+			Version string `json:"version"`
+			SHA256  string `json:"sha256"`
+		}
+		demoJSON(t, out, &self, st.bin, "version", "--json")
+		for _, ts := range rep.Toolsets {
+			if ts.Chain == st.chain && (ts.SHA256 != self.SHA256 || ts.Version != self.Version || ts.Format != 2 || ts.Bundles != st.bundles || len(self.SHA256) != 64) {
+				t.Errorf("the audit says the %s chain was written by %+v; %s is %+v and wrote %d bundles", st.chain, ts, st.bin, self, st.bundles)
+			}
+		}
 	}
 
 	// The vault holds each key exactly once, as the version the receipt names.

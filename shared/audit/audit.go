@@ -119,6 +119,7 @@ type Report struct {
 	Counts            Counts      `json:"counts"`
 	Findings          []Finding   `json:"findings"`
 	Policies          []Policy    `json:"policies"`
+	Toolsets          []Toolset   `json:"toolsets"` // which programs wrote which bundles, per chain
 	Warnings          []string    `json:"warnings"`
 	WarningCount      int         `json:"warning_count"`
 	HTML              string      `json:"html,omitempty"`       // the HTML report written
@@ -395,7 +396,7 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 	if err != nil {
 		medium = opts.Media
 	}
-	report := &Report{Medium: medium, Generated: now().UTC(), keys: a.keys, Findings: []Finding{}, Policies: []Policy{}, Warnings: []string{},
+	report := &Report{Medium: medium, Generated: now().UTC(), keys: a.keys, Findings: []Finding{}, Policies: []Policy{}, Toolsets: []Toolset{}, Warnings: []string{},
 		Tool: self()}
 	defer func() {
 		if err != nil {
@@ -459,6 +460,7 @@ type auditor struct {
 	m            *media.Media
 	copies       []Finding       // plain .byok copies that are not their package's .byok
 	named        map[string]bool // the plain copies' names of the key packages replayed
+	toolsets     []Toolset       // which toolset wrote which bundles (toolsets.go)
 	imported     func(bundle.ID) (bool, error)
 }
 
@@ -588,6 +590,7 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 	}
 
 	rep.Findings = findings
+	rep.Toolsets = a.toolsetsReport()
 	rep.Complete = res.Complete
 	rep.WarningCount = res.WarningCount
 	for _, w := range res.Warnings {
@@ -652,6 +655,7 @@ func (a *auditor) resume(cp *checkpoint) {
 		a.learnPolicy(cp.State.Pending.Policy)
 	}
 	a.order = cp.Order
+	a.toolsets = slices.Clone(cp.Toolsets)
 	for id, l := range cp.PolicyApprovals {
 		a.polApprove[id] = l
 	}
@@ -696,6 +700,7 @@ func (a *auditor) onBundle(v *chain.Verified) error {
 		a.log.Info("audit progress", "verified", a.replayed, "chain", v.Entry.Chain.String(), "seq", v.Entry.Seq)
 	}
 	h := &v.Bundle.Header
+	a.noteToolset(v)
 	var si stepInfo
 	data, err := fileBytes(a.m, v)
 	if err != nil {

@@ -40,11 +40,12 @@ type checkpoint struct {
 	Verdict           string                    `json:"verdict"`
 	Findings          []Finding                 `json:"findings"`
 	Counts            Counts                    `json:"counts"`
-	Order             uint64                    `json:"order"`            // bundles in the timeline so far
-	Stations          map[string]string         `json:"stations"`         // chain → station name
-	PolicyApprovals   map[bundle.ID][]bundle.ID `json:"policy_approvals"` // policy ID → custodians whose approval counted
-	Pending           map[bundle.ID]*pkgInfo    `json:"pending"`          // the inventory's key packages awaiting upload
-	State             *chain.State              `json:"state"`            // nil if no policy was in force: the next audit replays from genesis
+	Order             uint64                    `json:"order"`              // bundles in the timeline so far
+	Stations          map[string]string         `json:"stations"`           // chain → station name
+	PolicyApprovals   map[bundle.ID][]bundle.ID `json:"policy_approvals"`   // policy ID → custodians whose approval counted
+	Pending           map[bundle.ID]*pkgInfo    `json:"pending"`            // the inventory's key packages awaiting upload
+	Toolsets          []Toolset                 `json:"toolsets,omitempty"` // which toolsets wrote the bundles so far
+	State             *chain.State              `json:"state"`              // nil if no policy was in force: the next audit replays from genesis
 }
 
 func (a *auditor) checkpoint(rep *Report) *checkpoint {
@@ -53,6 +54,7 @@ func (a *auditor) checkpoint(rep *Report) *checkpoint {
 		Pinned: rep.Pinned, TrustedOnFirstUse: rep.TrustedOnFirstUse, Heads: rep.Heads,
 		Verdict: rep.Verdict, Findings: rep.Findings, Counts: rep.Counts, Order: a.order,
 		Stations: map[string]string{}, Pending: a.pending, Remembered: a.remembered, PolicyApprovals: a.polApprove,
+		Toolsets: a.toolsets,
 	}
 	cp.Findings = make([]Finding, len(rep.Findings))
 	for i, f := range rep.Findings {

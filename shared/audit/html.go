@@ -154,6 +154,15 @@ prints the same digest. The report holds no time of its own: the same medium aud
 {{- if .AllowWeakerKEK}} (weaker KEK allowed){{end}}; key types {{range $i, $t := .KeyTypes}}{{if $i}}, {{end}}{{$t}}{{end}}; bundles valid {{duration .Lifetime}}, clock skew ≤ {{duration .MaxClockSkew}}</td></tr>
 {{- end}}
 </tbody></table></section>
+<section id="toolsets"><h2>Toolsets</h2>
+<table><thead><tr><th>chain</th><th>toolset</th><th>bundles</th></tr></thead><tbody>
+{{- range .Toolsets}}
+<tr><td>{{.Chain}}{{if .Station}} ({{.Station}}){{end}}</td>
+<td>{{if .SHA256}}{{.Version}} <span class="fp">sha256 {{.SHA256}}</span>{{else}}format version {{.Format}}, no toolset recorded{{end}}
+{{- if .NotAllowed}} <span class="warn">not allowed by the policy for {{.NotAllowed}}</span>{{end}}</td>
+<td>{{.Bundles}}: seq {{seqs .}}</td></tr>
+{{- end}}
+</tbody></table></section>
 {{- if .WarningCount}}
 <section id="warnings"><h2>Files ignored ({{.WarningCount}})</h2><ul>
 {{- range .Warnings}}
@@ -195,6 +204,7 @@ prints the same digest. The report holds no time of its own: the same medium aud
 var pageTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"time":     formatTime,
 	"duration": humanDuration,
+	"seqs":     seqList,
 }).Parse(pageTemplates))
 
 // formatTime shows a Unix time in UTC to the second.

@@ -68,6 +68,13 @@ func WriteText(w io.Writer, r *Report) error {
 		p("policy      v%d %s %s: %d of %d custodians (%s), approved by %s\n", pol.Version, pol.Fingerprint, state, pol.Threshold, len(pol.Custodians),
 			clean(strings.Join(names, ", ")), clean(strings.Join(by, ", ")))
 	}
+	for i, t := range r.Toolsets {
+		label := "toolsets   "
+		if i > 0 {
+			label = "           "
+		}
+		p("%s %s\n", label, clean(toolsetLine(t)))
+	}
 	if r.HTML != "" {
 		p("html        %s\n", clean(r.HTML))
 	}

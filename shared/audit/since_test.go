@@ -115,6 +115,22 @@ func TestSinceSameVerdictAsFullReplay(t *testing.T) {
 			},
 		},
 		{
+			name:   "passing, the stations move to format version 2 after the checkpoint",
+			before: func(t *testing.T, c *chaintest.Ceremony) { check(t, c.Setup()); pkg = key(t, c, "key-1", 0, 1) },
+			after: func(t *testing.T, c *chaintest.Ceremony) {
+				c.Version = bundle.Version2
+				must[*bundle.Bundle](t)(c.Receipt(pkg))
+				p2 := key(t, c, "key-2", 1, 2)
+				must[*bundle.Bundle](t)(c.Receipt(p2))
+			},
+			resumed: true,
+			check: func(t *testing.T, full *audit.Report) {
+				if len(full.Toolsets) != 4 {
+					t.Errorf("toolsets %+v, want version 1 and version 2 of each chain", full.Toolsets)
+				}
+			},
+		},
+		{
 			name: "failing before the checkpoint",
 			before: func(t *testing.T, c *chaintest.Ceremony) {
 				check(t, c.Setup())
@@ -191,6 +207,9 @@ func TestSinceSameVerdictAsFullReplay(t *testing.T) {
 			}
 			if !reflect.DeepEqual(since.Policies, full.Policies) {
 				t.Errorf("--since policies %+v, full replay %+v", since.Policies, full.Policies)
+			}
+			if !reflect.DeepEqual(since.Toolsets, full.Toolsets) {
+				t.Errorf("--since toolsets %+v, full replay %+v", since.Toolsets, full.Toolsets)
 			}
 			if since.Heads != full.Heads {
 				t.Errorf("--since heads %+v, full replay %+v", since.Heads, full.Heads)

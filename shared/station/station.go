@@ -124,8 +124,23 @@ func (s *Station) SetMaxSkew(d time.Duration) {
 	s.maxSkew, s.skewKnown = int64(d/time.Second), true
 }
 
-// CheckClock is the check AppendBatch makes, for a command to make before it acts on the
-// world (an import into Key Vault) whose record it then could not write.
+// CheckWrite makes the checks AppendBatch makes before it writes under policy at now (the
+// clock, and whether the policy allows this binary to write), for a command to make before it
+// acts on the world (a KEK created or a key imported in Key Vault) whose record it then could
+// not write.
+func (s *Station) CheckWrite(now time.Time, policy bundle.ID) error {
+	if err := s.CheckClock(now); err != nil {
+		return err
+	}
+	ts, err := Toolset()
+	if err != nil {
+		return err
+	}
+	return s.checkToolset(policy, ts)
+}
+
+// CheckClock is the clock check AppendBatch makes, for a command to make before it acts on
+// the world (an import into Key Vault) whose record it then could not write.
 func (s *Station) CheckClock(now time.Time) error {
 	st, err := s.Load()
 	if err != nil {

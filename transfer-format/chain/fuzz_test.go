@@ -112,9 +112,16 @@ func (s *memSource) with(i int, data []byte, rename bool) *memSource {
 
 // FuzzReplay replays the valid-one-key vector with one bundle file replaced by fuzz bytes:
 // the replay must never panic and must always end in a verdict.
-func FuzzReplay(f *testing.F) {
+func FuzzReplay(f *testing.F) { fuzzReplay(f, "valid-one-key") }
+
+// FuzzReplayVersion2 does the same with the ceremony that moves from format version 1 to 2
+// midway, whose version 2 payloads record their toolset: the fuzzer rewrites versions,
+// domain-separated IDs and signatures, and toolset members.
+func FuzzReplayVersion2(f *testing.F) { fuzzReplay(f, "valid-version-1-to-2") }
+
+func fuzzReplay(f *testing.F, baseName string) {
 	vectors := filepath.Join("..", "testdata", "vectors")
-	baseDir := filepath.Join(vectors, "valid-one-key")
+	baseDir := filepath.Join(vectors, baseName)
 	base := loadMedium(f, filepath.Join(baseDir, "medium"))
 	anchor, err := bundle.ParseID(readVector(f, baseDir).Anchor)
 	if err != nil {

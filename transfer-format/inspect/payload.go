@@ -68,6 +68,7 @@ type Enrollment struct {
 	Key      SigningKey         `json:"key"`
 	Software string             `json:"software"`
 	HSM      *payload.TokenInfo `json:"hsm,omitempty"`
+	Toolset  *payload.Toolset   `json:"toolset,omitempty"` // version 2: the program that wrote the bundle
 }
 
 // Custodian is a custodian named by a policy (§5.3).
@@ -90,19 +91,22 @@ type Policy struct {
 	AllowWeakerKEK        bool              `json:"allow_weaker_kek"`
 	BundleLifetimeSeconds int64             `json:"bundle_lifetime_seconds"`
 	MaxClockSkewSeconds   int64             `json:"max_clock_skew_seconds"`
+	AllowedToolsets       []string          `json:"allowed_toolsets,omitempty"` // version 2
+	Toolset               *payload.Toolset  `json:"toolset,omitempty"`          // version 2: the program that wrote the bundle
 }
 
 // KEKOffer is the payload of a KEK offer bundle (§7.3).
 type KEKOffer struct {
-	Vault       string       `json:"vault"`
-	KID         string       `json:"kid"`
-	Kty         string       `json:"kty"`
-	KeySize     int          `json:"key_size"`
-	KeyOps      []string     `json:"key_ops"`
-	PublicKey   *PublicKey   `json:"public_key"` // built from n and e
-	E           int64        `json:"e"`
-	Expires     string       `json:"expires"`
-	Attestation *Attestation `json:"attestation,omitempty"`
+	Vault       string           `json:"vault"`
+	KID         string           `json:"kid"`
+	Kty         string           `json:"kty"`
+	KeySize     int              `json:"key_size"`
+	KeyOps      []string         `json:"key_ops"`
+	PublicKey   *PublicKey       `json:"public_key"` // built from n and e
+	E           int64            `json:"e"`
+	Expires     string           `json:"expires"`
+	Attestation *Attestation     `json:"attestation,omitempty"`
+	Toolset     *payload.Toolset `json:"toolset,omitempty"` // version 2: the program that wrote the bundle
 }
 
 // Attestation is a Managed HSM's key attestation (§7.3).
@@ -173,6 +177,7 @@ type KeyPackage struct {
 	KCV        string             `json:"kcv,omitempty"` // hex
 	BYOK       BYOK               `json:"byok"`
 	Provenance payload.Provenance `json:"provenance"`
+	Toolset    *payload.Toolset   `json:"toolset,omitempty"` // version 2: the program that wrote the bundle
 }
 
 // Approver is one custodian's approval signature (§5.3).
@@ -185,9 +190,10 @@ type Approver struct {
 
 // Approval is the payload of an approval bundle (§7.5).
 type Approval struct {
-	Target     ID         `json:"target"`
-	TargetKind string     `json:"target_kind"`
-	Signatures []Approver `json:"signatures"`
+	Target     ID               `json:"target"`
+	TargetKind string           `json:"target_kind"`
+	Signatures []Approver       `json:"signatures"`
+	Toolset    *payload.Toolset `json:"toolset,omitempty"` // version 2: the program that wrote the bundle
 }
 
 // Receipt is the payload of a receipt bundle (§7.6).
@@ -200,11 +206,33 @@ type Receipt struct {
 	Created   string            `json:"created,omitempty"`
 	Tags      map[string]string `json:"tags,omitempty"`
 	Error     string            `json:"error,omitempty"`
+	Toolset   *payload.Toolset  `json:"toolset,omitempty"` // version 2: the program that wrote the bundle
 }
 
 // renderPayload returns the view of a decoded, validated payload and appends any note a
 // reader must not miss.
 func renderPayload(version uint16, v any, keys map[bundle.ID]crypto.PublicKey, notes []string) (any, []string) {
+	r, notes := renderKind(version, v, keys, notes)
+	switch p := r.(type) {
+	case *Enrollment:
+		p.Toolset = payload.ToolsetOf(v)
+	case *Policy:
+		p.Toolset = payload.ToolsetOf(v)
+		p.AllowedToolsets = v.(*payload.Policy).AllowedToolsets
+	case *KEKOffer:
+		p.Toolset = payload.ToolsetOf(v)
+	case *KeyPackage:
+		p.Toolset = payload.ToolsetOf(v)
+	case *Approval:
+		p.Toolset = payload.ToolsetOf(v)
+	case *Receipt:
+		p.Toolset = payload.ToolsetOf(v)
+	}
+	return r, notes
+}
+
+// renderKind returns the view of the members a payload's kind defines.
+func renderKind(version uint16, v any, keys map[bundle.ID]crypto.PublicKey, notes []string) (any, []string) {
 	switch p := v.(type) {
 	case *payload.Enrollment:
 		return &Enrollment{Station: p.Station, Name: p.Name, Key: signingKey(p.Key), Software: p.Software, HSM: p.HSM}, notes

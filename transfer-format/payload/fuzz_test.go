@@ -68,6 +68,36 @@ func fuzzPayload(f *testing.F, k bundle.Kind) {
 		if err := v.(interface{ Validate() error }).Validate(); err != nil {
 			t.Fatalf("Decode() returned a value that does not validate: %v", err)
 		}
+		// Exactly one format version takes a payload: version 2 the one with a toolset,
+		// version 1 the one without (and without allowed toolsets).
+		var took []uint16
+		for _, ver := range []uint16{bundle.Version1, bundle.Version2} {
+			w, err := payload.DecodeVersion(ver, k, data)
+			if err == nil {
+				took = append(took, ver)
+				if again, _ := payload.Marshal(w); !bytes.Equal(again, data) {
+					t.Fatalf("Marshal(DecodeVersion(%d, x)) != x", ver)
+				}
+				continue
+			}
+			var pe *bundle.ParseError
+			if w != nil || !errors.As(err, &pe) {
+				t.Fatalf("DecodeVersion(%d) = %v, %v; want nil and a *ParseError", ver, w, err)
+			}
+		}
+		hasToolset := payload.ToolsetOf(v) != nil
+		pinning := false
+		if p, ok := v.(*payload.Policy); ok {
+			pinning = len(p.AllowedToolsets) > 0
+		}
+		switch {
+		case hasToolset && (len(took) != 1 || took[0] != bundle.Version2):
+			t.Fatalf("a payload with a toolset is taken by versions %v, want 2 only", took)
+		case !hasToolset && pinning && len(took) != 0:
+			t.Fatalf("a policy with allowed toolsets and no toolset is taken by versions %v, want none", took)
+		case !hasToolset && !pinning && (len(took) != 1 || took[0] != bundle.Version1):
+			t.Fatalf("a payload without a toolset is taken by versions %v, want 1 only", took)
+		}
 	})
 }
 

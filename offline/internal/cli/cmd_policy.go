@@ -16,6 +16,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -37,6 +38,8 @@ type policyAmendOptions struct {
 	MaxClockSkew       time.Duration
 	CustodianKeyLabel  string
 	ReuseCustodianKeys bool
+	AllowToolsets      cli.StringSlice
+	RemoveToolsets     cli.StringSlice
 	approve            policyApproveOptions
 	isSet              func(name string) bool
 }
@@ -69,6 +72,8 @@ func policyCommand(env *clirun.Env) *cli.Command {
 		&cli.BoolFlag{Name: "allow-weaker-kek", Usage: "allow (=true) or refuse (=false) a KEK weaker than the target key", Destination: &a.AllowWeakerKEK},
 		&cli.DurationFlag{Name: "bundle-lifetime", Usage: "how long a bundle stays valid", Destination: &a.BundleLifetime},
 		&cli.DurationFlag{Name: "max-clock-skew", Usage: "how far the stations' clocks may disagree", Destination: &a.MaxClockSkew},
+		&cli.StringSliceFlag{Name: "allow-toolset", Usage: "SHA256 of a binary allowed to write (a line of a release's SHA256SUMS, or what version --json prints); once the policy lists any, only listed binaries write (repeat)", Destination: &a.AllowToolsets},
+		&cli.StringSliceFlag{Name: "remove-toolset", Usage: "SHA256 of a binary no longer allowed to write (repeat); removing the last one lets any binary write", Destination: &a.RemoveToolsets},
 		&cli.StringFlag{Name: "custodian-key-label", Value: "byok-custodian", Usage: "CKA_LABEL prefix of new custodians' keys (the custodian's name is appended)", Destination: &a.CustodianKeyLabel},
 		&cli.BoolFlag{Name: "reuse-custodian-keys", Usage: "use existing keys with the label on new custodians' tokens instead of refusing", Destination: &a.ReuseCustodianKeys},
 	)
@@ -93,7 +98,12 @@ func policyCommand(env *clirun.Env) *cli.Command {
 				"after enrolling the new custodians on their tokens. It takes effect once the threshold of its\n" +
 				"own custodians and the threshold of the policy in force have approved it (both sets must\n" +
 				"agree); the custodians present approve it in the same run. Until then the policy in force\n" +
-				"stays in force. An interrupted amend is finished by running it again with the same flags.",
+				"stays in force. An interrupted amend is finished by running it again with the same flags.\n\n" +
+				"--allow-toolset pins the binaries that may write: once the policy in force lists any, both\n" +
+				"stations refuse to write with a binary whose SHA-256 it does not list (exit 7), and verify and\n" +
+				"audit report a bundle written by one as a policy violation. Pin the SHA-256 of the release's\n" +
+				"binaries for both stations (byok-offline and byok-online of each platform), as SHA256SUMS\n" +
+				"lists them, before installing them; list the new release's too before an upgrade.",
 			Flags: afs,
 			Action: func(c *cli.Context) error {
 				if c.NArg() > 0 {
@@ -248,6 +258,9 @@ func approvePolicy(ctx context.Context, env *clirun.Env, sess *session, signer *
 	out.Proposal = summarize(prop.ID, prop.Policy, false)
 	out.Previous = summarize(cur.ID, cur.Policy, true)
 	out.Changes = policyChanges(cur.Policy, prop.Policy)
+	if self, err := station.Toolset(); err == nil && !prop.Policy.AllowsToolset(self.SHA256) {
+		out.Changes = append(out.Changes, fmt.Sprintf("this binary (%s, sha256 %s) is not listed: once this version is in force, it refuses to write", self.Version, self.SHA256))
+	}
 	out.approvedIDs = slices.Clone(prop.Approvals)
 
 	// Who approves now: custodians of either version, each once.
@@ -485,10 +498,50 @@ func (o *policyAmendOptions) amend(cur *chain.PolicyRecord) (*payload.Policy, []
 		changed = changed || p.MaxClockSkewSeconds != secs
 		p.MaxClockSkewSeconds = secs
 	}
+	if ts, ch, err := amendToolsets(p.AllowedToolsets, o.AllowToolsets.Value(), o.RemoveToolsets.Value()); err != nil {
+		return nil, nil, err
+	} else if ch {
+		p.AllowedToolsets, changed = ts, true
+	}
 	if !changed {
 		return nil, nil, clirun.Usagef("nothing to change: give what the new version changes (see --help)")
 	}
 	return &p, adds, nil
+}
+
+// amendToolsets returns the allowed toolsets cur becomes with allow added and remove taken
+// out, and whether that changes them.
+func amendToolsets(cur, allow, remove []string) ([]string, bool, error) {
+	next := slices.Clone(cur)
+	for _, s := range remove {
+		h, err := payload.ParseToolsetHash(s)
+		if err != nil {
+			return nil, false, clirun.Usagef("--remove-toolset: %v", err)
+		}
+		i := slices.Index(next, h)
+		if i < 0 {
+			return nil, false, clirun.Usagef("--remove-toolset %s: the policy in force does not list it", h)
+		}
+		next = slices.Delete(next, i, i+1)
+	}
+	for _, s := range allow {
+		h, err := payload.ParseToolsetHash(s)
+		if err != nil {
+			return nil, false, clirun.Usagef("--allow-toolset: %v", err)
+		}
+		if slices.Contains(next, h) {
+			return nil, false, clirun.Usagef("--allow-toolset %s: allowed already", h)
+		}
+		next = append(next, h)
+	}
+	next = payload.SortToolsets(next)
+	if len(next) > payload.MaxToolsets {
+		return nil, false, clirun.Usagef("the new version would list %d toolsets, at most %d", len(next), payload.MaxToolsets)
+	}
+	if len(next) == 0 {
+		next = nil
+	}
+	return next, !slices.Equal(next, cur), nil
 }
 
 // policyChanges lists, for people, what next changes in cur.
@@ -531,6 +584,19 @@ func policyChanges(cur, next *payload.Policy) []string {
 	}
 	if cur.MaxClockSkewSeconds != next.MaxClockSkewSeconds {
 		out = append(out, fmt.Sprintf("clock skew allowed: %s, was %s", time.Duration(next.MaxClockSkewSeconds)*time.Second, time.Duration(cur.MaxClockSkewSeconds)*time.Second))
+	}
+	for _, h := range next.AllowedToolsets {
+		if !slices.Contains(cur.AllowedToolsets, h) {
+			out = append(out, fmt.Sprintf("toolset %s allowed to write", h))
+		}
+	}
+	for _, h := range cur.AllowedToolsets {
+		if !slices.Contains(next.AllowedToolsets, h) {
+			out = append(out, fmt.Sprintf("toolset %s no longer allowed to write", h))
+		}
+	}
+	if len(cur.AllowedToolsets) > 0 && len(next.AllowedToolsets) == 0 {
+		out = append(out, "any binary may write: the new version lists no toolset")
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
+	"github.com/airgap-byok/airgap-byok/shared/buildinfo"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
@@ -136,5 +137,75 @@ func TestApproveCountsOnlyCustodiansInForce(t *testing.T) {
 	}
 	if want := "approved so far by 0 of the 2 needed"; !strings.Contains(errs, want) {
 		t.Errorf("approve by alice printed %q, want %q (bob is no custodian of version 2)", errs, want)
+	}
+}
+
+// TestPolicyAllowToolset pins the binaries that may write: a policy version that lists this
+// binary lets it write; one that lists only another binary makes it refuse (exit 7, nothing
+// written), and says so when it is proposed.
+func TestPolicyAllowToolset(t *testing.T) {
+	f := newFixture(t)
+	f.setup()
+	self, err := buildinfo.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := strings.Repeat("ab", 32)
+	head := f.offlineHead()
+	for _, tt := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"policy", "amend", "--allow-toolset", "abc"}, "want the 64 hex digits of a SHA-256"},
+		{[]string{"policy", "amend", "--remove-toolset", other}, "does not list it"},
+		{[]string{"policy", "amend", "--allow-toolset", other, "--allow-toolset", strings.ToUpper(other)}, "allowed already"},
+	} {
+		if errs := f.exits(exitcode.Usage, tt.args...); !strings.Contains(errs, tt.stderr) {
+			t.Errorf("%v: stderr %q, want %q", tt.args, errs, tt.stderr)
+		}
+	}
+	if got := f.offlineHead(); got != head {
+		t.Fatalf("refusals moved the offline chain from %d to %d", head, got)
+	}
+
+	// Version 2 lists this binary (typed in upper case, as some tools print it) and another.
+	var r policyResult
+	f.mustJSON(&r, "policy", "amend", "--allow-toolset", strings.ToUpper(self.SHA256), "--allow-toolset", other)
+	if !r.InForce {
+		t.Fatalf("amend = %+v, want version 2 in force", r)
+	}
+	for _, want := range []string{"toolset " + self.SHA256 + " allowed to write", "toolset " + other + " allowed to write"} {
+		if !slices.Contains(r.Changes, want) {
+			t.Errorf("changes %q lack %q", r.Changes, want)
+		}
+	}
+	cur := f.replay().State.Current().Policy
+	if want := payload.SortToolsets([]string{self.SHA256, other}); !slices.Equal(cur.AllowedToolsets, want) {
+		t.Fatalf("allowed toolsets in force %q, want %q", cur.AllowedToolsets, want)
+	}
+	pkg := f.packageWeb() // this binary writes
+	if res := f.replay(); len(res.Findings) != 0 {
+		t.Fatalf("findings %v, want none: every bundle is written by a listed binary", res.Findings)
+	}
+
+	// Version 3 drops this binary: proposing it says what that means, and once it is in
+	// force this binary writes nothing.
+	f.mustJSON(&r, "policy", "amend", "--remove-toolset", self.SHA256)
+	if !r.InForce || !slices.ContainsFunc(r.Changes, func(c string) bool { return strings.Contains(c, "this binary") && strings.Contains(c, "refuses to write") }) {
+		t.Fatalf("amend = %+v, want version 3 in force and a note that this binary will refuse to write", r)
+	}
+	head = f.offlineHead()
+	errs := f.exits(exitcode.Refused, "approve", "--package", pkg.Fingerprint, "--custodian", "alice")
+	for _, want := range []string{"sha256 " + self.SHA256, "is not one of the 1 toolsets", "nothing was written"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("refused approve: stderr %q lacks %q", errs, want)
+		}
+	}
+	if got := f.offlineHead(); got != head {
+		t.Errorf("a refused write moved the offline chain from %d to %d", head, got)
+	}
+	f.exits(exitcode.Refused, "policy", "amend", "--allow-toolset", self.SHA256)
+	if got := f.offlineHead(); got != head {
+		t.Errorf("a refused amend moved the offline chain from %d to %d", head, got)
 	}
 }

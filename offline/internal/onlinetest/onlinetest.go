@@ -17,6 +17,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
@@ -42,10 +43,17 @@ type Station struct {
 // Open returns the online station for the medium in dir (created if needed), with its key
 // derived from seed, positioned after whatever both chains on the medium hold.
 func Open(dir string, seed uint64) (*Station, error) {
-	c, err := chaintest.New(chaintest.Config{Dir: dir, Seed: seed, Step: time.Second})
+	// It writes the format version byok-online writes, recording the running binary as
+	// byok-online does.
+	ts, err := station.Toolset()
 	if err != nil {
 		return nil, err
 	}
+	c, err := chaintest.New(chaintest.Config{Dir: dir, Seed: seed, Step: time.Second, Version: bundle.Version})
+	if err != nil {
+		return nil, err
+	}
+	c.Toolset = ts
 	s := &Station{C: c, dir: dir}
 	if err := s.sync(); err != nil {
 		c.Close()

@@ -22,6 +22,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/online/internal/store"
 	"github.com/airgap-byok/airgap-byok/online/internal/vault"
 	"github.com/airgap-byok/airgap-byok/online/internal/vault/vaultfake"
+	"github.com/airgap-byok/airgap-byok/shared/buildinfo"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/ledger"
@@ -80,8 +81,9 @@ func newStation(t *testing.T, kind string, edit func(*payload.Policy)) *testStat
 	}); code != 0 {
 		t.Fatalf("init: exit %d: %s", code, s.stderr.String())
 	}
+	// The offline station writes the format version byok-offline writes.
 	c, err := chaintest.New(chaintest.Config{Dir: s.flags.Media, Start: time.Now(), Step: time.Millisecond, Vault: vaultURL, VaultKind: kind,
-		KEKBits: 2048, AllowWeakerKEK: true})
+		KEKBits: 2048, AllowWeakerKEK: true, Version: bundle.Version})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,6 +291,45 @@ func TestKEKCreateWritesAnOffer(t *testing.T) {
 			}
 			if !strings.Contains(s.stdout.String(), "KEK "+o.KID) {
 				t.Errorf("stdout = %s", s.stdout.String())
+			}
+		})
+	}
+}
+
+// A policy that lists the toolsets allowed to write, without this binary, makes kek create
+// refuse before it creates anything in Key Vault (exit 7); one that lists it lets it write.
+func TestKEKCreateRefusesAToolsetThePolicyDoesNotList(t *testing.T) {
+	self, err := buildinfo.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := strings.Repeat("ab", 32)
+	for _, tt := range []struct {
+		name    string
+		allowed []string
+		code    int
+	}{
+		{"not listed", []string{chaintest.TestToolset.SHA256, other}, exitcode.Refused},
+		{"listed", []string{chaintest.TestToolset.SHA256, self.SHA256}, exitcode.OK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStation(t, payload.VaultPremium, func(p *payload.Policy) { p.AllowedToolsets = payload.SortToolsets(tt.allowed) })
+			s.trust()
+			before := s.onlineSeq()
+			if code := s.kek(); code != tt.code {
+				t.Fatalf("kek create: exit %d, want %d: %s", code, tt.code, s.stderr.String())
+			}
+			if tt.code == exitcode.OK {
+				if o := s.takeOffer(); o.Toolset == nil || *o.Toolset != (payload.Toolset{Version: self.Version, SHA256: self.SHA256}) {
+					t.Errorf("the offer records toolset %+v, want this binary's %+v", o.Toolset, self)
+				}
+				return
+			}
+			if !strings.Contains(s.stderr.String(), "sha256 "+self.SHA256+") is not one of the 2 toolsets") {
+				t.Errorf("stderr = %s", s.stderr.String())
+			}
+			if n := len(s.vault.Versions("kek")); n != 0 || s.onlineSeq() != before {
+				t.Errorf("a refused kek create made %d KEK versions and moved the online chain from %d to %d", n, before, s.onlineSeq())
 			}
 		})
 	}

@@ -132,8 +132,9 @@ func runKEKCreate(ctx context.Context, o kekCreateOptions, env *clirun.Env, d de
 	if o.Size < pol.Policy.MinKEKBits {
 		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("policy %s requires KEKs of at least %d bits", pol.ID.Short(), pol.Policy.MinKEKBits), "")
 	}
-	// A KEK whose offer this clock could not sign would be created for nothing.
-	if err := st.CheckClock(d.now()); err != nil {
+	// A KEK whose offer this clock could not sign, or this binary may not write, would be
+	// created for nothing.
+	if err := st.CheckWrite(d.now(), pol.ID); err != nil {
 		return err
 	}
 	v := d.newVault(vaultURL, o.azureFlags.options(2))

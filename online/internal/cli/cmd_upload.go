@@ -190,8 +190,9 @@ func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) er
 			res.Requests = append(res.Requests, req)
 		}
 	} else if len(plan.jobs) > 0 {
-		// A receipt this clock could not sign must not follow an import: check it first.
-		if err := st.CheckClock(d.now()); err != nil {
+		// A receipt this clock could not sign, or this binary may not write, must not follow
+		// an import: check it first.
+		if err := st.CheckWrite(d.now(), rep.Policy.ID); err != nil {
 			return fmt.Errorf("%w (nothing was uploaded)", err)
 		}
 		lifetime := time.Duration(rep.Policy.BundleLifetimeSeconds) * time.Second
