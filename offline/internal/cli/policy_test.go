@@ -191,7 +191,9 @@ func TestPolicyAllowToolset(t *testing.T) {
 	// Version 3 drops this binary: proposing it says what that means, and once it is in
 	// force this binary writes nothing.
 	f.mustJSON(&r, "policy", "amend", "--remove-toolset", self.SHA256)
-	if !r.InForce || !slices.ContainsFunc(r.Changes, func(c string) bool { return strings.Contains(c, "this binary") && strings.Contains(c, "refuses to write") }) {
+	if !r.InForce || !slices.ContainsFunc(r.Changes, func(c string) bool {
+		return strings.Contains(c, "this binary") && strings.Contains(c, "refuses to write")
+	}) {
 		t.Fatalf("amend = %+v, want version 3 in force and a note that this binary will refuse to write", r)
 	}
 	head = f.offlineHead()
