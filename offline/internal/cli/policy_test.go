@@ -197,7 +197,7 @@ func TestPolicyAllowToolset(t *testing.T) {
 		t.Fatalf("amend = %+v, want version 3 in force and a note that this binary will refuse to write", r)
 	}
 	head = f.offlineHead()
-	errs := f.exits(exitcode.Refused, "approve", "--package", pkg.Fingerprint, "--custodian", "alice")
+	errs := f.exits(exitcode.Refused, "approve", "--package", pkg.Package.Fingerprint, "--custodian", "alice")
 	for _, want := range []string{"sha256 " + self.SHA256, "is not one of the 1 toolsets", "nothing was written"} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("refused approve: stderr %q lacks %q", errs, want)
