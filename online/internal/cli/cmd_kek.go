@@ -154,7 +154,8 @@ func runKEKCreate(ctx context.Context, o kekCreateOptions, env *clirun.Env, d de
 			"vault", in.Vault, "name", in.Name, "tag", store.TagKEKIntent+"="+in.Tag)
 	}
 	var created *vault.Key
-	if same && !in.Done() {
+	resumed := same && !in.Done()
+	if resumed {
 		env.Log.Info("resuming an interrupted kek create", "vault", vaultURL, "name", o.Name, "started", timeText(time.Unix(in.Started, 0)))
 		if created, err = findIntent(ctx, d, v, in); err != nil {
 			return err
@@ -179,6 +180,12 @@ func runKEKCreate(ctx context.Context, o kekCreateOptions, env *clirun.Env, d de
 		if err != nil {
 			if vault.Ambiguous(err) {
 				return exitcode.Wrap(exitcode.Vault, err, "the KEK may have been created: run the same kek create again; it finds that KEK by its tag instead of creating another")
+			}
+			if vault.NothingDone(err) && !resumed {
+				// Nothing was created: the next run has nothing to look for.
+				if cerr := sto.SetKEKIntent(nil); cerr != nil {
+					return cerr
+				}
 			}
 			return err
 		}

@@ -66,7 +66,12 @@ crash are reconciled first.
 Uploads run concurrently within Key Vault's throttling limits per vault and key type
 (--rate-limit rsa-2048=2000,rsa-3072=500,rsa-4096=250,ec=2000,oct=2000 per --rate-window),
 and honour Retry-After. --dry-run prints the exact requests and changes nothing in Key Vault
-or on the medium (the ledger keeps what it verified, as verify does).`,
+or on the medium (the ledger keeps what it verified, as verify does).
+
+A package that lacks only custodian approvals is waiting, not wrong: upload lists it as
+awaiting_approval with the command that approves it (byok-offline approve, on the offline
+station) and imports the others; that alone exits 0, unless the package was named with
+--package (exit 7: refused until approved).`,
 		Flags: append(append(o.stationFlags.flags(true), o.azureFlags.flags()...),
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the requests that would be sent; import and write nothing", Destination: &o.DryRun},
 			&cli.IntFlag{Name: "concurrency", Usage: "uploads in flight at once", Value: DefaultConcurrency, Destination: &o.Concurrency},
@@ -112,12 +117,15 @@ type uploadResult struct {
 	// Unreceipted counts the packages Key Vault answered for (imported, or rejected) whose
 	// receipt is not on the medium yet: it could not be written.
 	Unreceipted int `json:"unreceipted"`
+
+	selected bool // --package named the packages
 }
 
 // Outcomes of packages that were not attempted.
 const (
-	outcomeRefused   = "refused" // selected, but not uploadable (reasons)
-	outcomeSkipped   = "skipped" // rejected before; not retried unless selected
+	outcomeRefused   = "refused"           // selected, but not uploadable (reasons)
+	outcomeAwaiting  = "awaiting_approval" // lacks only custodian approvals
+	outcomeSkipped   = "skipped"           // rejected before; not retried unless selected
 	outcomeWouldLook = "would_reconcile"
 	outcomeWould     = "would_import"
 )
@@ -239,6 +247,12 @@ func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) er
 		it.Reasons = p.Reasons
 		res.add(it)
 	}
+	for _, p := range plan.awaiting {
+		it := pkgItem(p, outcomeAwaiting)
+		it.Reasons = p.Reasons
+		res.add(it)
+	}
+	res.selected = len(o.Packages) > 0
 	for _, p := range plan.skipped {
 		it := pkgItem(p, outcomeSkipped)
 		it.Reasons = []string{"Key Vault rejected it before; select it with --package to try again"}
@@ -254,6 +268,7 @@ func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) er
 type plan struct {
 	jobs       []*upload.Job     // reconciliations first
 	refused    []*verify.Package // selected but not uploadable
+	awaiting   []*verify.Package // selected, lacking only custodian approvals
 	skipped    []*verify.Package // rejected before and not selected
 	mismatched []*verify.Package // Key Vault's answer to an earlier import did not match
 }
@@ -307,6 +322,8 @@ func planUpload(rep *verify.Report, selection []string) (*plan, error) {
 				imports = append(imports, j)
 			}
 			continue
+		case chosen && awaitsApproval(p):
+			pl.awaiting = append(pl.awaiting, p)
 		case chosen:
 			pl.refused = append(pl.refused, p)
 		}
@@ -318,6 +335,12 @@ func planUpload(rep *verify.Report, selection []string) (*plan, error) {
 	}
 	pl.jobs = append(pl.jobs, imports...)
 	return pl, nil
+}
+
+// awaitsApproval reports whether the only thing p lacks to be uploaded is custodian
+// approvals.
+func awaitsApproval(p *verify.Package) bool {
+	return p.Outstanding && !p.Approved && len(p.Reasons) == 1
 }
 
 func findPackage(rep *verify.Report, s string) (*verify.Package, error) {
@@ -336,7 +359,17 @@ func findPackage(rep *verify.Report, s string) (*verify.Package, error) {
 	} else {
 		return nil, clirun.Usagef("--package %q: want a bundle ID (64 hex digits) or a fingerprint", s)
 	}
-	return nil, exitcode.Wrap(exitcode.Bundle, fmt.Errorf("no key package %s on the medium", s), "")
+	var have []string
+	for _, p := range rep.Packages {
+		if p.Outstanding {
+			have = append(have, fmt.Sprintf("%s (%s)", p.Fingerprint, p.KeyName))
+		}
+	}
+	hint := "the medium holds no key package awaiting upload"
+	if len(have) > 0 {
+		hint = "the key packages awaiting upload on this medium: " + strings.Join(have, ", ")
+	}
+	return nil, exitcode.Wrap(exitcode.Bundle, fmt.Errorf("no key package %s on the medium", s), hint)
 }
 
 // tagRoom says why a package's tags leave no room for upload's own tag (Key Vault allows
@@ -416,12 +449,17 @@ func (r *uploadResult) write(w io.Writer) error {
 	if len(r.Packages) > 0 {
 		var parts []string
 		for _, k := range []string{upload.OutcomeImported, upload.OutcomePublicKeyMismatch, upload.OutcomeVaultMismatch, upload.OutcomeRejected, upload.OutcomeFailed,
-			upload.OutcomeNotImported, upload.OutcomeInterrupted, outcomeRefused, outcomeSkipped, outcomeWould, outcomeWouldLook} {
+			upload.OutcomeNotImported, upload.OutcomeInterrupted, outcomeRefused, outcomeAwaiting, outcomeSkipped, outcomeWould, outcomeWouldLook} {
 			if n := r.Counts[k]; n > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", n, k))
 			}
 		}
 		fmt.Fprintf(&b, "%s\n", strings.Join(parts, ", "))
+	}
+	for _, it := range r.Packages {
+		if it.Outcome == outcomeAwaiting {
+			fmt.Fprintf(&b, "Next: on the offline station the custodians approve %s: byok-offline approve --package %s\n", it.Package.Fingerprint, it.Package.Fingerprint)
+		}
 	}
 	if r.Unreceipted > 0 {
 		fmt.Fprintf(&b, "%d import(s) have no receipt on the medium yet: run byok-online upload again with this stick writable; it finds each import in Key Vault and writes its receipt, importing nothing twice\n", r.Unreceipted)
@@ -474,6 +512,10 @@ func (r *uploadResult) err(ctx context.Context) error {
 	}
 	if it := first(outcomeRefused); it != nil {
 		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("key package %s (%s) cannot be uploaded: %s", it.Package.Fingerprint, it.KeyName, strings.Join(it.Reasons, "; ")), "")
+	}
+	if it := first(outcomeAwaiting); it != nil && r.selected {
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("key package %s (%s) awaits approval: %s", it.Package.Fingerprint, it.KeyName, strings.Join(it.Reasons, "; ")),
+			"on the offline station the custodians approve it: byok-offline approve --package "+it.Package.Fingerprint)
 	}
 	if it := first(upload.OutcomeFailed); it != nil {
 		if it.err != nil {

@@ -19,10 +19,25 @@ var rules = []exitcode.Rule{rule}
 // exitCode returns err's exit code as the command line reports it.
 func exitCode(err error) int { return clirun.Code(err, rules...) }
 
+// vaultHint is the operator's next step after a Key Vault failure after which nothing was
+// done (vault.NothingDone): no connection, no token, a token refused.
+func vaultHint(e *vault.Error) string {
+	switch e.Kind {
+	case vault.ErrAuth:
+		return "nothing was sent: the local Key Vault (kvemu) needs --token-file and --ca-file; " +
+			"against Azure, sign in (az login, or a managed identity) as an identity with a Key Vault role"
+	case vault.ErrUnauthorized:
+		return "Key Vault refused the credential; nothing was done: check --token-file, or the identity signed in (az login)"
+	case vault.ErrConnect:
+		return "nothing was sent: check --vault and the network; a local Key Vault's TLS certificate needs its CA in --ca-file"
+	}
+	return ""
+}
+
 func rule(err error) (exitcode.Class, bool) {
-	switch err.(type) {
+	switch e := err.(type) {
 	case *vault.Error:
-		return exitcode.Class{Code: exitcode.Vault, Sentinel: true}, true
+		return exitcode.Class{Code: exitcode.Vault, Sentinel: true, Hint: vaultHint(e)}, true
 	case *vault.TokenFileError:
 		return exitcode.Class{Code: exitcode.Usage, Hint: "--token-file must name a file whose first line is the bearer token"}, true
 	case *vault.CredentialError:

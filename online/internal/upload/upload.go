@@ -339,7 +339,7 @@ func (e *errReceipt) Unwrap() error { return e.err }
 
 func isFatal(err error) bool {
 	var re *errReceipt
-	return errors.Is(err, vault.ErrUnauthorized) || errors.As(err, &re)
+	return vault.NothingDone(err) || errors.As(err, &re)
 }
 
 // one runs the protocol of the package doc for one job. attempt is the number of an intent
@@ -412,7 +412,7 @@ func (e *Engine) one(ctx context.Context, j *Job, attempt int) Result {
 				}
 				e.pause(v, bucket, err)
 				continue
-			case errors.Is(err, vault.ErrUnauthorized):
+			case vault.NothingDone(err):
 				return fail(OutcomeFailed, err)
 			default:
 				if lookFailures++; lookFailures >= e.MaxAttempts {
@@ -465,7 +465,7 @@ func (e *Engine) one(ctx context.Context, j *Job, attempt int) Result {
 			log.Debug("import throttled", "retry_after", vault.RetryAfter(err))
 			r.Imports-- // a throttled call is not an attempt
 			e.pause(v, bucket, err)
-		case errors.Is(err, vault.ErrUnauthorized):
+		case vault.NothingDone(err):
 			if merr := e.Ledger.MarkFailed(j.Package, err.Error(), e.Now()); merr != nil {
 				return fail(OutcomeFailed, merr)
 			}

@@ -65,6 +65,18 @@ type CAFileError struct{ Err error }
 func (e *CAFileError) Error() string { return e.Err.Error() }
 func (e *CAFileError) Unwrap() error { return e.Err }
 
+// markedCredential marks its credential's failures as credentialError.
+type markedCredential struct{ azcore.TokenCredential }
+
+// GetToken implements azcore.TokenCredential.
+func (m markedCredential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	tok, err := m.TokenCredential.GetToken(ctx, o)
+	if err != nil && ctx.Err() == nil {
+		err = &credentialError{err}
+	}
+	return tok, err
+}
+
 // credential returns the credential the options ask for.
 func credential(o Options) (azcore.TokenCredential, error) {
 	switch {
@@ -126,7 +138,7 @@ func newClient(vaultURL string, o Options) (keysAPI, error) {
 	}
 	opts.Telemetry.ApplicationID = "byok-online"
 	opts.DisableChallengeResourceVerification = o.TokenFile != "" || o.Credential != nil
-	c, err := azkeys.NewClient(vaultURL, cred, &opts)
+	c, err := azkeys.NewClient(vaultURL, markedCredential{cred}, &opts)
 	if err != nil {
 		return nil, fmt.Errorf("key vault client for %s: %w", vaultURL, err)
 	}
@@ -141,9 +153,16 @@ const MaxAnswerBytes = 4 << 20
 // boundedTransport limits every response body to MaxAnswerBytes.
 type boundedTransport struct{ next policy.Transporter }
 
-// Do implements policy.Transporter.
+// Do implements policy.Transporter. It also records the answer's status in the call's trace.
 func (b boundedTransport) Do(req *http.Request) (*http.Response, error) {
+	tr, _ := req.Context().Value(traceKey{}).(*trace)
+	if tr != nil {
+		tr.set(0)
+	}
 	resp, err := b.next.Do(req)
+	if tr != nil && resp != nil {
+		tr.set(resp.StatusCode)
+	}
 	if resp != nil && resp.Body != nil {
 		resp.Body = &boundedBody{rc: resp.Body, left: MaxAnswerBytes}
 	}

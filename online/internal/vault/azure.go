@@ -78,17 +78,39 @@ func (a *Azure) call(ctx context.Context, op string, f func(ctx context.Context,
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(noRetry(ctx), a.timeout)
+	tr := &trace{}
+	cctx, cancel := context.WithTimeout(context.WithValue(noRetry(ctx), traceKey{}, tr), a.timeout)
 	defer cancel()
 	err = f(cctx, api)
 	if err == nil {
 		return nil
 	}
-	return a.translate(ctx, cctx, op, err)
+	return a.translate(ctx, cctx, op, err, tr.status())
+}
+
+// trace records, for one call, the status of the answer to its last request (0 while that
+// request has none), so that a failure can be told to have happened before anything was sent.
+type trace struct {
+	mu   sync.Mutex
+	last int
+}
+
+type traceKey struct{}
+
+func (t *trace) set(status int) {
+	t.mu.Lock()
+	t.last = status
+	t.mu.Unlock()
+}
+
+func (t *trace) status() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last
 }
 
 // translate turns an azkeys failure into an *Error (or the caller's context error).
-func (a *Azure) translate(parent, cctx context.Context, op string, err error) error {
+func (a *Azure) translate(parent, cctx context.Context, op string, err error, lastStatus int) error {
 	if cerr := contextErr(parent, err); cerr != nil {
 		return cerr
 	}
@@ -106,7 +128,7 @@ func (a *Azure) translate(parent, cctx context.Context, op string, err error) er
 	case cctx.Err() != nil:
 		e.Kind, e.Err = ErrTransport, fmt.Errorf("no response within %s", a.timeout)
 	default:
-		e.Kind, e.Err = ErrTransport, err
+		e.Kind, e.Err = transportKind(err, lastStatus), err
 	}
 	return e
 }

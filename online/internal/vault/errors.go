@@ -2,8 +2,11 @@ package vault
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -30,6 +33,12 @@ var (
 	// ErrRefused: Key Vault refused the request for good (400, 403 and other 4xx); nothing
 	// was done.
 	ErrRefused = errors.New("refused")
+	// ErrConnect: no connection was made (refused, unknown host, a TLS handshake that failed,
+	// e.g. on a certificate not trusted); nothing was sent.
+	ErrConnect = errors.New("no connection")
+	// ErrAuth: authentication failed before the request was sent: the credential gave no
+	// token, or Key Vault's authentication challenge was not accepted; nothing was done.
+	ErrAuth = errors.New("authentication failed")
 )
 
 // Error is a failed Key Vault call.
@@ -66,6 +75,13 @@ func Ambiguous(err error) bool {
 	return errors.Is(err, ErrServer) || errors.Is(err, ErrTransport)
 }
 
+// NothingDone reports whether err says the request was refused or never sent, for a reason
+// that trying again unchanged does not cure: no connection (ErrConnect), no token
+// (ErrAuth), a token refused (ErrUnauthorized). Nothing was done.
+func NothingDone(err error) bool {
+	return errors.Is(err, ErrConnect) || errors.Is(err, ErrAuth) || errors.Is(err, ErrUnauthorized)
+}
+
 // RetryAfter returns how long err asks the caller to wait, or 0.
 func RetryAfter(err error) time.Duration {
 	var e *Error
@@ -74,6 +90,37 @@ func RetryAfter(err error) time.Duration {
 	}
 	return 0
 }
+
+// transportKind classifies a failure that carries no Key Vault answer: ErrAuth when the
+// credential failed or the last answer was the authentication challenge (401) that the SDK
+// did not accept, ErrConnect when no connection was made, else ErrTransport (the request may
+// have been sent). lastStatus is the status of the last answer to this call, 0 if its last
+// request had none.
+func transportKind(err error, lastStatus int) error {
+	var (
+		cred *credentialError
+		op   *net.OpError
+		cve  *tls.CertificateVerificationError
+		uae  x509.UnknownAuthorityError
+		he   x509.HostnameError
+		cie  x509.CertificateInvalidError
+		rhe  tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &cred), lastStatus == http.StatusUnauthorized:
+		return ErrAuth
+	case errors.As(err, &op) && op.Op == "dial",
+		errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &he), errors.As(err, &cie), errors.As(err, &rhe):
+		return ErrConnect
+	}
+	return ErrTransport
+}
+
+// credentialError marks a failure of the credential to give a token.
+type credentialError struct{ err error }
+
+func (e *credentialError) Error() string { return "credential: " + e.err.Error() }
+func (e *credentialError) Unwrap() error { return e.err }
 
 // statusKind maps an HTTP status to a kind.
 func statusKind(status int) error {

@@ -14,9 +14,12 @@
 // Failures are *Error values whose Kind is one of the sentinels below, checked with
 // errors.Is: ErrNotFound (404), ErrConflict (409), ErrThrottled (429, with RetryAfter),
 // ErrServer (5xx and 408: the request may or may not have taken effect), ErrTransport (no
-// response: reset, timeout), ErrUnauthorized (401) and ErrRefused (every other 4xx: a
-// definitive refusal). [Ambiguous] tells the two kinds after which a write may have
-// happened. The command line reports every *Error as a Key Vault failure. Messages carry Key
+// response: reset, timeout), ErrUnauthorized (401), ErrRefused (every other 4xx: a
+// definitive refusal), ErrConnect (no connection: refused, unknown host, a failed TLS
+// handshake) and ErrAuth (the credential gave no token, or the SDK did not accept Key Vault's
+// authentication challenge). [Ambiguous] tells the two kinds after which a write may have
+// happened; [NothingDone] the three after which nothing was done and a retry cannot help.
+// The command line reports every *Error as a Key Vault failure. Messages carry Key
 // Vault's error code and message, never a token or key material.
 //
 // # Hostile answers

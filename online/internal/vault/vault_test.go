@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -361,4 +362,58 @@ func TestHostileAnswers(t *testing.T) {
 			t.Errorf("ImportKey() = %+v, %v; want a key with PublicErr", k, err)
 		}
 	})
+}
+
+type failingToken struct{}
+
+func (failingToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{}, errors.New("no signed-in account")
+}
+
+// A failure before the request reached Key Vault is not ambiguous: nothing was created, and
+// the caller says so instead of "it may have been created".
+func TestNothingSentIsNotAmbiguous(t *testing.T) {
+	refused := func(t *testing.T) string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return "https://" + addr
+	}
+	tests := []struct {
+		name string
+		kind error
+		open func(t *testing.T, s *server) *vault.Azure
+	}{
+		{"connection refused", vault.ErrConnect, func(t *testing.T, s *server) *vault.Azure {
+			return vault.NewAzure(refused(t), vault.Options{Credential: token{}})
+		}},
+		{"certificate not trusted", vault.ErrConnect, func(t *testing.T, s *server) *vault.Azure {
+			return vault.NewAzure(s.URL, vault.Options{Credential: token{}})
+		}},
+		{"challenge resource not the vault's domain", vault.ErrAuth, func(t *testing.T, s *server) *vault.Azure {
+			// azidentity's credential, whose challenge check wants an Azure domain.
+			return vault.NewAzure(s.URL, vault.Options{Transport: s.Client()})
+		}},
+		{"credential gives no token", vault.ErrAuth, func(t *testing.T, s *server) *vault.Azure {
+			return vault.NewAzure(s.URL, vault.Options{Credential: failingToken{}, Transport: s.Client()})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				t.Errorf("an authenticated %s %s reached the vault", r.Method, r.URL.Path)
+			})
+			_, err := tt.open(t, s).CreateKey(context.Background(), "kek", vault.CreateParams{Kty: "RSA-HSM", Size: 2048, KeyOps: []string{"import"}})
+			if !errors.Is(err, tt.kind) || vault.Ambiguous(err) || !vault.NothingDone(err) {
+				t.Fatalf("CreateKey() = %v, want %v, not ambiguous", err, tt.kind)
+			}
+			if n := s.authed.Load(); n != 0 {
+				t.Errorf("%d authenticated requests, want none", n)
+			}
+		})
+	}
 }
