@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -92,17 +91,17 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 		return err
 	}
 	var ids []bundle.ID
+	names := map[bundle.ID]string{}
 	for _, p := range pkgs {
 		ids = append(ids, p.ID)
+		names[p.ID] = fmt.Sprintf("%s (%s, %s)", p.ID.Short(), p.KeyName, p.State)
 	}
-	id, err := resolveID("key package", o.Package, ids)
+	id, err := resolveID("key package", o.Package, ids, func(id bundle.ID) string { return names[id] })
 	if err != nil {
 		return err
 	}
 	pkg, err := s.Package(id)
-	if errors.Is(err, store.ErrNotFound) {
-		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a key package of this station", id.Short()), "")
-	} else if err != nil {
+	if err != nil {
 		return err
 	}
 	rec, outstanding := res.State.Packages[id]
@@ -110,7 +109,7 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	case !outstanding:
 		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("key package %s is not awaiting upload: it was uploaded already", id.Short()), "byok-offline sync shows the receipt")
 	case now().Unix() > rec.Expires:
-		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("key package %s expired at %s", id.Short(), time.Unix(rec.Expires, 0).UTC().Format(time.RFC3339)),
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("key package %s expired at %s", id.Short(), time.Unix(rec.Expires, 0).UTC().Format(time.RFC3339)),
 			"package the key again")
 	}
 

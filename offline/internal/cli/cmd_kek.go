@@ -194,7 +194,7 @@ func selectOffer(s string, offers []*chain.Verified) (bundle.ID, error) {
 	if strings.HasPrefix(s, "https://") {
 		return bundle.ID{}, exitcode.Wrap(exitcode.Refused, fmt.Errorf("no KEK offer for %s on the medium", s), "")
 	}
-	return resolveID("KEK offer", s, ids)
+	return resolveID("KEK offer", s, ids, nil)
 }
 
 // decideKEK checks one verified offer against the policy in force, the clock and the

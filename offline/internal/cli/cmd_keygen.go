@@ -147,6 +147,10 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 		if err := allowedType(pol.Policy, kt); err != nil {
 			return err
 		}
+		if payload.RSAStrength(maxKEKBits) < kt.Strength() && !pol.Policy.AllowWeakerKEK {
+			// Said before the key is made: package refuses it until the policy changes.
+			env.Log.Warn("package will refuse this key until the policy allows weaker KEKs", "key_type", string(kt), "hint", weakerKEKHint(kt))
+		}
 	}
 	tok, err := openStationToken(ctx, env, o.HSM.withDefaults(st))
 	if err != nil {

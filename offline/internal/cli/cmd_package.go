@@ -474,20 +474,43 @@ func (p *packer) checkKEK(k *store.KEK, kt payload.KeyType) error {
 	t := now()
 	switch {
 	case !t.Before(time.Unix(k.Expires, 0)):
-		return exitcode.Wrap(exitcode.Refused, &chain.ExpiredError{ID: k.Offer, What: "KEK", Expires: time.Unix(k.Expires, 0).UTC(), At: t.UTC()},
-			"have the online station offer a new KEK")
+		return exitcode.Wrap(exitcode.Verify, &chain.ExpiredError{ID: k.Offer, What: "KEK", Expires: time.Unix(k.Expires, 0).UTC(), At: t.UTC()},
+			newKEKHint(k))
 	case !t.Before(time.Unix(k.OfferExpires, 0)):
-		return exitcode.Wrap(exitcode.Refused, &chain.ExpiredError{ID: k.Offer, What: "KEK offer", Expires: time.Unix(k.OfferExpires, 0).UTC(), At: t.UTC()},
-			"have the online station offer a new KEK")
+		return exitcode.Wrap(exitcode.Verify, &chain.ExpiredError{ID: k.Offer, What: "KEK offer", Expires: time.Unix(k.OfferExpires, 0).UTC(), At: t.UTC()},
+			newKEKHint(k))
 	case k.Bits < pol.MinKEKBits:
 		return exitcode.Wrap(exitcode.Refused, &chain.PolicyError{Rule: "kek-size", Detail: fmt.Sprintf("KEK of %d bits, the policy requires %d", k.Bits, pol.MinKEKBits)}, "")
 	}
 	if s := payload.RSAStrength(k.Bits); s < kt.Strength() && !pol.AllowWeakerKEK {
 		return exitcode.Wrap(exitcode.Refused, &chain.PolicyError{Rule: "kek-strength",
 			Detail: fmt.Sprintf("RSA-%d KEK (%d-bit strength) is weaker than the %s key (%d-bit)", k.Bits, s, kt, kt.Strength())},
-			"use a larger KEK, or a policy that allows weaker KEKs (--allow-weaker-kek at init)")
+			weakerKEKHint(kt))
 	}
 	return nil
+}
+
+// maxKEKBits is the largest KEK Key Vault makes (RSA-HSM 4096).
+const maxKEKBits = 4096
+
+// weakerKEKHint is the way out for a key type stronger than a KEK: a larger KEK where one
+// is strong enough, else a policy that allows weaker KEKs.
+func weakerKEKHint(kt payload.KeyType) string {
+	amend := "byok-offline policy amend --allow-weaker-kek (the custodians approve it with byok-offline policy approve)"
+	if payload.RSAStrength(maxKEKBits) < kt.Strength() {
+		return fmt.Sprintf("no KEK is as strong as an %s key (Azure's largest, RSA-%d, has %d-bit strength): the policy must allow weaker KEKs: %s",
+			kt, maxKEKBits, payload.RSAStrength(maxKEKBits), amend)
+	}
+	return fmt.Sprintf("have the online station offer a larger KEK (byok-online kek create --size %d), or allow weaker KEKs: %s", maxKEKBits, amend)
+}
+
+// newKEKHint is the way out for an expired KEK or offer: the online station offers a new one.
+func newKEKHint(k *store.KEK) string {
+	name := "NAME"
+	if kid, err := byok.ParseKeyID(k.KID); err == nil {
+		name = kid.Name
+	}
+	return fmt.Sprintf("the online station offers a new one (byok-online kek create --vault %s --name %s), then run byok-offline kek accept", k.Vault, name)
 }
 
 // existingPackage finds a package of the same key for the same vault that is still awaiting

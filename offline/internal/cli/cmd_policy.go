@@ -239,7 +239,7 @@ func runPolicyApprove(ctx context.Context, so stateOptions, ho hsmOptions, o pol
 		return exitcode.Wrap(exitcode.Refused, errors.New("no policy version awaits approval"), "byok-offline policy amend proposes one")
 	}
 	if now().Unix() > pend.Expires {
-		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("the proposed policy version %d (%s) expired at %s", pend.Policy.Version, pend.ID.Short(), time.Unix(pend.Expires, 0).UTC().Format(time.RFC3339)),
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("the proposed policy version %d (%s) expired at %s", pend.Policy.Version, pend.ID.Short(), time.Unix(pend.Expires, 0).UTC().Format(time.RFC3339)),
 			"propose it again with byok-offline policy amend")
 	}
 	tok, signer, err := openStationSigner(ctx, env, ho, st)

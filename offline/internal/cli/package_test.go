@@ -42,6 +42,7 @@ func TestPackageRefusals(t *testing.T) {
 	f.must("keygen", "--type", "RSA-2048", "--ident", "r2")
 	f.must("keygen", "--type", "EC-P384", "--ident", "e384")
 	f.must("keygen", "--type", "AES-256", "--ident", "a256")
+	f.must("keygen", "--type", "RSA-4096", "--ident", "r4")
 	start := time.Now()
 
 	tests := []struct {
@@ -52,11 +53,15 @@ func TestPackageRefusals(t *testing.T) {
 		stderr string
 	}{
 		{"vault not in the policy", 0, []string{"--key", "r2", "--vault", "https://other.vault.azure.net"}, exitcode.Refused, "does not allow vault"},
-		{"KEK weaker than the target", 0, []string{"--key", "e384", "--vault", premium}, exitcode.Refused, "weaker than the EC-P384 key"},
+		{"KEK weaker than the target", 0, []string{"--key", "e384", "--vault", premium}, exitcode.Refused,
+			"(?s)weaker than the EC-P384 key.*hint: no KEK is as strong as an EC-P384 key .*byok-offline policy amend --allow-weaker-kek"},
+		{"KEK smaller than Azure's largest", 0, []string{"--key", "r4", "--vault", premium}, exitcode.Refused,
+			"(?s)weaker than the RSA-4096 key.*hint: have the online station offer a larger KEK \\(byok-online kek create --size 4096\\)"},
 		{"AES to a premium vault", 0, []string{"--key", "a256", "--vault", premium}, exitcode.Refused, "go only to a Managed HSM"},
 		{"no KEK for the vault", 0, []string{"--key", "a256", "--vault", mhsm}, exitcode.Refused, "no accepted KEK for " + mhsm},
-		{"offer expired", 8 * 24 * time.Hour, []string{"--key", "r2", "--vault", premium}, exitcode.Refused, "KEK offer .* expired"},
-		{"KEK expired", 31 * 24 * time.Hour, []string{"--key", "r2", "--vault", premium}, exitcode.Refused, "KEK .* expired"},
+		{"offer expired", 8 * 24 * time.Hour, []string{"--key", "r2", "--vault", premium}, exitcode.Verify,
+			"(?s)KEK offer .* expired.*hint: the online station offers a new one \\(byok-online kek create --vault " + premium + " --name "},
+		{"KEK expired", 31 * 24 * time.Hour, []string{"--key", "r2", "--vault", premium}, exitcode.Verify, "KEK .* expired"},
 		{"unknown key", 0, []string{"--key", "nope", "--vault", premium}, exitcode.Usage, `no key "nope"`},
 		{"bad key name", 0, []string{"--key", "r2", "--vault", premium, "--name", "no_underscores"}, exitcode.Usage, "Key Vault names"},
 		{"bad key op", 0, []string{"--key", "r2", "--vault", premium, "--key-ops", "sign,derive"}, exitcode.Usage, "--key-ops derive"},

@@ -111,13 +111,17 @@ func TestResolveID(t *testing.T) {
 		{"full ID", a.String(), a, exitcode.OK},
 		{"fingerprint", b.Short(), b, exitcode.OK},
 		{"fingerprint as typed", lowerNoDashes(b.Short()), b, exitcode.OK},
-		{"unknown fingerprint", bundle.ID{7}.Short(), bundle.ID{}, exitcode.Refused},
+		{"unknown fingerprint", bundle.ID{7}.Short(), bundle.ID{}, exitcode.Bundle},
+		{"unknown ID", bundle.ID{7}.String(), bundle.ID{}, exitcode.Bundle},
 		{"garbage", "hello!", bundle.ID{}, exitcode.Usage},
 	}
 	for _, tt := range tests {
-		got, err := resolveID("key package", tt.in, ids)
+		got, err := resolveID("key package", tt.in, ids, nil)
 		if got != tt.want || exitCode(err) != tt.wantCode {
 			t.Errorf("%s: resolveID(%q) = %s, %v; want %s, exit %d", tt.name, tt.in, got.Short(), err, tt.want.Short(), tt.wantCode)
+		}
+		if tt.wantCode == exitcode.Bundle && exitcode.Hint(err) != "there are: "+a.Short()+", "+b.Short() {
+			t.Errorf("%s: resolveID(%q) hint %q, want the fingerprints there are", tt.name, tt.in, exitcode.Hint(err))
 		}
 	}
 }
