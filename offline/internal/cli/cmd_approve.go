@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
@@ -16,6 +17,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/jsonout"
+	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -25,7 +27,7 @@ import (
 type approveOptions struct {
 	State             stateOptions
 	HSM               hsmOptions
-	Package           string
+	Packages          cli.StringSlice
 	Custodians        cli.StringSlice
 	CustodianPINFiles cli.StringSlice
 }
@@ -35,40 +37,53 @@ func approveCommand(env *clirun.Env) *cli.Command {
 	fs := o.State.flags(true)
 	fs = append(fs, o.HSM.flags()...)
 	fs = append(fs,
-		&cli.StringFlag{Name: "package", Usage: "the key package to approve: its fingerprint or bundle ID", Destination: &o.Package},
+		&cli.StringSliceFlag{Name: "package", Usage: "a key package to approve: its fingerprint or bundle ID (repeat, or separate them with commas, to approve several)", Destination: &o.Packages},
 		&cli.StringSliceFlag{Name: "custodian", Usage: "a custodian who approves now (repeat; default: every custodian who has not yet)", Destination: &o.Custodians},
 		&cli.StringSliceFlag{Name: "custodian-pin-file", Usage: "NAME=PATH: file with the custodian's PIN (else $" + envCustodian + "<NAME>, else a prompt)", Destination: &o.CustodianPINFiles},
 	)
 	return &cli.Command{
 		Name:  "approve",
-		Usage: "custodians approve a key package with their tokens",
+		Usage: "custodians approve key packages with their tokens",
 		Description: "Shows what is approved (vault, key name, type, KEK and package fingerprints), asks each\n" +
-			"custodian for their token's PIN, has the token sign the package's ID, and writes one\n" +
-			"approval bundle. The online station uploads a package only with the policy's threshold.",
+			"custodian once for their token's PIN, has the token sign every package's ID, and writes one\n" +
+			"approval bundle per package, all in one write. The online station uploads a package only\n" +
+			"with the policy's threshold.",
 		Flags:  fs,
 		Action: func(c *cli.Context) error { return runApprove(c.Context, o, env) },
 	}
 }
 
-// approveResult is the result of "approve".
+// approveResult is the result of "approve" for one package.
 type approveResult struct {
-	Package     jsonout.Ref `json:"package"`
-	KeyName     string      `json:"key_name"`
-	Vault       string      `json:"vault"`
-	KeyType     string      `json:"key_type"`
-	KEK         string      `json:"kek_fingerprint"`
-	Approved    []string    `json:"approved_now"`
-	Approvals   []string    `json:"approvals"`
-	Threshold   int         `json:"threshold"`
-	Ready       bool        `json:"ready"`
-	Bundle      bundleInfo  `json:"bundle"`
-	Custodians  []keyInfo   `json:"custodians"`
-	pkg         *store.Package
-	approvedNow []*store.Custodian
+	Package    jsonout.Ref `json:"package"`
+	KeyName    string      `json:"key_name"`
+	Vault      string      `json:"vault"`
+	KeyType    string      `json:"key_type"`
+	KEK        string      `json:"kek_fingerprint"`
+	Approved   []string    `json:"approved_now"`
+	Approvals  []string    `json:"approvals"`
+	Threshold  int         `json:"threshold"`
+	Ready      bool        `json:"ready"`
+	Bundle     bundleInfo  `json:"bundle"`
+	Custodians []keyInfo   `json:"custodians"`
+}
+
+// approveBatchResult is the result of "approve" with several packages.
+type approveBatchResult struct {
+	Packages []*approveResult `json:"packages"`
+}
+
+// approveTarget is one package to approve and who approves it now.
+type approveTarget struct {
+	id    bundle.ID
+	pkg   *store.Package
+	custs []*store.Custodian
+	out   *approveResult
 }
 
 func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
-	if o.Package == "" {
+	refs := splitList(o.Packages.Value())
+	if len(refs) == 0 {
 		return clirun.Usagef("--package is required")
 	}
 	files, err := parsePairs("custodian-pin-file", o.CustodianPINFiles.Value())
@@ -96,62 +111,134 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 		ids = append(ids, p.ID)
 		names[p.ID] = fmt.Sprintf("%s (%s, %s)", p.ID.Short(), p.KeyName, p.State)
 	}
-	id, err := resolveID("key package", o.Package, ids, func(id bundle.ID) string { return names[id] })
-	if err != nil {
-		return err
+	var targets []*approveTarget
+	for _, ref := range refs {
+		t, err := approveTargetOf(s, res, pol, ref, ids, names, splitList(o.Custodians.Value()), files)
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(targets, func(o *approveTarget) bool { return o.id == t.id }) {
+			return clirun.Usagef("key package %s is given twice", t.id.Short())
+		}
+		targets = append(targets, t)
+		fmt.Fprintf(env.Stderr, "Approving key package %s:\n  key %q (%s, ident %s) for %s\n  wrapped with KEK %s (%s)\n  approved so far by %d of the %d needed\n",
+			t.out.Package.Fingerprint, t.out.KeyName, t.out.KeyType, t.pkg.Ident, t.out.Vault, t.out.KEK, t.pkg.KID,
+			res.State.Packages[t.id].ApprovedBy(pol.Policy, res.State.Heads.Offline.Seq), t.out.Threshold)
 	}
-	pkg, err := s.Package(id)
-	if err != nil {
-		return err
+	// PIN files may name only custodians who approve something now.
+	for n := range files {
+		if !slices.ContainsFunc(targets, func(t *approveTarget) bool {
+			return slices.ContainsFunc(t.custs, func(c *store.Custodian) bool { return c.Name == n })
+		}) {
+			return clirun.Usagef("--custodian-pin-file names %s, who is not approving now", n)
+		}
 	}
-	rec, outstanding := res.State.Packages[id]
-	switch {
-	case !outstanding:
-		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("key package %s is not awaiting upload: it was uploaded already", id.Short()), "byok-offline sync shows the receipt")
-	case now().Unix() > rec.Expires:
-		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("key package %s expired at %s", id.Short(), time.Unix(rec.Expires, 0).UTC().Format(time.RFC3339)),
-			"package the key again")
-	}
-
-	// Who approves now.
-	custs, err := approvers(s, pol.Policy.Custodians, rec.Approvals, splitList(o.Custodians.Value()), files, "key package "+id.Short(),
-		func(n string) error {
-			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a custodian of the policy in force", n), "the custodians are "+custodianNames(pol.Policy))
-		})
-	if err != nil {
-		return err
-	}
-
-	out := &approveResult{Package: jsonout.RefOf(id), KeyName: pkg.KeyName, Vault: pkg.Vault, KeyType: string(pkg.KeyType),
-		Threshold: pol.Policy.Threshold, pkg: pkg}
-	if k, err := s.KEK(pkg.Offer); err == nil {
-		out.KEK = k.Fingerprint
-	}
-	fmt.Fprintf(env.Stderr, "Approving key package %s:\n  key %q (%s, ident %s) for %s\n  wrapped with KEK %s (%s)\n  approved so far by %d of the %d needed\n",
-		out.Package.Fingerprint, out.KeyName, out.KeyType, pkg.Ident, out.Vault, out.KEK, pkg.KID, rec.ApprovedBy(pol.Policy, res.State.Heads.Offline.Seq), out.Threshold)
 
 	tok, signer, err := openStationSigner(ctx, env, o.HSM, st)
 	if err != nil {
 		return err
 	}
 	defer tok.Close()
-	b, err := writeApproval(ctx, env, sess, signer, o.HSM.withDefaults(st).Module, custs, files, id, bundle.KindKeyPackage, pol)
+	// Each custodian enters their PIN once and signs every package they approve now.
+	sigs := map[bundle.ID][]payload.Signature{}
+	var done []string
+	for _, t := range targets {
+		for _, c := range t.custs {
+			if slices.Contains(done, c.Name) {
+				continue
+			}
+			done = append(done, c.Name)
+			var theirs []bundle.ID
+			for _, u := range targets {
+				if slices.ContainsFunc(u.custs, func(x *store.Custodian) bool { return x.Name == c.Name }) {
+					theirs = append(theirs, u.id)
+				}
+			}
+			got, err := custodianApproves(ctx, env, o.HSM.withDefaults(st).Module, c, files, theirs...)
+			if err != nil {
+				return err
+			}
+			for i, id := range theirs {
+				sigs[id] = append(sigs[id], got[i])
+			}
+			crashpoint.Hit("approve-signed")
+		}
+	}
+	items := make([]station.Item, len(targets))
+	for i, t := range targets {
+		payload.SortSignatures(sigs[t.id])
+		a := &payload.Approval{Target: t.id, TargetKind: bundle.KindKeyPackage.String(), Signatures: sigs[t.id]}
+		items[i] = station.Item{Payload: a, Apply: func(tx *bolt.Tx, b *bundle.Bundle) error { return store.Record(tx, b, a) }}
+	}
+	pos, err := sess.st.Position(pol.ID)
 	if err != nil {
 		return err
 	}
-	out.approvedNow = custs
-	if pkg, err = s.Package(id); err != nil {
-		return err
+	bs, err := sess.st.AppendBatch(ctx, pos, items, signer, now(), policyLifetimeOf(pol))
+	if err != nil {
+		return hsmErr(err)
 	}
-	out.Bundle = infoOf(b)
-	for _, c := range out.approvedNow {
-		out.Approved = append(out.Approved, c.Name)
-		out.Custodians = append(out.Custodians, keyInfo{Name: c.Name, Token: c.TokenLabel, Label: c.KeyLabel, Fingerprint: c.Fingerprint(), KeyID: c.Key.ID().String()})
+	var outs []*approveResult
+	for i, t := range targets {
+		out := t.out
+		pkg, err := s.Package(t.id)
+		if err != nil {
+			return err
+		}
+		out.Bundle = infoOf(bs[i])
+		for _, c := range t.custs {
+			out.Approved = append(out.Approved, c.Name)
+			out.Custodians = append(out.Custodians, keyInfo{Name: c.Name, Token: c.TokenLabel, Label: c.KeyLabel, Fingerprint: c.Fingerprint(), KeyID: c.Key.ID().String()})
+		}
+		out.Approvals = approverNames(pol.Policy, pkg.Approvals)
+		out.Ready = len(out.Approvals) >= out.Threshold
+		env.Log.Info("approval written", "package", t.id.Short(), "approvals", len(out.Approvals), "threshold", out.Threshold)
+		outs = append(outs, out)
 	}
-	out.Approvals = approverNames(pol.Policy, pkg.Approvals)
-	out.Ready = len(out.Approvals) >= out.Threshold
-	env.Log.Info("approval written", "package", id.Short(), "approvals", len(out.Approvals), "threshold", out.Threshold)
-	return env.Result(out, func(w io.Writer) error { return writeApprove(w, out) })
+	if len(outs) == 1 {
+		return env.Result(outs[0], func(w io.Writer) error { return writeApprove(w, outs[0]) })
+	}
+	return env.Result(approveBatchResult{Packages: outs}, func(w io.Writer) error {
+		for _, out := range outs {
+			if err := writeApprove(w, out); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// approveTargetOf resolves one --package and picks who approves it now.
+func approveTargetOf(s *store.Store, res *chain.Result, pol *chain.PolicyRecord, ref string, ids []bundle.ID, names map[bundle.ID]string,
+	custodians []string, files map[string]string) (*approveTarget, error) {
+	id, err := resolveID("key package", ref, ids, func(id bundle.ID) string { return names[id] })
+	if err != nil {
+		return nil, err
+	}
+	pkg, err := s.Package(id)
+	if err != nil {
+		return nil, err
+	}
+	rec, outstanding := res.State.Packages[id]
+	switch {
+	case !outstanding:
+		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("key package %s is not awaiting upload: it was uploaded already", id.Short()), "byok-offline sync shows the receipt")
+	case now().Unix() > rec.Expires:
+		return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("key package %s expired at %s", id.Short(), time.Unix(rec.Expires, 0).UTC().Format(time.RFC3339)),
+			"package the key again")
+	}
+	custs, err := approvers(s, pol.Policy.Custodians, rec.Approvals, custodians, nil, "key package "+id.Short(),
+		func(n string) error {
+			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a custodian of the policy in force", n), "the custodians are "+custodianNames(pol.Policy))
+		})
+	if err != nil {
+		return nil, err
+	}
+	out := &approveResult{Package: jsonout.RefOf(id), KeyName: pkg.KeyName, Vault: pkg.Vault, KeyType: string(pkg.KeyType), Threshold: pol.Policy.Threshold}
+	if k, err := s.KEK(pkg.Offer); err == nil {
+		out.KEK = k.Fingerprint
+	}
+	return &approveTarget{id: id, pkg: pkg, custs: custs, out: out}, nil
 }
 
 // writeApproval has custs sign target with their tokens, one after the other, and appends
@@ -164,7 +251,7 @@ func writeApproval(ctx context.Context, env *clirun.Env, sess *session, signer *
 		if err != nil {
 			return nil, err
 		}
-		sigs = append(sigs, sig)
+		sigs = append(sigs, sig[0])
 		crashpoint.Hit("approve-signed")
 	}
 	payload.SortSignatures(sigs)
@@ -172,27 +259,32 @@ func writeApproval(ctx context.Context, env *clirun.Env, sess *session, signer *
 	return appendBundle(ctx, sess, pol.ID, a, signer, policyLifetimeOf(pol))
 }
 
-// custodianApproves opens a custodian's token and has their key sign the approval of id.
-func custodianApproves(ctx context.Context, env *clirun.Env, module string, c *store.Custodian, files map[string]string, id bundle.ID) (payload.Signature, error) {
+// custodianApproves opens a custodian's token (one PIN entry) and has their key sign the
+// approval of each of ids, returning the signatures in the order of ids.
+func custodianApproves(ctx context.Context, env *clirun.Env, module string, c *store.Custodian, files map[string]string, ids ...bundle.ID) ([]payload.Signature, error) {
 	tok, err := openToken(ctx, env, module, c.TokenLabel, "", custodianSource(c.Name, c.TokenLabel, files),
 		fmt.Sprintf("give %s's PIN with --custodian-pin-file %s=PATH or $%s, or run on a terminal", c.Name, c.Name, custodianPINEnv(c.Name)))
 	if err != nil {
-		return payload.Signature{}, fmt.Errorf("custodian %s: %w", c.Name, err)
+		return nil, fmt.Errorf("custodian %s: %w", c.Name, err)
 	}
 	defer tok.Close()
 	key, err := tok.FindSigner(ctx, c.KeyLabel)
 	if err != nil {
-		return payload.Signature{}, fmt.Errorf("custodian %s: %w", c.Name, hsmErr(err))
+		return nil, fmt.Errorf("custodian %s: %w", c.Name, hsmErr(err))
 	}
 	if !samePublic(key.Public(), c.Key.SPKI) {
-		return payload.Signature{}, exitcode.Wrap(exitcode.Verify, fmt.Errorf("token %q holds another key than custodian %s's", c.TokenLabel, c.Name), "is this the custodian's token?")
+		return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("token %q holds another key than custodian %s's", c.TokenLabel, c.Name), "is this the custodian's token?")
 	}
-	sig, err := approveWith(&custodianSession{rec: c, tok: tok, key: key}, id)
-	if err != nil {
-		return payload.Signature{}, err
+	var sigs []payload.Signature
+	for _, id := range ids {
+		sig, err := approveWith(&custodianSession{rec: c, tok: tok, key: key}, id)
+		if err != nil {
+			return nil, err
+		}
+		env.Log.Info("custodian approved", "custodian", c.Name, "target", id.Short(), "fingerprint", c.Fingerprint())
+		sigs = append(sigs, sig)
 	}
-	env.Log.Info("custodian approved", "custodian", c.Name, "package", id.Short(), "fingerprint", c.Fingerprint())
-	return sig, nil
+	return sigs, nil
 }
 
 // approvers picks the custodians who approve what now: those named, each once, each one of

@@ -26,8 +26,8 @@ byok-offline package --media /media/usb/airgap-byok --key contosokey,contoso-ec 
 	"approve": `
 # every custodian who has not approved yet, each asked for their PIN
 byok-offline approve --media /media/usb/airgap-byok --package 9TNV-3HXQ-M2DK-7PZA
-# only alice and bob
-byok-offline approve --media /media/usb/airgap-byok --package 9TNV-3HXQ-M2DK-7PZA --custodian alice --custodian bob`,
+# two packages, alice and bob, each entering their PIN once
+byok-offline approve --media /media/usb/airgap-byok --package 9TNV-3HXQ-M2DK-7PZA --package 4KQD-8WME-2RTX-6JNB --custodian alice --custodian bob`,
 	"policy amend": `
 byok-offline policy amend --media /media/usb/airgap-byok --add-custodian dave=dave-card --remove-custodian bob --threshold 2
 # allow EC-P384 keys, which every KEK wraps with less strength than the key has

@@ -184,3 +184,15 @@ func TestWrapWithTrusted(t *testing.T) {
 
 // matches reports whether s matches the regular expression pattern.
 func matches(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// An expired key package is a verification failure (exit 3), not a refusal.
+func TestApproveExpiredPackage(t *testing.T) {
+	f := newFixture(t)
+	f.setup()
+	pkg := f.packageWeb()
+	setClock(t, time.Now().Add(8*24*time.Hour))
+	errs := f.exits(exitcode.Verify, "approve", "--package", pkg.Package.Fingerprint, "--custodian", "alice")
+	if !matches("(?s)key package "+pkg.Package.Fingerprint+" expired at .*hint: package the key again", errs) {
+		t.Errorf("stderr %q: want the package's expiry and the next step", errs)
+	}
+}
