@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,8 +28,9 @@ func inspectCommand(env *clirun.Env, d deps) *cli.Command {
 		Name:      "inspect",
 		Usage:     "show one bundle file: header, signature and payload, as JSON",
 		ArgsUsage: "FILE",
-		Description: `inspect renders a bundle file as indented JSON. With --state-dir, the station's own key and
-the keys of the pinned policy verify its signature (and approvals); the payload is shown only
+		Description: `inspect renders a bundle file as indented JSON. Where the state folder (--state-dir, or the
+default one) holds a station, its own key and the keys of the pinned policy verify the
+bundle's signature (and approvals); the payload is shown only
 once the signature verifies, unless --unverified. It exits 4 if the file is not a bundle, 3 if
 its signature or payload does not verify, 0 otherwise (also when no key was known to check
 it: the output says so).`,
@@ -46,7 +48,8 @@ it: the output says so).`,
 
 func runInspect(_ context.Context, o inspectOptions, env *clirun.Env, _ deps) error {
 	keys := map[bundle.ID]crypto.PublicKey{}
-	if o.StateDir != "" {
+	// The state folder's keys, where it holds a station (the default folder may hold none).
+	if _, err := os.Stat(o.keyPath()); o.StateDir != "" && err == nil {
 		if err := stationKeys(env, o.stationFlags, keys); err != nil {
 			return err
 		}
