@@ -158,9 +158,12 @@ func (s *testStation) trust() {
 	}
 }
 
-func (s *testStation) kek() int {
+func (s *testStation) kek() int { return s.kekCreate(false) }
+
+// kekCreate runs kek create, with --new-version if newVersion.
+func (s *testStation) kekCreate(newVersion bool) int {
 	return s.run(func(ctx context.Context, env *clirun.Env) error {
-		return runKEKCreate(ctx, kekCreateOptions{stationFlags: s.flags, Vault: vaultURL, Name: "kek", Size: 2048, Expires: 720 * time.Hour}, env, s.d)
+		return runKEKCreate(ctx, kekCreateOptions{stationFlags: s.flags, Vault: vaultURL, Name: "kek", Size: 2048, Expires: 720 * time.Hour, NewVersion: newVersion}, env, s.d)
 	})
 }
 
@@ -413,8 +416,17 @@ func TestKEKCreateFailures(t *testing.T) {
 		if !strings.Contains(s.stdout.String(), "KEK "+keks[0].KID) {
 			t.Errorf("stdout = %s, want the finished offer's KEK", s.stdout.String())
 		}
-		if code := s.kek(); code != 0 || len(s.vault.Versions("kek")) != 2 {
-			t.Errorf("a new kek create after that: exit %d, %d versions; want a second KEK", code, len(s.vault.Versions("kek")))
+		// The name has an offer that has not expired: another kek create is refused before
+		// anything is sent, unless asked for a new version.
+		calls := s.vault.Calls(vaultfake.OpCreate)
+		if code := s.kek(); code != exitcode.Refused || len(s.vault.Versions("kek")) != 1 || s.vault.Calls(vaultfake.OpCreate) != calls {
+			t.Errorf("a new kek create after that: exit %d, %d versions; want exit 7 and nothing sent", code, len(s.vault.Versions("kek")))
+		}
+		if !strings.Contains(s.stderr.String(), "has an offer that has not expired") {
+			t.Errorf("stderr = %s, want the live offer named", s.stderr.String())
+		}
+		if code := s.kekCreate(true); code != 0 || len(s.vault.Versions("kek")) != 2 {
+			t.Errorf("kek create --new-version: exit %d, %d versions; want a second KEK", code, len(s.vault.Versions("kek")))
 		}
 	})
 	t.Run("attestation unavailable", func(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/media"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
@@ -37,10 +38,11 @@ const AttestationFormat = "azure-key-attestation"
 type kekCreateOptions struct {
 	stationFlags
 	azureFlags
-	Vault   string
-	Name    string
-	Size    int
-	Expires time.Duration
+	Vault      string
+	Name       string
+	Size       int
+	Expires    time.Duration
+	NewVersion bool
 }
 
 func kekCommand(env *clirun.Env, d deps) *cli.Command {
@@ -54,12 +56,18 @@ func kekCommand(env *clirun.Env, d deps) *cli.Command {
 			Description: `kek create creates a Key Exchange Key in the vault (which the pinned policy must allow):
 RSA-HSM, import only, expiring. It reads the key back and checks its type, size, operations
 and expiry, fetches its attestation where the vault has one (Managed HSM), and writes a KEK
-offer bundle to the medium for the offline station to wrap keys with.`,
+offer bundle to the medium for the offline station to wrap keys with. The offer expires with
+the policy's bundle lifetime (its expiry is shown), before the KEK itself may.
+
+A name that already has an offer on the medium that has not expired is refused (exit 7)
+before anything is sent to the vault: the offline station can still use that offer. Give
+--new-version to create another version of the KEK, and offer it, anyway.`,
 			Flags: append(append(o.stationFlags.flags(true), o.azureFlags.flags()...),
 				&cli.StringFlag{Name: "vault", Usage: "vault URL, https://<name>.vault.azure.net or a Managed HSM URL", Destination: &o.Vault},
 				&cli.StringFlag{Name: "name", Usage: "the KEK's key name in the vault", Destination: &o.Name},
 				&cli.IntFlag{Name: "size", Usage: "RSA modulus bits: 2048, 3072 or 4096", Value: 4096, Destination: &o.Size},
-				&cli.DurationFlag{Name: "expires", Usage: "how long the KEK stays usable", Value: 720 * time.Hour, Destination: &o.Expires}),
+				&cli.DurationFlag{Name: "expires", Usage: "how long the KEK stays usable (its offer expires sooner, with the policy's bundle lifetime)", Value: 720 * time.Hour, Destination: &o.Expires},
+				&cli.BoolFlag{Name: "new-version", Usage: "create a new version of the KEK even though its name has an offer that has not expired", Destination: &o.NewVersion}),
 			Action: func(c *cli.Context) error {
 				if err := noArgs(c); err != nil {
 					return err
@@ -71,14 +79,15 @@ offer bundle to the medium for the offline station to wrap keys with.`,
 }
 
 type kekResult struct {
-	Offer    fingerprint `json:"offer"`
-	Seq      uint64      `json:"seq"`
-	Path     string      `json:"path"`
-	Vault    string      `json:"vault"`
-	KID      string      `json:"kid"`
-	KeySize  int         `json:"key_size"`
-	Expires  time.Time   `json:"expires"`
-	Attested bool        `json:"attested"`
+	Offer        fingerprint `json:"offer"`
+	OfferExpires *time.Time  `json:"offer_expires,omitempty"`
+	Seq          uint64      `json:"seq"`
+	Path         string      `json:"path"`
+	Vault        string      `json:"vault"`
+	KID          string      `json:"kid"`
+	KeySize      int         `json:"key_size"`
+	Expires      time.Time   `json:"expires"`
+	Attested     bool        `json:"attested"`
 }
 
 func runKEKCreate(ctx context.Context, o kekCreateOptions, env *clirun.Env, d deps) error {
@@ -155,6 +164,13 @@ func runKEKCreate(ctx context.Context, o kekCreateOptions, env *clirun.Env, d de
 	}
 	var created *vault.Key
 	resumed := same && !in.Done()
+	if !resumed && !o.NewVersion {
+		if live := liveOffer(res, vaultURL, o.Name, d.now()); live != nil {
+			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("KEK %s in %s has an offer that has not expired: %s (%s), offer expires %s; nothing was sent to the vault",
+				o.Name, vaultURL, live.ID.Short(), live.Offer.KID, timeText(time.Unix(live.Expires, 0))),
+				"the offline station can use that offer (byok-offline kek accept); to create another version of the KEK anyway, add --new-version")
+		}
+	}
 	if resumed {
 		env.Log.Info("resuming an interrupted kek create", "vault", vaultURL, "name", o.Name, "started", timeText(time.Unix(in.Started, 0)))
 		if created, err = findIntent(ctx, d, v, in); err != nil {
@@ -229,7 +245,8 @@ func runKEKCreate(ctx context.Context, o kekCreateOptions, env *clirun.Env, d de
 	if err := sto.SetKEKIntent(nil); err != nil {
 		return err
 	}
-	r := kekResult{Offer: fp(b.ID()), Seq: b.Header.Seq, Path: media.Path(bundle.ChainOnline, b.Header.Seq, b.ID()), Vault: vaultURL,
+	offerExpires := time.Unix(b.Header.Expires, 0).UTC()
+	r := kekResult{Offer: fp(b.ID()), OfferExpires: &offerExpires, Seq: b.Header.Seq, Path: media.Path(bundle.ChainOnline, b.Header.Seq, b.ID()), Vault: vaultURL,
 		KID: got.KID, KeySize: got.Size, Expires: expires.UTC(), Attested: offer.Attestation != nil}
 	return showKEK(env, r)
 }
@@ -241,8 +258,12 @@ func showKEK(env *clirun.Env, r kekResult) error {
 		if r.Attested {
 			att = "included"
 		}
-		_, err := fmt.Fprintf(w, "KEK %s\n  size:        RSA-%d, import only\n  expires:     %s\n  attestation: %s\noffer: online seq %d, %s\n  written to %s\n",
-			r.KID, r.KeySize, timeText(r.Expires), att, r.Seq, r.Offer.Fingerprint, r.Path)
+		offerExpires := "unknown"
+		if r.OfferExpires != nil {
+			offerExpires = timeText(*r.OfferExpires)
+		}
+		_, err := fmt.Fprintf(w, "KEK %s\n  size:        RSA-%d, import only\n  expires:     %s\n  attestation: %s\noffer: online seq %d, %s\n  expires:     %s (package needs it unexpired: then run kek create again)\n  written to %s\n",
+			r.KID, r.KeySize, timeText(r.Expires), att, r.Seq, r.Offer.Fingerprint, offerExpires, r.Path)
 		return err
 	})
 }
@@ -261,8 +282,29 @@ func finishedKEK(env *clirun.Env, sto *store.Store, in *store.KEKIntent) error {
 	if err := sto.SetKEKIntent(nil); err != nil {
 		return err
 	}
-	return showKEK(env, kekResult{Offer: fp(k.Offer), Seq: k.Seq, Path: media.Path(bundle.ChainOnline, k.Seq, k.Offer), Vault: k.Vault,
-		KID: k.KID, KeySize: k.KeySize, Expires: time.Unix(k.Expires, 0).UTC(), Attested: k.Attested})
+	r := kekResult{Offer: fp(k.Offer), Seq: k.Seq, Path: media.Path(bundle.ChainOnline, k.Seq, k.Offer), Vault: k.Vault,
+		KID: k.KID, KeySize: k.KeySize, Expires: time.Unix(k.Expires, 0).UTC(), Attested: k.Attested}
+	if k.OfferExpires != 0 {
+		t := time.Unix(k.OfferExpires, 0).UTC()
+		r.OfferExpires = &t
+	}
+	return showKEK(env, r)
+}
+
+// liveOffer returns an offer on the medium of the KEK named name in vaultURL that has not
+// expired at now, or nil.
+func liveOffer(res *chain.Result, vaultURL, name string, now time.Time) *chain.OfferRecord {
+	var live *chain.OfferRecord
+	for _, o := range res.State.Offers {
+		kid, err := byok.ParseKeyID(o.Offer.KID)
+		if err != nil || o.Offer.Vault != vaultURL || kid.Name != name || !now.Before(time.Unix(o.Expires, 0)) {
+			continue
+		}
+		if live == nil || o.Seq > live.Seq {
+			live = o
+		}
+	}
+	return live
 }
 
 // findIntent returns the KEK version that an interrupted kek create made, found by its tag,

@@ -64,7 +64,8 @@ type mediumHeads struct {
 // kekStatus is a KEK as status shows it: its offer named by a Ref, as every command names it.
 type kekStatus struct {
 	store.KEK
-	Offer fingerprint `json:"offer"`
+	Offer        fingerprint `json:"offer"`
+	OfferExpires *time.Time  `json:"offer_expires,omitempty"` // as kek create shows it
 }
 
 // uploadStatus is an upload as status shows it: its package and receipt named by a Ref, as
@@ -115,7 +116,12 @@ func runStatus(_ context.Context, o statusOptions, env *clirun.Env, _ deps) erro
 	}
 	r.KEKs = []kekStatus{}
 	for _, k := range keks {
-		r.KEKs = append(r.KEKs, kekStatus{KEK: k, Offer: fp(k.Offer)})
+		ks := kekStatus{KEK: k, Offer: fp(k.Offer)}
+		if k.OfferExpires != 0 {
+			t := time.Unix(k.OfferExpires, 0).UTC()
+			ks.OfferExpires = &t
+		}
+		r.KEKs = append(r.KEKs, ks)
 	}
 	ups, err := s.Uploads()
 	if err != nil {
@@ -180,7 +186,11 @@ func (r statusResult) write(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "KEKs:           %d\n", len(r.KEKs))
 	for _, k := range r.KEKs {
-		fmt.Fprintf(&b, "  %s  RSA-%d  expires %s  offer %s\n", k.KID, k.KeySize, timeText(time.Unix(k.Expires, 0)), k.Offer.Fingerprint)
+		offer := k.Offer.Fingerprint
+		if k.OfferExpires != nil {
+			offer += " (expires " + timeText(*k.OfferExpires) + ")"
+		}
+		fmt.Fprintf(&b, "  %s  RSA-%d  expires %s  offer %s\n", k.KID, k.KeySize, timeText(time.Unix(k.Expires, 0)), offer)
 	}
 	fmt.Fprintf(&b, "uploads:        %d\n", len(r.Uploads))
 	for _, u := range r.Uploads {

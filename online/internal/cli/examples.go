@@ -14,7 +14,9 @@ byok-online trust --media /media/usb/airgap-byok --fingerprint 7KQ2-M9XD-4TNV-H3
 # Azure: signs in through azidentity (az login, a managed identity, ...)
 byok-online kek create --media /media/usb/airgap-byok --vault https://contoso.vault.azure.net --name kek-1
 # the local Key Vault (kvemu): its CA and a bearer token
-byok-online kek create --media /media/usb/airgap-byok --vault https://127.0.0.1:8443 --name kek-1 --ca-file kvemu-ca.pem --token-file kvemu.token`,
+byok-online kek create --media /media/usb/airgap-byok --vault https://127.0.0.1:8443 --name kek-1 --ca-file kvemu-ca.pem --token-file kvemu.token
+# another version of kek-1 while its last offer has not expired
+byok-online kek create --media /media/usb/airgap-byok --vault https://contoso.vault.azure.net --name kek-1 --new-version`,
 	"verify": `
 byok-online verify --media /media/usb/airgap-byok`,
 	"upload": `

@@ -141,6 +141,9 @@ type KEK struct {
 	Expires  int64     `json:"expires"` // the KEK's expiry in Key Vault
 	Created  int64     `json:"created"` // the offer bundle's creation time
 	Attested bool      `json:"attested"`
+	// OfferExpires is the offer bundle's expiry: package refuses the KEK after it. Zero in
+	// records written before it was kept.
+	OfferExpires int64 `json:"offer_expires,omitempty"`
 }
 
 // KEKIntent is a kek create in progress, recorded before its CreateKey call.
@@ -527,7 +530,7 @@ func ApplyOwn(tx *bolt.Tx, b *bundle.Bundle) error {
 			}
 		}
 		return putJSON(ob.Bucket(bucketKEKs), id[:], &KEK{Offer: id, Seq: b.Header.Seq, Vault: p.Vault, Name: kid.Name,
-			KID: p.KID, KeySize: p.KeySize, Expires: p.Expires, Created: b.Header.Created, Attested: p.Attestation != nil})
+			KID: p.KID, KeySize: p.KeySize, Expires: p.Expires, Created: b.Header.Created, Attested: p.Attestation != nil, OfferExpires: b.Header.Expires})
 	case *payload.Receipt:
 		ub := ob.Bucket(bucketUploads)
 		u, err := getJSON[Upload](ub, p.Package[:])
