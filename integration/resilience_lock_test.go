@@ -111,6 +111,9 @@ func testConcurrentUse(t *testing.T, s *resSuite) {
 		args    func(r *resRig) []string
 		answer  func(r *resRig) string
 		seconds []second
+		// waiter, if set, is an online command started with --wait before the answer: it
+		// says it waits, and succeeds once the first process lets go of the medium.
+		waiter []string
 	}{
 		{
 			name: "offline init", before: "offline init", station: offlineStation,
@@ -129,6 +132,7 @@ func testConcurrentUse(t *testing.T, s *resSuite) {
 				{onlineStation, []string{"status", "--wait", "300ms"}, exitcode.Locked, "; still locked after waiting 300ms"},
 				{onlineStation, []string{"status", "--wait", "300ms"}, exitcode.Locked, `level=WARN msg="the medium is locked; waiting for it"`},
 			},
+			waiter: []string{"status", "--wait", "10m"},
 		},
 		{
 			name: "online trust", before: "trust", station: onlineStation,
@@ -167,8 +171,18 @@ func testConcurrentUse(t *testing.T, s *resSuite) {
 			if diff := changed(before, rigState(t, r.dir, held)); len(diff) > 0 {
 				t.Errorf("the second processes changed %v", diff)
 			}
+			var waiter *prompted
+			if tt.waiter != nil {
+				// (Its "prompt" is the line saying it waits: it reads no input.)
+				waiter = r.startPrompted(onlineStation, "the medium is locked; waiting for it", tt.waiter...)
+			}
 			if res := p.answer(t, tt.answer(r)); res.code != 0 {
 				t.Fatalf("%s, answered: exit %d\n%s", tt.name, res.code, res.stderr)
+			}
+			if waiter != nil {
+				if res := waiter.answer(t, ""); res.code != 0 || !strings.Contains(res.stdout, "station:") {
+					t.Errorf("byok-online %s, waiting while %s holds the medium: exit %d, want 0 once it lets go\n%s%s", strings.Join(tt.waiter, " "), tt.name, res.code, res.stdout, res.stderr)
+				}
 			}
 			if st := resCeremony[stepIndex(tt.before)]; st.learn != nil {
 				st.learn(r)
