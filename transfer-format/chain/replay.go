@@ -26,6 +26,7 @@ import (
 	"iter"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -753,7 +754,7 @@ func (r *replayer) approval(it *item, v *Verified, a *payload.Approval, pol *Pol
 			curPol = cur.Policy
 		}
 		add(custodianOf(pend.Policy, curPol), &pend.Approvals, nil, pend.Expires)
-		if r.countIn(pend.Approvals, pend.Policy) >= pend.Policy.Threshold && (cur == nil || r.countIn(pend.Approvals, cur.Policy) >= cur.Policy.Threshold) {
+		if r.takesEffect(pend.Policy, curPol, pend.Approvals) {
 			rec := pend.PolicyRecord
 			rec.Effective = h.Seq
 			r.st.Policies = append(r.st.Policies, rec)
@@ -776,6 +777,26 @@ func (r *replayer) approval(it *item, v *Verified, a *payload.Approval, pol *Pol
 }
 
 func cmpID(a, b bundle.ID) int { return bytes.Compare(a[:], b[:]) }
+
+// takesEffect reports whether the approvers put the proposal next into force (§9.4): the
+// threshold of next's custodians, and, if a policy cur is in force, the threshold of cur's
+// and that of every region of cur that next changes.
+func (r *replayer) takesEffect(next, cur *payload.Policy, approvers []bundle.ID) bool {
+	if r.countIn(approvers, next) < next.Threshold {
+		return false
+	}
+	if cur == nil {
+		return true
+	}
+	if r.countIn(approvers, cur) < cur.Threshold {
+		return false
+	}
+	if len(cur.Regions) == 0 {
+		return true
+	}
+	_, _, ok := payload.Unmet(cur.AmendmentQuorums(next), approvers)
+	return ok
+}
 
 func (r *replayer) countIn(ids []bundle.ID, p *payload.Policy) int {
 	n := 0
@@ -814,7 +835,7 @@ func (r *replayer) keyPackage(it *item, v *Verified, k *payload.KeyPackage, pol 
 	r.st.Counts.Packages++
 	kt, _ := k.Target.KeyType() // Validate checked it
 	rec := &PackageRecord{ID: it.b.ID(), Seq: h.Seq, Created: h.Created, Expires: h.Expires, Vault: k.Vault,
-		KeyName: k.KeyName, KeyType: kt, PublicKey: k.PublicKey, KCV: k.KCV, Offer: k.KEK.Offer, Approvals: []bundle.ID{}}
+		KeyName: k.KeyName, KeyType: kt, PublicKey: k.PublicKey, KCV: k.KCV, Offer: k.KEK.Offer, Approvals: []bundle.ID{}, Regions: k.Regions}
 	r.st.Packages[rec.ID] = rec
 
 	vault, ok := p.Vault(k.Vault)
@@ -826,6 +847,9 @@ func (r *replayer) keyPackage(it *item, v *Verified, k *payload.KeyPackage, pol 
 	}
 	if ok && kt.IsSymmetric() && vault.Kind != payload.VaultManagedHSM {
 		r.soft(it, v, &PolicyError{Rule: "key-type", Detail: fmt.Sprintf("%s keys need a Managed HSM, %s is %s", kt, k.Vault, vault.Kind)})
+	}
+	if ok && len(k.Regions) > 0 && !slices.Contains(k.Regions, vault.Region) {
+		r.soft(it, v, &PolicyError{Rule: "residency", Detail: fmt.Sprintf("%s is in region %s; the key may live only in %s", k.Vault, vault.Region, strings.Join(k.Regions, ", "))})
 	}
 	off, ok := r.st.Offers[k.KEK.Offer]
 	if !ok || off.Seq > h.PeerSeq {
@@ -880,8 +904,12 @@ func (r *replayer) receipt(it *item, v *Verified, rc *payload.Receipt, pol *Poli
 	delete(r.st.Packages, pkg.ID)
 	r.st.Counts.Imported++
 	// Only approvals the online station had seen count: those at or before its peer seq.
-	if n := r.approvedBy(pkg, p, h.PeerSeq); n < p.Threshold {
-		r.soft(it, v, &ApprovalError{Target: pkg.ID, Have: n, Need: p.Threshold, Reason: " at upload"})
+	if len(p.Regions) == 0 {
+		if n := r.approvedBy(pkg, p, h.PeerSeq); n < p.Threshold {
+			r.soft(it, v, &ApprovalError{Target: pkg.ID, Have: n, Need: p.Threshold, Reason: " at upload"})
+		}
+	} else if q, n, ok := pkg.Quorum(p, h.PeerSeq); !ok {
+		r.soft(it, v, &ApprovalError{Target: pkg.ID, Have: n, Need: q.Threshold, Reason: " at upload, from " + q.String()})
 	}
 	if h.Created > pkg.Expires+p.MaxClockSkewSeconds {
 		r.soft(it, v, &ExpiredError{ID: pkg.ID, What: "key package", Expires: time.Unix(pkg.Expires, 0).UTC(), At: h.CreatedTime()})

@@ -92,22 +92,40 @@ type PackageRecord struct {
 	Approvals []bundle.ID     `json:"approvals"` // custodian key IDs that approved, sorted
 	// ApprovedAt is the offline sequence number of each custodian's approval.
 	ApprovedAt map[bundle.ID]uint64 `json:"approved_at,omitempty"`
-	Rejected   int                  `json:"rejected"` // receipts saying Key Vault refused it
+	Rejected   int                  `json:"rejected"`          // receipts saying Key Vault refused it
+	Regions    []string             `json:"regions,omitempty"` // the residency the package states (format version 2)
 }
 
 // ApprovedBy returns how many of the package's approvals come from custodians of p and were
 // made at or before offline sequence number upTo.
 func (r *PackageRecord) ApprovedBy(p *payload.Policy, upTo uint64) int {
 	n := 0
-	for _, a := range r.Approvals {
-		if seq, ok := r.ApprovedAt[a]; ok && seq > upTo {
-			continue
-		}
+	for _, a := range r.ApproversUpTo(upTo) {
 		if _, ok := p.Custodian(a); ok {
 			n++
 		}
 	}
 	return n
+}
+
+// ApproversUpTo returns the custodian key IDs whose approvals of the package were made at or
+// before offline sequence number upTo.
+func (r *PackageRecord) ApproversUpTo(upTo uint64) []bundle.ID {
+	var out []bundle.ID
+	for _, a := range r.Approvals {
+		if seq, ok := r.ApprovedAt[a]; ok && seq > upTo {
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// Quorum checks the package's approvals made at or before offline sequence number upTo
+// against what p requires for its vault (SPEC.md §9.7): ok if every quorum is met, else the
+// first quorum that is not and how many approvals it has.
+func (r *PackageRecord) Quorum(p *payload.Policy, upTo uint64) (q payload.Quorum, have int, ok bool) {
+	return payload.Unmet(p.VaultQuorums(r.Vault), r.ApproversUpTo(upTo))
 }
 
 // Counts are running totals of a replay.

@@ -30,6 +30,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
@@ -395,11 +396,18 @@ func (c *Ceremony) Enroll() error {
 }
 
 // Setup writes both enrollments, policy version 1 and the approval that puts it in force.
-func (c *Ceremony) Setup() error {
+func (c *Ceremony) Setup() error { return c.SetupWith(nil) }
+
+// SetupWith is Setup with policy version 1 changed by edit (if not nil) before it is
+// written.
+func (c *Ceremony) SetupWith(edit func(p *payload.Policy)) error {
 	if err := c.Enroll(); err != nil {
 		return err
 	}
 	p := c.NewPolicy()
+	if edit != nil {
+		edit(p)
+	}
 	b, err := c.Append(bundle.ChainOffline, p)
 	if err != nil {
 		return err
@@ -483,7 +491,14 @@ func (c *Ceremony) Attestation() *payload.Attestation {
 
 // Offer writes a KEK offer on the online chain.
 func (c *Ceremony) Offer(opts ...Option) (*bundle.Bundle, error) {
+	return c.OfferIn(c.cfg.Vault, opts...)
+}
+
+// OfferIn writes a KEK offer for vault (of the configured kind) on the online chain, with the
+// ceremony's KEK.
+func (c *Ceremony) OfferIn(vault string, opts ...Option) (*bundle.Bundle, error) {
 	o := c.OfferPayload(fmt.Sprintf("%032x", len(c.offers)+1))
+	o.Vault, o.KID = vault, strings.Replace(o.KID, c.cfg.Vault, vault, 1)
 	b, err := c.Append(bundle.ChainOnline, o, opts...)
 	if err != nil {
 		return nil, err

@@ -85,6 +85,8 @@ type Policy struct {
 	OnlineStation         SigningKey        `json:"online_station"`
 	Custodians            []Custodian       `json:"custodians"`
 	Threshold             int               `json:"threshold"`
+	Regions               []payload.Region  `json:"regions,omitempty"`
+	GlobalApproval        bool              `json:"global_approval,omitempty"`
 	Vaults                []payload.Vault   `json:"vaults"`
 	MinKEKBits            int               `json:"min_kek_bits"`
 	KeyTypes              []payload.KeyType `json:"key_types"`
@@ -171,6 +173,7 @@ type KeyPackage struct {
 	Vault      string             `json:"vault"`
 	KeyName    string             `json:"key_name"`
 	KeyType    string             `json:"key_type"`
+	Regions    []string           `json:"regions,omitempty"` // residency (format version 2)
 	KEK        KEKRef             `json:"kek"`
 	Target     Target             `json:"target"`
 	PublicKey  *PublicKey         `json:"public_key,omitempty"`
@@ -264,6 +267,8 @@ func renderPolicy(p *payload.Policy) *Policy {
 		OnlineStation:         signingKey(p.OnlineStation),
 		Custodians:            make([]Custodian, len(p.Custodians)),
 		Threshold:             p.Threshold,
+		Regions:               p.Regions,
+		GlobalApproval:        p.GlobalApproval,
 		Vaults:                p.Vaults,
 		MinKEKBits:            p.MinKEKBits,
 		KeyTypes:              p.KeyTypes,
@@ -315,6 +320,7 @@ func renderPackage(k *payload.KeyPackage) *KeyPackage {
 	out := &KeyPackage{
 		Vault:   k.Vault,
 		KeyName: k.KeyName,
+		Regions: k.Regions,
 		KEK:     KEKRef{Offer: newID(k.KEK.Offer), KID: k.KEK.KID},
 		Target: Target{Kty: k.Target.Kty, KeySize: k.Target.KeySize, Curve: k.Target.Curve, KeyOps: k.Target.KeyOps,
 			Enabled: k.Target.Enabled, NotBefore: optTime(k.Target.NotBefore), Expires: optTime(k.Target.Expires), Tags: k.Target.Tags},

@@ -63,6 +63,9 @@ func (r *canonReader) keyPackage(k *KeyPackage) {
 	k.Vault = r.str()
 	r.lit(`,"key_name":`)
 	k.KeyName = r.str()
+	if r.opt(`,"regions":`) {
+		k.Regions = r.strs()
+	}
 	r.lit(`,"kek":{"offer":`)
 	k.KEK.Offer = r.id()
 	r.lit(`,"kid":`)

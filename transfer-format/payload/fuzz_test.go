@@ -86,16 +86,20 @@ func fuzzPayload(f *testing.F, k bundle.Kind) {
 			}
 		}
 		hasToolset := payload.ToolsetOf(v) != nil
-		pinning := false
-		if p, ok := v.(*payload.Policy); ok {
-			pinning = len(p.AllowedToolsets) > 0
+		// Members only version 2 defines: allowed toolsets, regions, residency.
+		v2only := false
+		switch p := v.(type) {
+		case *payload.Policy:
+			v2only = len(p.AllowedToolsets) > 0 || p.HasV2Members()
+		case *payload.KeyPackage:
+			v2only = p.HasV2Members()
 		}
 		switch {
 		case hasToolset && (len(took) != 1 || took[0] != bundle.Version2):
 			t.Fatalf("a payload with a toolset is taken by versions %v, want 2 only", took)
-		case !hasToolset && pinning && len(took) != 0:
-			t.Fatalf("a policy with allowed toolsets and no toolset is taken by versions %v, want none", took)
-		case !hasToolset && !pinning && (len(took) != 1 || took[0] != bundle.Version1):
+		case !hasToolset && v2only && len(took) != 0:
+			t.Fatalf("a payload with members of version 2 and no toolset is taken by versions %v, want none", took)
+		case !hasToolset && !v2only && (len(took) != 1 || took[0] != bundle.Version1):
 			t.Fatalf("a payload without a toolset is taken by versions %v, want 1 only", took)
 		}
 	})

@@ -358,6 +358,39 @@ func TestValidateRules(t *testing.T) {
 		pol("lifetime over 366 days", func(p *payload.Policy) { p.BundleLifetimeSeconds = 366*86400 + 1 }),
 		pol("negative clock skew", func(p *payload.Policy) { p.MaxClockSkewSeconds = -1 }),
 		pol("clock skew over a day", func(p *payload.Policy) { p.MaxClockSkewSeconds = 86401 }),
+		pol("region name with a capital", func(p *payload.Policy) {
+			p.Regions = []payload.Region{{Name: "WestEurope", Custodians: []string{"custodian-1"}, Threshold: 1}}
+		}),
+		pol("regions out of order", func(p *payload.Policy) {
+			p.Regions = []payload.Region{{Name: "westeurope", Custodians: []string{"custodian-1"}, Threshold: 1}, {Name: "eastus", Custodians: []string{"custodian-2"}, Threshold: 1}}
+		}),
+		pol("region twice", func(p *payload.Policy) {
+			p.Regions = []payload.Region{{Name: "eastus", Custodians: []string{"custodian-1"}, Threshold: 1}, {Name: "eastus", Custodians: []string{"custodian-2"}, Threshold: 1}}
+		}),
+		pol("region without custodians", func(p *payload.Policy) {
+			p.Regions = []payload.Region{{Name: "eastus", Threshold: 1}}
+		}),
+		pol("region names a stranger", func(p *payload.Policy) {
+			p.Regions = []payload.Region{{Name: "eastus", Custodians: []string{"mallory"}, Threshold: 1}}
+		}),
+		pol("region custodians out of order", func(p *payload.Policy) {
+			p.Regions = []payload.Region{{Name: "eastus", Custodians: []string{"custodian-2", "custodian-1"}, Threshold: 1}}
+		}),
+		pol("region custodian twice", func(p *payload.Policy) {
+			p.Regions = []payload.Region{{Name: "eastus", Custodians: []string{"custodian-1", "custodian-1"}, Threshold: 1}}
+		}),
+		pol("region threshold 0", func(p *payload.Policy) {
+			p.Regions = []payload.Region{{Name: "eastus", Custodians: []string{"custodian-1"}, Threshold: 0}}
+		}),
+		pol("region threshold above its custodians", func(p *payload.Policy) {
+			p.Regions = []payload.Region{{Name: "eastus", Custodians: []string{"custodian-1"}, Threshold: 2}}
+		}),
+		pol("global approval without regions", func(p *payload.Policy) { p.GlobalApproval = true }),
+		pol("65 regions", func(p *payload.Policy) {
+			for i := range 65 {
+				p.Regions = append(p.Regions, payload.Region{Name: fmt.Sprintf("r%02d", i), Custodians: []string{"custodian-1"}, Threshold: 1})
+			}
+		}),
 
 		off("vault url not canonical", func(o *payload.KEKOffer) { o.Vault += "/" }),
 		off("kid not a key identifier", func(o *payload.KEKOffer) { o.KID = o.Vault + "/keys/kek" }),
@@ -386,6 +419,9 @@ func TestValidateRules(t *testing.T) {
 		pkg("key name of 128 characters", func(k *payload.KeyPackage) { k.KeyName = strings.Repeat("k", 128) }),
 		pkg("empty key name", func(k *payload.KeyPackage) { k.KeyName = "" }),
 		pkg("zero kek offer", func(k *payload.KeyPackage) { k.KEK.Offer = bundle.ID{} }),
+		pkg("residency region with a space", func(k *payload.KeyPackage) { k.Regions = []string{"west europe"} }),
+		pkg("residency regions out of order", func(k *payload.KeyPackage) { k.Regions = []string{"westeurope", "eastus"} }),
+		pkg("residency region twice", func(k *payload.KeyPackage) { k.Regions = []string{"eastus", "eastus"} }),
 		pkg("kek kid invalid", func(k *payload.KeyPackage) { k.KEK.KID = "kek" }),
 		pkg("kek in another vault", func(k *payload.KeyPackage) {
 			k.KEK.KID = "https://fabrikam.vault.azure.net/keys/kek/1"
@@ -510,6 +546,15 @@ func TestValidateAccepts(t *testing.T) {
 			p := v.(*payload.Policy)
 			p.BundleLifetimeSeconds, p.MaxClockSkewSeconds = 366*86400, 86400
 		}},
+		{"policy with regions and global approval", bundle.KindPolicy, func(v any) {
+			p := v.(*payload.Policy)
+			p.Regions = []payload.Region{
+				{Name: "eastus", Custodians: []string{"custodian-2", "custodian-3"}, Threshold: 2},
+				{Name: "westeurope", Custodians: []string{"custodian-1", "custodian-2"}, Threshold: 1},
+			}
+			p.GlobalApproval = true
+		}},
+		{"package bound to two regions", bundle.KindKeyPackage, func(v any) { v.(*payload.KeyPackage).Regions = []string{"eastus", "westeurope"} }},
 		{"offer without attestation", bundle.KindKEKOffer, func(v any) { v.(*payload.KEKOffer).Attestation = nil }},
 		{"package with 15 tags", bundle.KindKeyPackage, func(v any) {
 			k := v.(*payload.KeyPackage)

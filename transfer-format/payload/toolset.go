@@ -119,6 +119,12 @@ func CheckVersion(version uint16, v any) error {
 		if p, ok := v.(*Policy); ok && len(p.AllowedToolsets) > 0 {
 			return fmt.Errorf("%w: a version 1 policy has no allowed_toolsets member", ErrVersionMembers)
 		}
+		if p, ok := v.(*Policy); ok && p.HasV2Members() {
+			return fmt.Errorf("%w: a version 1 policy has no regions or global_approval member", ErrVersionMembers)
+		}
+		if k, ok := v.(*KeyPackage); ok && k.HasV2Members() {
+			return fmt.Errorf("%w: a version 1 key package has no regions member", ErrVersionMembers)
+		}
 	case bundle.Version2:
 		if t == nil {
 			return fmt.Errorf("%w: a version 2 payload records the toolset that wrote it", ErrVersionMembers)

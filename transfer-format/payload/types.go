@@ -182,6 +182,8 @@ type Policy struct {
 	OnlineStation         PublicKey   `json:"online_station"`
 	Custodians            []Custodian `json:"custodians"`
 	Threshold             int         `json:"threshold"`
+	Regions               []Region    `json:"regions,omitempty"`         // format version 2: regional custodians and thresholds
+	GlobalApproval        bool        `json:"global_approval,omitempty"` // format version 2: a regional package also needs Threshold of all custodians
 	Vaults                []Vault     `json:"vaults"`
 	MinKEKBits            int         `json:"min_kek_bits"`
 	KeyTypes              []KeyType   `json:"key_types"`
@@ -235,6 +237,9 @@ func (p *Policy) Validate() error {
 	}
 	if p.Threshold < 1 || p.Threshold > len(p.Custodians) {
 		return fmt.Errorf("threshold %d out of range 1..%d", p.Threshold, len(p.Custodians))
+	}
+	if err := p.validateRegions(names); err != nil {
+		return err
 	}
 	if len(p.Vaults) == 0 || len(p.Vaults) > MaxVaults {
 		return fmt.Errorf("want 1 to %d vaults, got %d", MaxVaults, len(p.Vaults))
@@ -454,6 +459,7 @@ type Provenance struct {
 type KeyPackage struct {
 	Vault      string     `json:"vault"`
 	KeyName    string     `json:"key_name"`
+	Regions    []string   `json:"regions,omitempty"` // format version 2: the regions the key may live in (residency)
 	KEK        KEKRef     `json:"kek"`
 	Target     Target     `json:"target"`
 	PublicKey  []byte     `json:"public_key,omitempty"` // DER SubjectPublicKeyInfo, RSA and EC
@@ -500,6 +506,9 @@ func (k *KeyPackage) validate() (*byok.File, error) {
 	}
 	if !isKeyName(k.KeyName) {
 		return nil, fmt.Errorf("key name %q: want 1 to 127 letters, digits and dashes", k.KeyName)
+	}
+	if err := checkRegionList("regions", k.Regions); err != nil {
+		return nil, err
 	}
 	if k.KEK.Offer.IsZero() {
 		return nil, errors.New("kek.offer is zero")

@@ -36,6 +36,7 @@ func vectors() []vector {
 	vs = append(vs, errataVectors()...)
 	vs = append(vs, walkVectors()...)
 	vs = append(vs, version2Vectors()...)
+	vs = append(vs, regionVectors()...)
 	return vs
 }
 
