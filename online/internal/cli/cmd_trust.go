@@ -56,6 +56,8 @@ type policySummary struct {
 	OnlineStation  fingerprint       `json:"online_station"`
 	Custodians     []custodian       `json:"custodians"`
 	Threshold      int               `json:"threshold"`
+	Regions        []payload.Region  `json:"regions,omitempty"`
+	GlobalApproval bool              `json:"global_approval,omitempty"`
 	Vaults         []payload.Vault   `json:"vaults"`
 	MinKEKBits     int               `json:"min_kek_bits"`
 	KeyTypes       []payload.KeyType `json:"key_types"`
@@ -71,7 +73,7 @@ type custodian struct {
 
 func summarise(id bundle.ID, p *payload.Policy) policySummary {
 	s := policySummary{fingerprint: fp(id), Version: p.Version, OfflineStation: fp(p.OfflineStation.ID()), OnlineStation: fp(p.OnlineStation.ID()),
-		Threshold: p.Threshold, Vaults: p.Vaults, MinKEKBits: p.MinKEKBits, KeyTypes: p.KeyTypes, AllowWeakerKEK: p.AllowWeakerKEK,
+		Threshold: p.Threshold, Regions: p.Regions, GlobalApproval: p.GlobalApproval, Vaults: p.Vaults, MinKEKBits: p.MinKEKBits, KeyTypes: p.KeyTypes, AllowWeakerKEK: p.AllowWeakerKEK,
 		LifetimeSecs: p.BundleLifetimeSeconds, MaxSkewSecs: p.MaxClockSkewSeconds, Custodians: []custodian{}}
 	for _, c := range p.Custodians {
 		s.Custodians = append(s.Custodians, custodian{Name: c.Name, fingerprint: fp(c.Key.ID())})
@@ -90,6 +92,13 @@ func (s policySummary) write(w io.Writer) error {
 	fmt.Fprintf(&b, "  vaults:\n")
 	for _, v := range s.Vaults {
 		fmt.Fprintf(&b, "    %s (%s, %s)\n", v.URL, v.Kind, v.Region)
+	}
+	for _, r := range s.Regions {
+		also := ""
+		if s.GlobalApproval {
+			also = fmt.Sprintf(", and %d of all custodians", s.Threshold)
+		}
+		fmt.Fprintf(&b, "  region %s: %d of %s approve its keys%s\n", r.Name, r.Threshold, strings.Join(r.Custodians, ", "), also)
 	}
 	types := make([]string, len(s.KeyTypes))
 	for i, t := range s.KeyTypes {

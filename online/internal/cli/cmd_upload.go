@@ -45,8 +45,10 @@ func uploadCommand(env *clirun.Env, d deps) *cli.Command {
 	return &cli.Command{
 		Name:  "upload",
 		Usage: "import every verified, approved key package into Key Vault, exactly once",
-		Description: `upload verifies the medium (as verify does) and imports each key package that is approved by
-the policy's threshold, unexpired and wrapped with a KEK this station offered, exactly once:
+		Description: `upload verifies the medium (as verify does) and imports each key package that is approved as
+the policy requires for its vault (the policy's threshold, or that of the custodians of the
+vault's region), unexpired and wrapped with a KEK this station offered, exactly once, each
+into its own vault:
 an intent is recorded before each ImportKey call, the import is tagged with the package ID,
 and after any ambiguous failure (a 5xx, a reset, a timeout) Key Vault is searched for the tag
 before trying again; a "not found" is trusted only once twice --request-timeout has passed

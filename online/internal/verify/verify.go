@@ -92,8 +92,11 @@ type Package struct {
 	Outstanding bool `json:"outstanding"`
 	Approvals   int  `json:"approvals"` // by custodians of the policy in force (outstanding packages)
 	Threshold   int  `json:"threshold"`
-	Approved    bool `json:"approved"`
-	Expired     bool `json:"expired"`
+	// Quorum names whose approvals Approvals and Threshold count: the policy's custodians,
+	// or those of the vault's region (SPEC.md §9.7); the first quorum not met, if any.
+	Quorum   string `json:"quorum"`
+	Approved bool   `json:"approved"`
+	Expired  bool   `json:"expired"`
 	// KEKOffered: the package's KEK is one this station created and offered for its vault.
 	KEKOffered bool `json:"kek_offered"`
 	KEKExpired bool `json:"kek_expired"`
@@ -217,12 +220,17 @@ func (rep *Report) judge(o Options, res *chain.Result, byID map[bundle.ID]*Packa
 	for _, pkg := range rep.Packages {
 		rec, out := res.State.Packages[pkg.ID]
 		pkg.Outstanding = out
-		pkg.Threshold = p.Threshold
+		qs := p.VaultQuorums(pkg.Vault)
+		pkg.Threshold, pkg.Quorum = qs[0].Threshold, qs[0].String()
 		pkg.Expired = !o.Now.Before(pkg.Expires)
 		if out {
 			// The receipt will reference the offline head, so every approval on the medium counts.
-			pkg.Approvals = rec.ApprovedBy(p, res.State.Heads.Offline.Seq)
-			pkg.Approved = pkg.Approvals >= p.Threshold
+			seq := res.State.Heads.Offline.Seq
+			q, have, ok := rec.Quorum(p, seq)
+			if ok {
+				q, have = qs[0], qs[0].Count(rec.ApproversUpTo(seq))
+			}
+			pkg.Approvals, pkg.Threshold, pkg.Quorum, pkg.Approved = have, q.Threshold, q.String(), ok
 			pkg.Rejected = rec.Rejected
 		}
 		kek, err := o.Store.KEK(pkg.KEKOffer)
@@ -261,7 +269,7 @@ func (pkg *Package) reasons(p *payload.Policy) {
 		why = append(why, "Key Vault's answer to its import did not match the request (see the ledger); it is never imported again")
 	}
 	if pkg.Outstanding && !pkg.Approved {
-		why = append(why, fmt.Sprintf("approved by %d of the %d custodians required", pkg.Approvals, pkg.Threshold))
+		why = append(why, fmt.Sprintf("approved by %d of the %d custodians required (%s)", pkg.Approvals, pkg.Threshold, pkg.Quorum))
 	}
 	if pkg.Expired {
 		why = append(why, "the key package expired at "+pkg.Expires.UTC().Format(time.RFC3339))
