@@ -28,6 +28,7 @@ type approveOptions struct {
 	State             stateOptions
 	HSM               hsmOptions
 	Packages          cli.StringSlice
+	Region            string
 	Custodians        cli.StringSlice
 	CustodianPINFiles cli.StringSlice
 }
@@ -38,6 +39,7 @@ func approveCommand(env *clirun.Env) *cli.Command {
 	fs = append(fs, o.HSM.flags()...)
 	fs = append(fs,
 		&cli.StringSliceFlag{Name: "package", Usage: "a key package to approve: its fingerprint or bundle ID (repeat, or separate them with commas, to approve several)", Destination: &o.Packages},
+		&cli.StringFlag{Name: "region", Usage: "instead of --package: every key package awaiting upload for a vault of this region", Destination: &o.Region},
 		&cli.StringSliceFlag{Name: "custodian", Usage: "a custodian who approves now (repeat; default: every custodian who has not yet)", Destination: &o.Custodians},
 		&cli.StringSliceFlag{Name: "custodian-pin-file", Usage: "NAME=PATH: file with the custodian's PIN (else $" + envCustodian + "<NAME>, else a prompt)", Destination: &o.CustodianPINFiles},
 	)
@@ -47,7 +49,11 @@ func approveCommand(env *clirun.Env) *cli.Command {
 		Description: "Shows what is approved (vault, key name, type, KEK and package fingerprints), asks each\n" +
 			"custodian once for their token's PIN, has the token sign every package's ID, and writes one\n" +
 			"approval bundle per package, all in one write. The online station uploads a package only\n" +
-			"with the policy's threshold.",
+			"with the approvals its vault needs: the policy's threshold, or that of the custodians of the\n" +
+			"vault's region, who alone may approve it.\n\n" +
+			"--region approves every key package awaiting upload for the vaults of one region in the same\n" +
+			"way, each custodian entering their PIN once; a package a custodian approved already is left\n" +
+			"out for them, so a rerun after an interruption asks only for the approvals still missing.",
 		Flags:  fs,
 		Action: func(c *cli.Context) error { return runApprove(c.Context, o, env) },
 	}
@@ -63,6 +69,8 @@ type approveResult struct {
 	Approved   []string    `json:"approved_now"`
 	Approvals  []string    `json:"approvals"`
 	Threshold  int         `json:"threshold"`
+	Have       int         `json:"have"`   // approvals that count towards Quorum
+	Quorum     string      `json:"quorum"` // whose approvals count: the first quorum not met yet, else the first
 	Ready      bool        `json:"ready"`
 	Bundle     bundleInfo  `json:"bundle"`
 	Custodians []keyInfo   `json:"custodians"`
@@ -83,8 +91,11 @@ type approveTarget struct {
 
 func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	refs := splitList(o.Packages.Value())
-	if len(refs) == 0 {
-		return clirun.Usagef("--package is required")
+	switch {
+	case len(refs) > 0 && o.Region != "":
+		return clirun.Usagef("give --package or --region, not both")
+	case len(refs) == 0 && o.Region == "":
+		return clirun.Usagef("--package is required (or --region)")
 	}
 	files, err := parsePairs("custodian-pin-file", o.CustodianPINFiles.Value())
 	if err != nil {
@@ -111,11 +122,20 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 		ids = append(ids, p.ID)
 		names[p.ID] = fmt.Sprintf("%s (%s, %s)", p.ID.Short(), p.KeyName, p.State)
 	}
+	region := strings.ToLower(o.Region)
+	if region != "" {
+		if refs, err = regionPackages(pol.Policy, res, pkgs, region); err != nil {
+			return err
+		}
+	}
 	var targets []*approveTarget
 	for _, ref := range refs {
-		t, err := approveTargetOf(s, res, pol, ref, ids, names, splitList(o.Custodians.Value()), files)
+		t, err := approveTargetOf(s, res, pol, ref, ids, names, splitList(o.Custodians.Value()), files, region != "")
 		if err != nil {
 			return err
+		}
+		if t == nil {
+			continue // approved by them already (--region)
 		}
 		if slices.ContainsFunc(targets, func(o *approveTarget) bool { return o.id == t.id }) {
 			return clirun.Usagef("key package %s is given twice", t.id.Short())
@@ -123,7 +143,10 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 		targets = append(targets, t)
 		fmt.Fprintf(env.Stderr, "Approving key package %s:\n  key %q (%s, ident %s) for %s\n  wrapped with KEK %s (%s)\n  approved so far by %d of the %d needed\n",
 			t.out.Package.Fingerprint, t.out.KeyName, t.out.KeyType, t.pkg.Ident, t.out.Vault, t.out.KEK, t.pkg.KID,
-			res.State.Packages[t.id].ApprovedBy(pol.Policy, res.State.Heads.Offline.Seq), t.out.Threshold)
+			pol.Policy.VaultQuorums(t.pkg.Vault)[0].Count(res.State.Packages[t.id].ApproversUpTo(res.State.Heads.Offline.Seq)), t.out.Threshold)
+	}
+	if len(targets) == 0 {
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("every key package of region %s is approved by them already", region), "")
 	}
 	// PIN files may name only custodians who approve something now.
 	for n := range files {
@@ -191,7 +214,7 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 			out.Custodians = append(out.Custodians, keyInfo{Name: c.Name, Token: c.TokenLabel, Label: c.KeyLabel, Fingerprint: c.Fingerprint(), KeyID: c.Key.ID().String()})
 		}
 		out.Approvals = approverNames(pol.Policy, pkg.Approvals)
-		out.Ready = len(out.Approvals) >= out.Threshold
+		readiness(out, pol.Policy, pkg)
 		env.Log.Info("approval written", "package", t.id.Short(), "approvals", len(out.Approvals), "threshold", out.Threshold)
 		outs = append(outs, out)
 	}
@@ -208,9 +231,12 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	})
 }
 
-// approveTargetOf resolves one --package and picks who approves it now.
+// approveTargetOf resolves one --package and picks who approves it now: of the custodians
+// whose approvals count for its vault, those named in custodians, or every one who has not
+// approved yet. With skipDone (--region) the named who approved it already are left out, and
+// a package with nobody left returns nil.
 func approveTargetOf(s *store.Store, res *chain.Result, pol *chain.PolicyRecord, ref string, ids []bundle.ID, names map[bundle.ID]string,
-	custodians []string, files map[string]string) (*approveTarget, error) {
+	custodians []string, files map[string]string, skipDone bool) (*approveTarget, error) {
 	id, err := resolveID("key package", ref, ids, func(id bundle.ID) string { return names[id] })
 	if err != nil {
 		return nil, err
@@ -227,14 +253,36 @@ func approveTargetOf(s *store.Store, res *chain.Result, pol *chain.PolicyRecord,
 		return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("key package %s expired at %s", id.Short(), time.Unix(rec.Expires, 0).UTC().Format(time.RFC3339)),
 			"package the key again")
 	}
-	custs, err := approvers(s, pol.Policy.Custodians, rec.Approvals, custodians, nil, "key package "+id.Short(),
+	eligible, region := packageApprovers(pol.Policy, pkg.Vault)
+	if skipDone {
+		var left []string
+		for _, n := range custodians {
+			i := slices.IndexFunc(eligible, func(c payload.Custodian) bool { return c.Name == n })
+			if i < 0 || !slices.Contains(rec.Approvals, eligible[i].Key.ID()) {
+				left = append(left, n)
+			}
+		}
+		if len(custodians) > 0 && len(left) == 0 {
+			return nil, nil
+		}
+		custodians = left
+		if len(custodians) == 0 && !slices.ContainsFunc(eligible, func(c payload.Custodian) bool { return !slices.Contains(rec.Approvals, c.Key.ID()) }) {
+			return nil, nil
+		}
+	}
+	custs, err := approvers(s, eligible, rec.Approvals, custodians, nil, "key package "+id.Short(),
 		func(n string) error {
+			if region != "" {
+				return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s does not approve keys for %s, a vault of region %s", n, pkg.Vault, region),
+					"the approvals that count are those of "+joinNames(eligible))
+			}
 			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a custodian of the policy in force", n), "the custodians are "+custodianNames(pol.Policy))
 		})
 	if err != nil {
 		return nil, err
 	}
-	out := &approveResult{Package: jsonout.RefOf(id), KeyName: pkg.KeyName, Vault: pkg.Vault, KeyType: string(pkg.KeyType), Threshold: pol.Policy.Threshold}
+	q := pol.Policy.VaultQuorums(pkg.Vault)[0]
+	out := &approveResult{Package: jsonout.RefOf(id), KeyName: pkg.KeyName, Vault: pkg.Vault, KeyType: string(pkg.KeyType), Threshold: q.Threshold, Quorum: q.String()}
 	if k, err := s.KEK(pkg.Offer); err == nil {
 		out.KEK = k.Fingerprint
 	}
@@ -332,6 +380,70 @@ func approvers(s *store.Store, eligible []payload.Custodian, approved []bundle.I
 	return custs, nil
 }
 
+// regionPackages returns the IDs of the key packages of pkgs that await upload, unexpired,
+// for a vault of region under policy p.
+func regionPackages(p *payload.Policy, res *chain.Result, pkgs []store.Package, region string) ([]string, error) {
+	if !slices.Contains(p.VaultRegions(), region) {
+		return nil, clirun.Usagef("--region %s: no vault of the policy in force is in it (its regions are %s)", region, strings.Join(p.VaultRegions(), ", "))
+	}
+	var refs []string
+	t := now().Unix()
+	for _, pkg := range pkgs {
+		rec, outstanding := res.State.Packages[pkg.ID]
+		v, _ := p.Vault(pkg.Vault)
+		if outstanding && rec.Expires >= t && v.Region == region {
+			refs = append(refs, pkg.ID.String())
+		}
+	}
+	if len(refs) == 0 {
+		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("no key package awaits upload for a vault of region %s", region), "byok-offline status lists the packages")
+	}
+	return refs, nil
+}
+
+// readiness fills in whose approvals out's package needs under p and how far it is.
+func readiness(out *approveResult, p *payload.Policy, pkg *store.Package) {
+	quorums := p.VaultQuorums(pkg.Vault)
+	var ids []bundle.ID
+	for _, a := range pkg.Approvals {
+		ids = append(ids, a.Key)
+	}
+	q, have, ok := payload.Unmet(quorums, ids)
+	if ok {
+		q, have = quorums[0], quorums[0].Count(ids)
+	}
+	out.Threshold, out.Quorum, out.Have, out.Ready = q.Threshold, q.String(), have, ok
+}
+
+// packageApprovers returns the custodians of p whose approvals count for a key package for
+// vault (SPEC.md §9.7), and the vault's region if it has custodians of its own.
+func packageApprovers(p *payload.Policy, vault string) ([]payload.Custodian, string) {
+	v, _ := p.Vault(vault)
+	r, ok := p.Region(v.Region)
+	if !ok {
+		return p.Custodians, ""
+	}
+	if p.GlobalApproval {
+		// Every custodian counts towards the policy's own threshold.
+		return p.Custodians, r.Name
+	}
+	var out []payload.Custodian
+	for _, c := range p.Custodians {
+		if slices.Contains(r.Custodians, c.Name) {
+			out = append(out, c)
+		}
+	}
+	return out, r.Name
+}
+
+func joinNames(cs []payload.Custodian) string {
+	var s []string
+	for _, c := range cs {
+		s = append(s, c.Name)
+	}
+	return strings.Join(s, ", ")
+}
+
 func custodianNames(p *payload.Policy) string {
 	var s []string
 	for _, c := range p.Custodians {
@@ -344,12 +456,16 @@ func writeApprove(w io.Writer, r *approveResult) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "approved key package %s (%q, %s, for %s, KEK %s)\n", r.Package.Fingerprint, r.KeyName, r.KeyType, r.Vault, r.KEK)
 	fmt.Fprintf(&b, "  approved now by %s\n", strings.Join(r.Approved, ", "))
-	fmt.Fprintf(&b, "  approvals      %d of %d: %s\n", len(r.Approvals), r.Threshold, strings.Join(r.Approvals, ", "))
+	fmt.Fprintf(&b, "  approvals      %d of %d: %s", r.Have, r.Threshold, strings.Join(r.Approvals, ", "))
+	if strings.Contains(r.Quorum, "region ") {
+		fmt.Fprintf(&b, " (%s)", r.Quorum)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "  bundle         %s\n", r.Bundle.Path)
 	if r.Ready {
 		b.WriteString("Ready for upload: take the medium to the online station (byok-online upload).\n")
 	} else {
-		fmt.Fprintf(&b, "Needs %d more approval(s).\n", r.Threshold-len(r.Approvals))
+		fmt.Fprintf(&b, "Needs %d more approval(s) from %s.\n", r.Threshold-r.Have, r.Quorum)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

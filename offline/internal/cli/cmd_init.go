@@ -42,6 +42,8 @@ type initOptions struct {
 	OnlineFingerprint  string
 	Threshold          int
 	Vaults             cli.StringSlice
+	Regions            cli.StringSlice
+	GlobalApproval     bool
 	MinKEKBits         int
 	KeyTypes           string
 	AllowWeakerKEK     bool
@@ -63,6 +65,8 @@ func initFlags(o *initOptions) []cli.Flag {
 		&cli.StringFlag{Name: "online-fingerprint", Usage: "the online station's key fingerprint, as its operator read it (else asked on stdin)", Destination: &o.OnlineFingerprint},
 		&cli.IntFlag{Name: "threshold", Usage: "approvals needed: M of the N custodians", Destination: &o.Threshold},
 		&cli.StringSliceFlag{Name: "vault", Usage: "a vault the station may serve: URL=KIND:REGION, KIND premium or managed_hsm (repeat)", Destination: &o.Vaults},
+		&cli.StringSliceFlag{Name: "region", Usage: regionFlagUsage, Destination: &o.Regions},
+		&cli.BoolFlag{Name: "global-approval", Usage: "a key package for a vault of a --region needs --threshold of all custodians as well as the region's", Destination: &o.GlobalApproval},
 		&cli.IntFlag{Name: "min-kek-bits", Value: 3072, Usage: "smallest KEK accepted: 2048, 3072 or 4096", Destination: &o.MinKEKBits},
 		&cli.StringFlag{Name: "key-types", Usage: "target key types allowed, e.g. RSA-3072,EC-P256 (default: every type the vaults take)", Destination: &o.KeyTypes},
 		&cli.BoolFlag{Name: "allow-weaker-kek", Usage: "allow a KEK weaker than the target key (needed for EC-P384, EC-P521, AES-192, AES-256)", Destination: &o.AllowWeakerKEK},
@@ -95,6 +99,7 @@ type initPlan struct {
 	custodians []custodianSpec
 	pinFiles   map[string]string
 	vaults     []payload.Vault
+	regions    []payload.Region
 	keyTypes   []payload.KeyType
 }
 
@@ -153,6 +158,23 @@ func (o *initOptions) plan() (*initPlan, error) {
 		}
 		managed = managed || vault.Kind == payload.VaultManagedHSM
 		p.vaults = append(p.vaults, vault)
+	}
+	var names []string
+	for _, c := range p.custodians {
+		names = append(names, c.Name)
+	}
+	for _, v := range o.Regions.Value() {
+		r, err := parseRegion(v)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := (&payload.Policy{Regions: p.regions}).Region(r.Name); dup {
+			return nil, clirun.Usagef("region %s is given twice", r.Name)
+		}
+		p.regions = setRegion(p.regions, r)
+	}
+	if err := checkRegions(p.regions, o.GlobalApproval, names, p.vaults); err != nil {
+		return nil, err
 	}
 	if payload.RSAStrength(o.MinKEKBits) == 0 {
 		return nil, clirun.Usagef("--min-kek-bits %d: want 2048, 3072 or 4096", o.MinKEKBits)
@@ -260,13 +282,18 @@ type policySummary struct {
 	BundleLifetime string   `json:"bundle_lifetime"`
 	MaxClockSkew   string   `json:"max_clock_skew"`
 	InForce        bool     `json:"in_force"`
+	// Regions are the policy's regions with custodians of their own; GlobalApproval says
+	// whether a regional key package needs Threshold of all custodians as well.
+	Regions        []regionSummary `json:"regions,omitempty"`
+	GlobalApproval bool            `json:"global_approval,omitempty"`
 }
 
 func summarize(id bundle.ID, p *payload.Policy, inForce bool) policySummary {
 	s := policySummary{ID: id.String(), Fingerprint: id.Short(), Version: p.Version, Threshold: p.Threshold, Custodians: len(p.Custodians),
 		MinKEKBits: p.MinKEKBits, AllowWeakerKEK: p.AllowWeakerKEK, InForce: inForce,
 		BundleLifetime: (time.Duration(p.BundleLifetimeSeconds) * time.Second).String(),
-		MaxClockSkew:   (time.Duration(p.MaxClockSkewSeconds) * time.Second).String()}
+		MaxClockSkew:   (time.Duration(p.MaxClockSkewSeconds) * time.Second).String(),
+		Regions:        summarizeRegions(p), GlobalApproval: p.GlobalApproval}
 	for _, t := range p.KeyTypes {
 		s.KeyTypes = append(s.KeyTypes, string(t))
 	}
@@ -403,7 +430,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	// Policy version 1.
 	pol := &payload.Policy{
 		Version: 1, OfflineStation: stRec.Key, OnlineStation: online.Key, Threshold: o.Threshold,
-		Vaults: p.vaults, MinKEKBits: o.MinKEKBits, KeyTypes: p.keyTypes, AllowWeakerKEK: o.AllowWeakerKEK,
+		Regions: p.regions, GlobalApproval: o.GlobalApproval, Vaults: p.vaults, MinKEKBits: o.MinKEKBits, KeyTypes: p.keyTypes, AllowWeakerKEK: o.AllowWeakerKEK,
 		BundleLifetimeSeconds: int64(lifetime / time.Second), MaxClockSkewSeconds: int64(o.MaxClockSkew / time.Second),
 	}
 	for _, c := range custs {
@@ -654,9 +681,19 @@ func writeInit(w io.Writer, r initResult) error {
 	for _, c := range r.Custodians {
 		fmt.Fprintf(&b, "custodian        %-19s  %s (token %s, key %s)\n", c.Fingerprint, c.Name, c.Token, c.Label)
 	}
-	fmt.Fprintf(&b, "policy v%d        %-19s  %d of %d custodians approve each key; approved by %s\n", r.Policy.Version, r.Policy.Fingerprint, r.Policy.Threshold, r.Policy.Custodians, strings.Join(r.Approvals, ", "))
+	what := "each key"
+	if len(r.Policy.Regions) > 0 {
+		what = "each policy version and each key for a vault of no region below"
+	}
+	fmt.Fprintf(&b, "policy v%d        %-19s  %d of %d custodians approve %s; approved by %s\n", r.Policy.Version, r.Policy.Fingerprint, r.Policy.Threshold, r.Policy.Custodians, what, strings.Join(r.Approvals, ", "))
 	for _, v := range r.Vaults {
 		fmt.Fprintf(&b, "  vault          %s (%s, %s)\n", v.URL, v.Kind, v.Region)
+	}
+	for _, rg := range r.Policy.Regions {
+		fmt.Fprintf(&b, "  %s\n", regionLine(rg))
+	}
+	if r.Policy.GlobalApproval {
+		fmt.Fprintf(&b, "  a key for a vault of a region needs the region's approvals and %d of all %d custodians'\n", r.Policy.Threshold, r.Policy.Custodians)
 	}
 	fmt.Fprintf(&b, "  key types      %s\n", strings.Join(r.Policy.KeyTypes, ", "))
 	fmt.Fprintf(&b, "  KEK            at least %d bits, weaker than the target allowed: %t\n", r.Policy.MinKEKBits, r.Policy.AllowWeakerKEK)

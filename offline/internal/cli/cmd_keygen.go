@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -35,6 +36,7 @@ type keygenOptions struct {
 	SOPINFile       string
 	SelectLabel     string
 	SelectID        string
+	Regions         cli.StringSlice
 }
 
 func keygenCommand(env *clirun.Env) *cli.Command {
@@ -48,13 +50,15 @@ func keygenCommand(env *clirun.Env) *cli.Command {
 		&cli.StringFlag{Name: "so-pin-file", Usage: "with --wrap-with-trusted: the SO PIN, to prove at once that the SO can release the key (else $" + envSOPIN + ")", Destination: &o.SOPINFile, TakesFile: true},
 		&cli.StringFlag{Name: "select-label", Usage: "adopt the existing key with this CKA_LABEL instead of generating one", Destination: &o.SelectLabel},
 		&cli.StringFlag{Name: "select-id", Usage: "adopt the existing key with this CKA_ID (hex)", Destination: &o.SelectID},
+		&cli.StringSliceFlag{Name: "regions", Usage: "bind the key to these regions, comma-separated: package refuses a vault of any other region, and every key package carries them", Destination: &o.Regions},
 	)
 	return &cli.Command{
 		Name:  "keygen",
 		Usage: "generate a target key in the HSM, or adopt an existing one",
 		Description: "Generates a token key that is private, sensitive and extractable only so that it can be\n" +
 			"wrapped for the vault's KEK; or, with --select-label or --select-id, adopts a key the HSM\n" +
-			"already holds. The key type must be one the policy allows.",
+			"already holds. The key type must be one the policy allows. --regions binds the key to the\n" +
+			"regions of the policy's vaults it may live in (its residency), for good.",
 		Flags:  fs,
 		Action: func(c *cli.Context) error { return runKeygen(c.Context, o, env) },
 	}
@@ -69,6 +73,7 @@ type keyResult struct {
 	Label           string            `json:"label"`
 	ID              string            `json:"id"`
 	State           string            `json:"state"`
+	Regions         []string          `json:"regions,omitempty"`
 	PublicKeySHA256 string            `json:"public_key_sha256,omitempty"`
 	PublicKey       []byte            `json:"public_key,omitempty"`
 	KCV             string            `json:"kcv,omitempty"`
@@ -80,7 +85,7 @@ type keyResult struct {
 }
 
 func keyResultOf(k *store.Key) keyResult {
-	r := keyResult{Ident: k.Ident, Type: k.Type, Label: k.Label, ID: k.ID, State: k.State, PublicKey: k.PublicKey,
+	r := keyResult{Ident: k.Ident, Type: k.Type, Label: k.Label, ID: k.ID, State: k.State, Regions: k.Regions, PublicKey: k.PublicKey,
 		WrapWithTrusted: k.WrapWithTrusted, Adopted: k.Adopted, Attributes: k.Attributes}
 	if len(k.PublicKey) > 0 {
 		sum := sha256.Sum256(k.PublicKey)
@@ -139,6 +144,14 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 		return err
 	}
 
+	regions, err := residency(pol.Policy, o.Regions.Value())
+	if err != nil {
+		return err
+	}
+	if prev != nil && !slices.Equal(prev.Regions, regions) {
+		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("the interrupted keygen of %q binds it to regions %q, not %q", o.Ident, prev.Regions, regions),
+			"rerun it with the same --regions")
+	}
 	var kt payload.KeyType
 	if !selecting {
 		if kt, err = payload.ParseKeyType(strings.ToUpper(o.Type)); err != nil {
@@ -161,7 +174,7 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 	var rec *store.Key
 	trial := o.WrapWithTrusted && (o.SOPINFile != "" || envSet(envSOPIN))
 	if selecting {
-		rec, err = adoptKey(ctx, env, s, tok, pol.Policy, o.Ident, hsm.KeyRef{Label: o.SelectLabel, ID: selectID})
+		rec, err = adoptKey(ctx, env, s, tok, pol.Policy, o.Ident, hsm.KeyRef{Label: o.SelectLabel, ID: selectID}, regions)
 	} else {
 		var check func(*hsm.Key) error
 		if trial {
@@ -169,7 +182,7 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 			// a failed trial leaves the keygen to be rerun.
 			check = func(k *hsm.Key) error { return trialExport(ctx, env, tok, k, o.SOPINFile) }
 		}
-		rec, err = generateKey(ctx, env, s, tok, o.Ident, kt, o.WrapWithTrusted, prev != nil, check)
+		rec, err = generateKey(ctx, env, s, tok, o.Ident, kt, o.WrapWithTrusted, regions, prev != nil, check)
 	}
 	if err != nil {
 		return err
@@ -178,6 +191,21 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 	res.Resumed = prev != nil
 	res.TrialExport = trial && !selecting
 	return env.Result(res, func(w io.Writer) error { return writeKey(w, res) })
+}
+
+// residency parses --regions: region labels, each the region of a vault of the policy,
+// returned sorted and each once (nil for none).
+func residency(p *payload.Policy, vals []string) ([]string, error) {
+	var out []string
+	for _, r := range splitList(vals) {
+		r = strings.ToLower(r)
+		if !slices.Contains(p.VaultRegions(), r) {
+			return nil, clirun.Usagef("--regions %s: no vault of the policy in force is in region %s (its regions are %s)", r, r, strings.Join(p.VaultRegions(), ", "))
+		}
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // allowedType refuses key types the policy does not allow (exit code 7).
@@ -208,8 +236,8 @@ func joinTypes(ts []payload.KeyType) string {
 // rerun after an interruption adopts the object the interrupted run created.
 //
 // check, if not nil, must pass before the key is recorded as ready.
-func generateKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.Token, ident string, kt payload.KeyType, trusted, resuming bool, check func(*hsm.Key) error) (*store.Key, error) {
-	rec := &store.Key{Ident: ident, State: store.KeyGenerating, Type: kt, Label: ident, WrapWithTrusted: trusted, Created: now().UTC()}
+func generateKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.Token, ident string, kt payload.KeyType, trusted bool, regions []string, resuming bool, check func(*hsm.Key) error) (*store.Key, error) {
+	rec := &store.Key{Ident: ident, State: store.KeyGenerating, Type: kt, Label: ident, WrapWithTrusted: trusted, Regions: regions, Created: now().UTC()}
 	if err := s.StartKey(rec); err != nil {
 		return nil, err
 	}
@@ -260,7 +288,7 @@ func generateKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.
 }
 
 // adoptKey records an existing key of the token under ident.
-func adoptKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.Token, p *payload.Policy, ident string, ref hsm.KeyRef) (*store.Key, error) {
+func adoptKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.Token, p *payload.Policy, ident string, ref hsm.KeyRef, regions []string) (*store.Key, error) {
 	k, err := tok.FindTarget(ctx, ref)
 	if err != nil {
 		if errors.Is(err, hsm.ErrKeyNotFound) {
@@ -284,7 +312,7 @@ func adoptKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.Tok
 	if k.Attributes["CKA_EXTRACTABLE"] != "true" {
 		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("key %q is not extractable: it cannot be wrapped for Azure", k.Label), "")
 	}
-	rec := &store.Key{Ident: ident, State: store.KeyReady, Type: kt, Label: k.Label, WrapWithTrusted: k.WrapWithTrusted, Adopted: true, Created: now().UTC()}
+	rec := &store.Key{Ident: ident, State: store.KeyReady, Type: kt, Label: k.Label, WrapWithTrusted: k.WrapWithTrusted, Adopted: true, Regions: regions, Created: now().UTC()}
 	if err := fillKey(rec, k); err != nil {
 		return nil, err
 	}
@@ -365,6 +393,9 @@ func writeKey(w io.Writer, r keyResult) error {
 	fmt.Fprintf(&b, "%s %s key %q (CKA_LABEL %q, CKA_ID %s)\n", verb, r.Type, r.Ident, r.Label, r.ID)
 	if r.PublicKeySHA256 != "" {
 		fmt.Fprintf(&b, "public key SHA-256 %s\n", r.PublicKeySHA256)
+	}
+	if len(r.Regions) > 0 {
+		fmt.Fprintf(&b, "bound to region(s) %s: packaged only for their vaults\n", strings.Join(r.Regions, ", "))
 	}
 	if r.KCV != "" {
 		fmt.Fprintf(&b, "key check value    %s\n", r.KCV)

@@ -38,7 +38,8 @@ type packageOptions struct {
 	State     stateOptions
 	HSM       hsmOptions
 	Keys      cli.StringSlice
-	Vault     string
+	Vaults    cli.StringSlice
+	Regions   cli.StringSlice
 	Name      string
 	KEK       string
 	KeyOps    cli.StringSlice
@@ -55,7 +56,8 @@ func packageCommand(env *clirun.Env) *cli.Command {
 	fs = append(fs, o.HSM.flags()...)
 	fs = append(fs,
 		&cli.StringSliceFlag{Name: "key", Usage: "ident of the key to package (see keygen); repeat it, or separate idents with commas, to package several keys in one run", Destination: &o.Keys},
-		&cli.StringFlag{Name: "vault", Usage: "URL of the vault the key goes to; the policy must allow it", Destination: &o.Vault},
+		&cli.StringSliceFlag{Name: "vault", Usage: "URL of a vault the key goes to; the policy must allow it (repeat for several vaults: one key package per vault)", Destination: &o.Vaults},
+		&cli.StringSliceFlag{Name: "region", Usage: "every vault of the policy in this region (repeat; with or without --vault)", Destination: &o.Regions},
 		&cli.StringFlag{Name: "name", Usage: "the key's name in Key Vault (default: the ident)", Destination: &o.Name},
 		&cli.StringFlag{Name: "kek", Usage: "the accepted KEK to wrap with: offer or KEK fingerprint, or kid (default: the newest for the vault)", Destination: &o.KEK},
 		&cli.StringSliceFlag{Name: "key-ops", Usage: "operations Key Vault allows the key, comma-separated (default: all its type allows)", Destination: &o.KeyOps},
@@ -74,7 +76,11 @@ func packageCommand(env *clirun.Env) *cli.Command {
 			"to the medium's byok/ folder. The package still needs the custodians' approvals.\n\n" +
 			"Several --key values package several keys for the same vault with the same options in one\n" +
 			"run: every key is checked before any is wrapped, and their bundles are written in one\n" +
-			"journal cycle. --name then cannot be given: each key keeps its ident as its name.",
+			"journal cycle. --name then cannot be given: each key keeps its ident as its name.\n\n" +
+			"Several --vault values, or --region, send each key to several vaults (fan-out): one key\n" +
+			"package per key and vault, each wrapped with that vault's KEK and approved by the custodians\n" +
+			"of that vault's region. A key bound to regions (keygen --regions) is refused (exit 7, nothing\n" +
+			"written) for a vault outside them. A rerun after an interruption finishes the same packages.",
 		Flags:  fs,
 		Action: func(c *cli.Context) error { return runPackage(c.Context, o, env) },
 	}
@@ -93,14 +99,19 @@ type packageRequest struct {
 	Tags      map[string]string
 }
 
-// requests returns one request per --key, in the order given.
-func (o packageOptions) requests(t time.Time) ([]packageRequest, error) {
+// requests returns one request per --key and vault, keys in the order given, each key's
+// vaults in the order of vaults.
+func (o packageOptions) requests(t time.Time, vaults []string) ([]packageRequest, error) {
 	idents := splitList(o.Keys.Value())
 	switch {
 	case len(idents) == 0:
 		return nil, clirun.Usagef("--key is required")
 	case len(idents) > 1 && o.Name != "":
 		return nil, clirun.Usagef("--name names one key: with several --key values each key is named after its ident")
+	case len(vaults) == 0 && len(o.Regions.Value()) == 0:
+		return nil, clirun.Usagef("--vault is required (or --region)")
+	case (len(vaults) > 1 || len(o.Regions.Value()) > 0) && o.KEK != "":
+		return nil, clirun.Usagef("--kek names the KEK of one vault: with several vaults each takes the newest KEK of its own")
 	}
 	var reqs []packageRequest
 	for i, ident := range idents {
@@ -111,25 +122,56 @@ func (o packageOptions) requests(t time.Time) ([]packageRequest, error) {
 		if err != nil {
 			return nil, err
 		}
-		reqs = append(reqs, r)
+		for _, v := range vaults {
+			r.Vault = v
+			reqs = append(reqs, r)
+		}
 	}
 	return reqs, nil
 }
 
-// request checks the options for the key ident.
+// vaultURLs returns the canonical URLs of --vault, each once, in the order given.
+func (o packageOptions) vaultURLs() ([]string, error) {
+	var out []string
+	for _, v := range splitList(o.Vaults.Value()) {
+		u, err := payload.CanonicalVaultURL(v)
+		if err != nil {
+			return nil, clirun.Usagef("--vault: %v", err)
+		}
+		if !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// withRegions adds to vaults the vaults of p in the regions of --region.
+func (o packageOptions) withRegions(p *payload.Policy, vaults []string) ([]string, error) {
+	for _, r := range splitList(o.Regions.Value()) {
+		r = strings.ToLower(r)
+		n := 0
+		for _, v := range p.Vaults {
+			if v.Region == r {
+				n++
+				if !slices.Contains(vaults, v.URL) {
+					vaults = append(vaults, v.URL)
+				}
+			}
+		}
+		if n == 0 {
+			return nil, clirun.Usagef("--region %s: no vault of the policy in force is in it (its regions are %s)", r, strings.Join(p.VaultRegions(), ", "))
+		}
+	}
+	return vaults, nil
+}
+
+// request checks the options for the key ident; the caller sets the vault.
 func (o packageOptions) request(ident string, t time.Time) (packageRequest, error) {
 	r := packageRequest{Ident: ident, KeyName: o.Name, KEK: o.KEK, Enabled: !o.Disabled}
 	if ident == "" {
 		return r, clirun.Usagef("--key is required")
 	}
-	if o.Vault == "" {
-		return r, clirun.Usagef("--vault is required")
-	}
-	u, err := payload.CanonicalVaultURL(o.Vault)
-	if err != nil {
-		return r, clirun.Usagef("--vault: %v", err)
-	}
-	r.Vault = u
+	var err error
 	if r.KeyName == "" {
 		r.KeyName = ident
 	}
@@ -238,6 +280,7 @@ type packageResult struct {
 	Trusted      bool        `json:"wrapped_with_trusted"`
 	ZeroPadding  bool        `json:"trailing_zero_padding"`
 	Threshold    int         `json:"threshold"`
+	Approvers    string      `json:"approvers"` // whose approvals it needs, for people
 	Existing     bool        `json:"existing"`
 	ExpiresAt    string      `json:"expires_at"`
 	PublicSHA256 string      `json:"public_key_sha256,omitempty"`
@@ -251,8 +294,12 @@ type packageBatchResult struct {
 }
 
 func runPackage(ctx context.Context, o packageOptions, env *clirun.Env) error {
-	reqs, err := o.requests(now())
+	vaults, err := o.vaultURLs()
 	if err != nil {
+		return err
+	}
+	// The flags are checked before anything is opened; --region's vaults need the policy.
+	if _, err := o.requests(now(), vaults); err != nil {
 		return err
 	}
 	p, err := openPacker(ctx, env, o.State, o.HSM, o.SOPINFile)
@@ -260,11 +307,21 @@ func runPackage(ctx context.Context, o packageOptions, env *clirun.Env) error {
 		return err
 	}
 	defer p.close()
+	if vaults, err = o.withRegions(p.pol.Policy, vaults); err != nil {
+		return err
+	}
+	reqs, err := o.requests(now(), vaults)
+	if err != nil {
+		return err
+	}
 	var plans []*packagePlan
 	for _, req := range reqs {
 		plan, err := p.plan(req)
 		if err != nil {
-			if len(reqs) > 1 {
+			switch {
+			case len(vaults) > 1:
+				err = fmt.Errorf("key %s for %s: %w (no key was packaged)", req.Ident, req.Vault, err)
+			case len(reqs) > 1:
 				err = fmt.Errorf("key %s: %w (no key was packaged)", req.Ident, err)
 			}
 			return err
@@ -375,6 +432,11 @@ func (p *packer) plan(req packageRequest) (*packagePlan, error) {
 	}
 	if err := allowedType(pol, key.Type); err != nil {
 		return nil, err
+	}
+	if len(key.Regions) > 0 && !slices.Contains(key.Regions, vault.Region) {
+		return nil, exitcode.Wrap(exitcode.Refused, &chain.PolicyError{Rule: "residency",
+			Detail: fmt.Sprintf("key %q may live only in region(s) %s, and %s is in %s", key.Ident, strings.Join(key.Regions, ", "), vault.URL, vault.Region)},
+			"its residency was set at keygen (--regions) and does not change")
 	}
 	if key.Type.IsSymmetric() && vault.Kind != payload.VaultManagedHSM {
 		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s keys (oct-HSM) go only to a Managed HSM, and %s is %s", key.Type, vault.URL, vault.Kind), "")
@@ -660,7 +722,7 @@ func (p *packer) wrap(ctx context.Context, plan *packagePlan) (*wrappedKey, erro
 		return nil, fmt.Errorf("build the .byok file: %w", err)
 	}
 	kp := &payload.KeyPackage{
-		Vault: plan.req.Vault, KeyName: plan.req.KeyName,
+		Vault: plan.req.Vault, KeyName: plan.req.KeyName, Regions: plan.key.Regions,
 		KEK: payload.KEKRef{Offer: plan.kek.Offer, KID: plan.kek.KID},
 		Target: payload.Target{Kty: plan.kt.Kty(), KeySize: plan.kt.Size(), Curve: plan.kt.Curve(), KeyOps: plan.req.KeyOps,
 			Enabled: plan.req.Enabled, NotBefore: plan.req.NotBefore, Expires: plan.req.Expires, Tags: plan.req.Tags},
@@ -715,7 +777,7 @@ func (p *packer) resultOf(plan *packagePlan, rec *store.Package, w *hsm.Wrapped,
 		Package: jsonout.RefOf(rec.ID), Seq: rec.Seq, Path: media.Path(bundle.ChainOffline, rec.Seq, rec.ID),
 		Byok: rec.ByokCopy, Ident: rec.Ident, KeyName: rec.KeyName, KeyType: string(rec.KeyType), Vault: rec.Vault,
 		KID: rec.KID, KEK: plan.kek.Fingerprint, Offer: jsonout.RefOf(rec.Offer), KeyOps: plan.req.KeyOps,
-		Threshold: p.pol.Policy.Threshold, Existing: existing, ExpiresAt: time.Unix(rec.Expires, 0).UTC().Format(time.RFC3339),
+		Threshold: p.pol.Policy.VaultQuorums(rec.Vault)[0].Threshold, Approvers: quorumsText(p.pol.Policy.VaultQuorums(rec.Vault)), Existing: existing, ExpiresAt: time.Unix(rec.Expires, 0).UTC().Format(time.RFC3339),
 		Warnings: []string{},
 	}
 	if k := keyResultOf(plan.key); k.PublicKeySHA256 != "" || k.KCV != "" {
@@ -838,7 +900,7 @@ func writePackage(w io.Writer, r *packageResult) error {
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(&b, "WARNING: %s\n", warn)
 	}
-	fmt.Fprintf(&b, "Next: %d custodian(s) approve it: byok-offline approve --package %s\n", r.Threshold, r.Package.Fingerprint)
+	fmt.Fprintf(&b, "Next: %s approve it: byok-offline approve --package %s\n", r.Approvers, r.Package.Fingerprint)
 	_, err := io.WriteString(w, b.String())
 	return err
 }

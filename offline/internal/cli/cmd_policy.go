@@ -31,6 +31,9 @@ type policyAmendOptions struct {
 	Threshold          int
 	AddVaults          cli.StringSlice
 	RemoveVaults       cli.StringSlice
+	Regions            cli.StringSlice
+	RemoveRegions      cli.StringSlice
+	GlobalApproval     bool
 	MinKEKBits         int
 	KeyTypes           string
 	AllowWeakerKEK     bool
@@ -67,6 +70,9 @@ func policyCommand(env *clirun.Env) *cli.Command {
 		&cli.IntFlag{Name: "threshold", Usage: "approvals needed under the new version: M of its N custodians", Destination: &a.Threshold},
 		&cli.StringSliceFlag{Name: "add-vault", Usage: "a vault to allow: URL=KIND:REGION, KIND premium or managed_hsm (repeat)", Destination: &a.AddVaults},
 		&cli.StringSliceFlag{Name: "remove-vault", Usage: "a vault to stop allowing: its URL (repeat)", Destination: &a.RemoveVaults},
+		&cli.StringSliceFlag{Name: "region", Usage: regionFlagUsage + "; replaces the region's entry", Destination: &a.Regions},
+		&cli.StringSliceFlag{Name: "remove-region", Usage: "a region whose keys the policy's own threshold approves again: its name (repeat)", Destination: &a.RemoveRegions},
+		&cli.BoolFlag{Name: "global-approval", Usage: "a key package for a vault of a region needs the policy's threshold too (=true) or the region's alone (=false)", Destination: &a.GlobalApproval},
 		&cli.IntFlag{Name: "min-kek-bits", Usage: "smallest KEK accepted: 2048, 3072 or 4096", Destination: &a.MinKEKBits},
 		&cli.StringFlag{Name: "key-types", Usage: "target key types allowed, e.g. RSA-3072,EC-P256", Destination: &a.KeyTypes},
 		&cli.BoolFlag{Name: "allow-weaker-kek", Usage: "allow (=true) or refuse (=false) a KEK weaker than the target key", Destination: &a.AllowWeakerKEK},
@@ -97,7 +103,8 @@ func policyCommand(env *clirun.Env) *cli.Command {
 			Description: "Writes the next policy version, changed as the flags say and otherwise as the policy in force,\n" +
 				"after enrolling the new custodians on their tokens. It takes effect once the threshold of its\n" +
 				"own custodians and the threshold of the policy in force have approved it (both sets must\n" +
-				"agree); the custodians present approve it in the same run. Until then the policy in force\n" +
+				"agree), and, for each region whose custodians or threshold it changes or drops, that region's\n" +
+				"threshold in force; the custodians present approve it in the same run. Until then the policy in force\n" +
 				"stays in force. An interrupted amend is finished by running it again with the same flags.\n\n" +
 				"--allow-toolset pins the binaries that may write: once the policy in force lists any, both\n" +
 				"stations refuse to write with a binary whose SHA-256 it does not list (exit 7), and verify and\n" +
@@ -130,13 +137,16 @@ func policyCommand(env *clirun.Env) *cli.Command {
 
 // policyResult is the result of "policy amend" and "policy approve".
 type policyResult struct {
-	Proposal    policySummary `json:"proposal"`
-	Previous    policySummary `json:"previous"`
-	Changes     []string      `json:"changes"`
-	Approved    []string      `json:"approved_now"`
-	Approvals   []string      `json:"approvals"`
-	OfNew       int           `json:"approvals_of_new"`
-	OfPrevious  int           `json:"approvals_of_previous"`
+	Proposal   policySummary `json:"proposal"`
+	Previous   policySummary `json:"previous"`
+	Changes    []string      `json:"changes"`
+	Approved   []string      `json:"approved_now"`
+	Approvals  []string      `json:"approvals"`
+	OfNew      int           `json:"approvals_of_new"`
+	OfPrevious int           `json:"approvals_of_previous"`
+	// OfRegions counts, for each region of the policy in force that the proposal changes,
+	// the approvals of that region's custodians; each region's threshold is needed too.
+	OfRegions   []regionCount `json:"approvals_of_regions,omitempty"`
 	InForce     bool          `json:"in_force"`
 	Bundles     []bundleInfo  `json:"bundles"`
 	NewKeys     []keyInfo     `json:"new_custodians,omitempty"`
@@ -305,12 +315,23 @@ func approvePolicy(ctx context.Context, env *clirun.Env, sess *session, signer *
 	}
 	out.OfNew = countCustodians(prop.Policy, out.approvedIDs)
 	out.OfPrevious = countCustodians(cur.Policy, out.approvedIDs)
-	out.InForce = out.OfNew >= prop.Policy.Threshold && out.OfPrevious >= cur.Policy.Threshold
+	qs := cur.Policy.AmendmentQuorums(prop.Policy)
+	for _, q := range qs[2:] {
+		out.OfRegions = append(out.OfRegions, regionCount{Region: q.Region, Have: q.Count(out.approvedIDs), Need: q.Threshold})
+	}
+	_, _, out.InForce = payload.Unmet(qs, out.approvedIDs)
 	out.Proposal.InForce = out.InForce
 	if out.InForce {
 		env.Log.Info("policy version in force", "version", prop.Policy.Version, "fingerprint", prop.ID.Short())
 	}
 	return env.Result(out, func(w io.Writer) error { return writePolicy(w, out) })
+}
+
+// regionCount is how many of a region's custodians approved, and how many must.
+type regionCount struct {
+	Region string `json:"region"`
+	Have   int    `json:"have"`
+	Need   int    `json:"need"`
 }
 
 // countCustodians counts the key IDs in ids that are custodians of p.
@@ -386,6 +407,7 @@ func (o *policyAmendOptions) amend(cur *chain.PolicyRecord) (*payload.Policy, []
 	p.Toolset = nil // the station records the binary that writes the new version
 	p.Custodians = slices.Clone(cur.Policy.Custodians)
 	p.Vaults = slices.Clone(cur.Policy.Vaults)
+	p.Regions = slices.Clone(cur.Policy.Regions)
 	p.KeyTypes = slices.Clone(cur.Policy.KeyTypes)
 	changed := false
 
@@ -452,6 +474,36 @@ func (o *policyAmendOptions) amend(cur *chain.PolicyRecord) (*payload.Policy, []
 	}
 	if len(p.Vaults) == 0 {
 		return nil, nil, clirun.Usagef("the new version would allow no vault")
+	}
+	for _, n := range splitList(o.RemoveRegions.Value()) {
+		if _, ok := p.Region(n); !ok {
+			return nil, nil, clirun.Usagef("--remove-region %s: the policy in force has no custodians for region %s", n, n)
+		}
+		p.Regions = slices.DeleteFunc(p.Regions, func(r payload.Region) bool { return r.Name == n })
+		changed = true
+	}
+	for _, v := range o.Regions.Value() {
+		r, err := parseRegion(v)
+		if err != nil {
+			return nil, nil, err
+		}
+		old, had := cur.Policy.Region(r.Name)
+		p.Regions = setRegion(p.Regions, r)
+		changed = changed || !had || old.Threshold != r.Threshold || !slices.Equal(old.Custodians, r.Custodians)
+	}
+	if set("global-approval") {
+		changed = changed || p.GlobalApproval != o.GlobalApproval
+		p.GlobalApproval = o.GlobalApproval
+	}
+	names := make([]string, 0, len(p.Custodians)+len(adds))
+	for _, c := range p.Custodians {
+		names = append(names, c.Name)
+	}
+	for _, a := range adds {
+		names = append(names, a.Name)
+	}
+	if err := checkRegions(p.Regions, p.GlobalApproval, names, p.Vaults); err != nil {
+		return nil, nil, err
 	}
 	if set("min-kek-bits") {
 		if payload.RSAStrength(o.MinKEKBits) == 0 {
@@ -570,6 +622,7 @@ func policyChanges(cur, next *payload.Policy) []string {
 			out = append(out, fmt.Sprintf("vault %s (%s, %s) allowed", v.URL, v.Kind, v.Region))
 		}
 	}
+	out = append(out, regionChanges(cur, next)...)
 	if cur.MinKEKBits != next.MinKEKBits {
 		out = append(out, fmt.Sprintf("smallest KEK: RSA-%d, was RSA-%d", next.MinKEKBits, cur.MinKEKBits))
 	}
@@ -626,6 +679,9 @@ func writePolicy(w io.Writer, r *policyResult) error {
 	}
 	fmt.Fprintf(&b, "  approvals      %d of %d needed from the new version's custodians, %d of %d from the current one's\n",
 		r.OfNew, r.Proposal.Threshold, r.OfPrevious, r.Previous.Threshold)
+	for _, rc := range r.OfRegions {
+		fmt.Fprintf(&b, "                 %d of %d from region %s's current custodians (the version changes the region)\n", rc.Have, rc.Need, rc.Region)
+	}
 	for _, bi := range r.Bundles {
 		fmt.Fprintf(&b, "  bundle         %s\n", bi.Path)
 	}

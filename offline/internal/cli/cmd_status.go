@@ -142,6 +142,9 @@ func writeStatus(w io.Writer, r statusResult) error {
 	}
 	if p := r.Policy; p != nil {
 		fmt.Fprintf(&b, "policy    %s  v%d, %d of %d approve, in force: %t\n", p.Fingerprint, p.Version, p.Threshold, p.Custodians, p.InForce)
+		for _, rg := range p.Regions {
+			fmt.Fprintf(&b, "          %s\n", regionLine(rg))
+		}
 		if q := r.Proposal; q != nil {
 			fmt.Fprintf(&b, "proposed  %s  v%d, %d of %d approve: awaiting approval (byok-offline policy approve)\n", q.Fingerprint, q.Version, q.Threshold, q.Custodians)
 		}
