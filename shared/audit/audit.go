@@ -120,12 +120,16 @@ type Report struct {
 	Findings          []Finding   `json:"findings"`
 	Policies          []Policy    `json:"policies"`
 	Toolsets          []Toolset   `json:"toolsets"` // which programs wrote which bundles, per chain
-	Warnings          []string    `json:"warnings"`
-	WarningCount      int         `json:"warning_count"`
-	HTML              string      `json:"html,omitempty"`       // the HTML report written
-	Checkpoint        string      `json:"checkpoint,omitempty"` // the checkpoint written
-	Tool              Tool        `json:"tool"`                 // the program that audited
-	Evidence          Evidence    `json:"evidence"`             // the files it verified
+	// Regions is the per-region view of the policy in force; Residency, per key bound to
+	// regions, every vault and region it was packaged for and where it landed.
+	Regions      []RegionView   `json:"regions"`
+	Residency    []KeyResidency `json:"residency"`
+	Warnings     []string       `json:"warnings"`
+	WarningCount int            `json:"warning_count"`
+	HTML         string         `json:"html,omitempty"`       // the HTML report written
+	Checkpoint   string         `json:"checkpoint,omitempty"` // the checkpoint written
+	Tool         Tool           `json:"tool"`                 // the program that audited
+	Evidence     Evidence       `json:"evidence"`             // the files it verified
 
 	keys *spool
 }
@@ -244,6 +248,7 @@ type Key struct {
 	Status             string     `json:"status"`             // StatusImported, StatusMismatch, StatusNotUploaded, StatusReceiptMissing, StatusUnmatched
 	Rejected           int        `json:"rejected,omitempty"` // uploads Key Vault refused before
 	Receipt            *Receipt   `json:"receipt,omitempty"`
+	Residency          []string   `json:"residency,omitempty"` // the regions the package binds the key to
 }
 
 // Receipt is the upload receipt of a key.
@@ -397,7 +402,7 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (_ *Report, err er
 		medium = opts.Media
 	}
 	report := &Report{Medium: medium, Generated: now().UTC(), keys: a.keys, Findings: []Finding{}, Policies: []Policy{}, Toolsets: []Toolset{}, Warnings: []string{},
-		Tool: self()}
+		Tool: self(), Regions: []RegionView{}, Residency: []KeyResidency{}}
 	defer func() {
 		if err != nil {
 			report.Close()
@@ -462,6 +467,10 @@ type auditor struct {
 	named        map[string]bool // the plain copies' names of the key packages replayed
 	toolsets     []Toolset       // which toolset wrote which bundles (toolsets.go)
 	imported     func(bundle.ID) (bool, error)
+	regionKeys   map[string]*[2]int       // region → key packages, imported ones (regions.go)
+	bound        map[string]bool          // identities of keys a package binds to regions
+	residency    map[string]*KeyResidency // per bound key, from residencyPass (and the checkpoint)
+	resFindings  []Finding                // residency disagreements found by this audit
 }
 
 // pkgInfo is what the inventory needs of a key package until its receipt.
@@ -475,6 +484,7 @@ type pkgInfo struct {
 	Approvals []bundle.ID `json:"approvals"`
 	Rejected  int         `json:"rejected"`
 	LastRcpt  *Receipt    `json:"last_receipt,omitempty"` // the last refusal
+	Regions   []string    `json:"regions,omitempty"`      // the residency the package states
 }
 
 func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin, cp *checkpoint, rep *Report) error {
@@ -579,6 +589,12 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 	if err := a.flushPending(); err != nil {
 		return err
 	}
+	if err := a.residencyPass(); err != nil {
+		return err
+	}
+	var resFindings []Finding
+	rep.Residency, resFindings = a.residencyFindings()
+	findings = append(findings, resFindings...)
 	if a.html != nil {
 		for _, f := range findings {
 			if f.Stopped && f.ID != "" && !f.Earlier {
@@ -607,6 +623,12 @@ func (a *auditor) run(ctx context.Context, m *media.Media, opts Options, pin pin
 			Receipts: st.Counts.Receipts, Imported: st.Counts.Imported, Outstanding: len(st.Packages),
 		}
 		rep.Policies = policies(st, func(id bundle.ID) []Approver { return a.approvers(a.polApprove[id]) })
+		if cur := st.Current(); cur != nil {
+			rep.Regions = a.regionViews(cur.Policy)
+		}
+	}
+	if rep.Regions == nil {
+		rep.Regions = []RegionView{}
 	}
 	// Trust taken on first use by the audit that wrote the checkpoint is still that.
 	rep.TrustedOnFirstUse = res.TrustedOnFirstUse || (cp != nil && cp.TrustedOnFirstUse)
@@ -665,13 +687,14 @@ func (a *auditor) resume(cp *checkpoint) {
 	for id, p := range cp.Pending {
 		a.pending[id] = p
 	}
+	a.regionKeys, a.bound, a.residency = cp.RegionKeys, cp.Bound, cp.Residency
 	// Packages the checkpoint's replay knows but its auditor did not record (an older
 	// checkpoint): rebuild them from the replay state.
 	for id, p := range cp.State.Packages {
 		if _, ok := a.pending[id]; ok {
 			continue
 		}
-		info := &pkgInfo{Seq: p.Seq, Name: p.KeyName, KeyType: string(p.KeyType), Vault: p.Vault, Approvals: slices.Clone(p.Approvals), Rejected: p.Rejected}
+		info := &pkgInfo{Seq: p.Seq, Name: p.KeyName, KeyType: string(p.KeyType), Vault: p.Vault, Approvals: slices.Clone(p.Approvals), Rejected: p.Rejected, Regions: p.Regions}
 		if len(p.PublicKey) > 0 {
 			info.PubSHA = sha256Hex(p.PublicKey)
 		}
@@ -719,7 +742,7 @@ func (a *auditor) onBundle(v *chain.Verified) error {
 		a.lastPolicyID = v.Bundle.ID()
 	case *payload.KeyPackage:
 		kt, _ := p.Target.KeyType()
-		info := &pkgInfo{Seq: h.Seq, Name: p.KeyName, KeyType: string(kt), Vault: p.Vault, Approvals: []bundle.ID{}}
+		info := &pkgInfo{Seq: h.Seq, Name: p.KeyName, KeyType: string(kt), Vault: p.Vault, Approvals: []bundle.ID{}, Regions: p.Regions}
 		if len(p.PublicKey) > 0 {
 			info.PubSHA = sha256Hex(p.PublicKey)
 		}
@@ -855,7 +878,7 @@ func (a *auditor) receipt(v *chain.Verified, rc *payload.Receipt) (*Receipt, err
 	}
 	info, ok := a.pending[rc.Package]
 	if !ok {
-		return rr, a.keys.add(Key{Package: rc.Package.String(), PackageFingerprint: rc.Package.Short(), Approvals: []Approver{}, Status: StatusUnmatched, Receipt: rr})
+		return rr, a.addKey(Key{Package: rc.Package.String(), PackageFingerprint: rc.Package.Short(), Approvals: []Approver{}, Status: StatusUnmatched, Receipt: rr})
 	}
 	if rc.Outcome == payload.OutcomeRejected {
 		info.Rejected++
@@ -870,13 +893,19 @@ func (a *auditor) receipt(v *chain.Verified, rc *payload.Receipt) (*Receipt, err
 	k := a.key(rc.Package, info)
 	k.Status = rc.Outcome
 	k.Receipt = rr
-	return rr, a.keys.add(k)
+	return rr, a.addKey(k)
+}
+
+// addKey adds a row to the key inventory.
+func (a *auditor) addKey(k Key) error {
+	a.noteKey(&k)
+	return a.keys.add(k)
 }
 
 func (a *auditor) key(id bundle.ID, info *pkgInfo) Key {
 	k := Key{Package: id.String(), PackageFingerprint: id.Short(), PackageSeq: info.Seq, Name: info.Name, KeyType: info.KeyType,
 		Vault: info.Vault, PublicKeySHA256: info.PubSHA, KCV: info.KCV, Approvals: a.approvers(info.Approvals), Rejected: info.Rejected,
-		Status: StatusNotUploaded, Region: a.regions[info.Vault]}
+		Status: StatusNotUploaded, Region: a.regions[info.Vault], Residency: info.Regions}
 	return k
 }
 
@@ -913,7 +942,7 @@ func (a *auditor) flushPending() error {
 				k.Status = StatusReceiptMissing
 			}
 		}
-		if err := a.keys.add(k); err != nil {
+		if err := a.addKey(k); err != nil {
 			return err
 		}
 	}

@@ -46,6 +46,10 @@ type checkpoint struct {
 	Pending           map[bundle.ID]*pkgInfo    `json:"pending"`            // the inventory's key packages awaiting upload
 	Toolsets          []Toolset                 `json:"toolsets,omitempty"` // which toolsets wrote the bundles so far
 	State             *chain.State              `json:"state"`              // nil if no policy was in force: the next audit replays from genesis
+	// What the per-region view and the keys' residency gathered so far (regions.go).
+	RegionKeys map[string]*[2]int       `json:"region_keys,omitempty"`
+	Bound      map[string]bool          `json:"bound_keys,omitempty"`
+	Residency  map[string]*KeyResidency `json:"residency,omitempty"`
 }
 
 func (a *auditor) checkpoint(rep *Report) *checkpoint {
@@ -54,7 +58,8 @@ func (a *auditor) checkpoint(rep *Report) *checkpoint {
 		Pinned: rep.Pinned, TrustedOnFirstUse: rep.TrustedOnFirstUse, Heads: rep.Heads,
 		Verdict: rep.Verdict, Findings: rep.Findings, Counts: rep.Counts, Order: a.order,
 		Stations: map[string]string{}, Pending: a.pending, Remembered: a.remembered, PolicyApprovals: a.polApprove,
-		Toolsets: a.toolsets,
+		Toolsets:   a.toolsets,
+		RegionKeys: a.regionKeys, Bound: a.bound, Residency: a.residency,
 	}
 	cp.Findings = make([]Finding, len(rep.Findings))
 	for i, f := range rep.Findings {

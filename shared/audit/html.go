@@ -163,6 +163,24 @@ prints the same digest. The report holds no time of its own: the same medium aud
 <td>{{.Bundles}}: seq {{seqs .}}</td></tr>
 {{- end}}
 </tbody></table></section>
+{{- if .Regions}}
+<section id="regions"><h2>Regions</h2>
+<table><thead><tr><th>region</th><th>approve its keys</th><th>vaults</th><th>keys</th></tr></thead><tbody>
+{{- range .Regions}}
+<tr><td>{{.Name}}</td><td>{{.Threshold}} of {{range $i, $c := .Custodians}}{{if $i}}, {{end}}{{$c}}{{end}}{{if not .Own}} (the policy's custodians){{end}}{{if .Global}}, and {{.GlobalThreshold}} of all custodians{{end}}</td>
+<td>{{range $i, $v := .Vaults}}{{if $i}}<br>{{end}}{{$v}}{{end}}</td><td>{{.Packages}} package(s), {{.Imported}} imported</td></tr>
+{{- end}}
+</tbody></table></section>
+{{- end}}
+{{- if .Residency}}
+<section id="residency"><h2>Residency</h2>
+<table><thead><tr><th>key</th><th>bound to</th><th>packaged for, landed</th></tr></thead><tbody>
+{{- range .Residency}}
+<tr><td>{{range $i, $n := .Names}}{{if $i}}, {{end}}{{$n}}{{end}} <span class="fp">{{.Key}}</span></td><td>{{range $i, $r := .Regions}}{{if $i}}, {{end}}{{$r}}{{end}}</td>
+<td>{{range $i, $p := .Placements}}{{if $i}}<br>{{end}}{{placement $p}}{{end}}{{range .Violations}}<br><span class="bad">{{.}}</span>{{end}}</td></tr>
+{{- end}}
+</tbody></table></section>
+{{- end}}
 {{- if .WarningCount}}
 <section id="warnings"><h2>Files ignored ({{.WarningCount}})</h2><ul>
 {{- range .Warnings}}
@@ -202,9 +220,10 @@ prints the same digest. The report holds no time of its own: the same medium aud
 `
 
 var pageTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"time":     formatTime,
-	"duration": humanDuration,
-	"seqs":     seqList,
+	"time":      formatTime,
+	"duration":  humanDuration,
+	"placement": placementText,
+	"seqs":      seqList,
 }).Parse(pageTemplates))
 
 // formatTime shows a Unix time in UTC to the second.

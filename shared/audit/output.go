@@ -68,6 +68,11 @@ func WriteText(w io.Writer, r *Report) error {
 		p("policy      v%d %s %s: %d of %d custodians (%s), approved by %s\n", pol.Version, pol.Fingerprint, state, pol.Threshold, len(pol.Custodians),
 			clean(strings.Join(names, ", ")), clean(strings.Join(by, ", ")))
 	}
+	if hasOwnRegions(r.Regions) {
+		for _, rg := range r.Regions {
+			p("region      %s\n", clean(regionText(rg)))
+		}
+	}
 	for i, t := range r.Toolsets {
 		label := "toolsets   "
 		if i > 0 {
@@ -91,6 +96,18 @@ func WriteText(w io.Writer, r *Report) error {
 	}
 	if c.Keys == 0 {
 		p("  none\n")
+	}
+	if len(r.Residency) > 0 {
+		p("\nresidency (%d keys bound to regions):\n", len(r.Residency))
+		for _, kr := range r.Residency {
+			p("  %s\n", clean(residencyText(kr)))
+			for _, pl := range kr.Placements {
+				p("    %s\n", clean(placementText(pl)))
+			}
+			for _, v := range kr.Violations {
+				p("    VIOLATION: %s\n", clean(v))
+			}
+		}
 	}
 	if len(r.Findings) > 0 {
 		p("\nfindings (%d):\n", len(r.Findings))

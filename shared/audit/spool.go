@@ -154,6 +154,10 @@ func appendKey(b []byte, k *Key) []byte {
 	for _, s := range []string{k.Name, k.KeyType, k.Vault, k.Region, k.PublicKeySHA256, k.KCV} {
 		b = appendStr(b, s)
 	}
+	b = binary.AppendUvarint(b, uint64(len(k.Residency)))
+	for _, r := range k.Residency {
+		b = appendStr(b, r)
+	}
 	if k.Approvals == nil {
 		b = binary.AppendUvarint(b, 0)
 	} else {
@@ -197,6 +201,15 @@ func readKey(b []byte) (Key, error) {
 	k.PackageSeq = d.uvarint()
 	for _, s := range []*string{&k.Name, &k.KeyType, &k.Vault, &k.Region, &k.PublicKeySHA256, &k.KCV} {
 		*s = d.str()
+	}
+	if n := d.uvarint(); n > 0 && d.err == nil {
+		if n > uint64(len(d.b)) {
+			return Key{}, errors.New("bad record")
+		}
+		k.Residency = make([]string, n)
+		for i := range k.Residency {
+			k.Residency[i] = d.str()
+		}
 	}
 	if n := d.uvarint(); n > 0 && d.err == nil {
 		if n-1 > uint64(len(d.b))/3 { // an approver is three strings, a length byte each at least
