@@ -93,6 +93,7 @@ func runDemo(t *testing.T, out string, want int) string {
 type demoFingerprints struct {
 	online, policy string
 	packages       []string
+	regionsPolicy  string
 }
 
 const fpRE = `([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})`
@@ -165,6 +166,46 @@ func checkDemoTranscript(t *testing.T, s string) demoFingerprints {
 	next(`^== step 16: online station: `)
 	next(`^   \$ byok-online audit --media usb --policy ` + fps.policy + `$`)
 	next(`^   \| PASS$`)
+
+	// Part 2: two regions.
+	next(`^== part 2: two regions`)
+	next(`^== step 18: offline station: `)
+	next(`^   \$ byok-offline init .*--vault https://[^ ]+=premium:westeurope --vault https://[^ ]+=premium:eastus --region westeurope=2:alice,bob --region eastus=1:carol,dave `)
+	fps.regionsPolicy = next(`^   \| policy v1 +` + fpRE + ` +2 of 4 custodians`)
+	next(`^   \|   region eastus: 1 of carol, dave approve each key for https://`)
+	next(`^   \|   region westeurope: 2 of alice, bob approve each key for https://`)
+	next(`^== step 22: offline station: `)
+	next(`^   \| accepted 2, refused 0$`)
+	next(`^== step 24: offline station: `)
+	next(`^   \$ byok-offline keygen .*--ident contoso-eu --regions westeurope$`)
+	next(`^   \| bound to region\(s\) westeurope`)
+	next(`^== step 25: offline station: `)
+	next(`^   \$ byok-offline package .*--key contoso-global --vault https://[^ ]+ --vault https://`)
+	next(`^   \| Next: 2 of region westeurope's 2 custodians approve it`)
+	next(`^   \| Next: 1 of region eastus's 2 custodians approve it`)
+	next(`^== step 26: offline station: `)
+	next(`^   \$ byok-offline package .*--key contoso-eu --region westeurope$`)
+	next(`^== step 27: offline station: `)
+	next(`^   ! byok-offline: error: policy residency: key "contoso-eu" may live only in region\(s\) westeurope, and https://[^ ]+ is in eastus$`)
+	next(`^   -> refused \(exit 7\), and nothing was written$`)
+	next(`^== step 28: offline station: `)
+	next(`^   \$ byok-offline approve .*--region westeurope --custodian alice --custodian bob `)
+	next(`^   \|   approvals +2 of 2: alice, bob \(2 of region westeurope's 2 custodians\)$`)
+	next(`^   \|   approvals +2 of 2: alice, bob \(2 of region westeurope's 2 custodians\)$`)
+	next(`^== step 29: offline station: `)
+	next(`^   ! byok-offline: error: alice does not approve keys for https://[^ ]+, a vault of region eastus$`)
+	next(`^== step 30: offline station: `)
+	next(`^   \|   approvals +1 of 1: carol \(1 of region eastus's 2 custodians\)$`)
+	next(`^== step 31: online station: `)
+	next(`^   \| 3 imported$`)
+	next(`^== step 32: offline station: `)
+	next(`^   \| 3 receipt\(s\) on the medium, 3 new$`)
+	next(`^== step 33: offline station: `)
+	next(`^   \$ byok-offline audit --media usb-regions --policy ` + fps.regionsPolicy + ` --html report-regions.html$`)
+	next(`^   \| PASS$`)
+	next(`^   \| region      eastus: 1 of carol, dave approve its keys; vaults https://[^ ]+; 1 key package\(s\), 1 imported$`)
+	next(`^   \| region      westeurope: 2 of alice, bob approve its keys; vaults https://[^ ]+; 2 key package\(s\), 2 imported$`)
+	next(`^   \|   sha256:[0-9a-f]{64} \(contoso-eu\) bound to westeurope$`)
 	next(`^Where to look`)
 	next(`report\.html`)
 	return fps
@@ -184,8 +225,11 @@ func checkDemoFolder(t *testing.T, out string, fps demoFingerprints) {
 		{"usb/offline/*/*.bundle", 7}, // enrollment, policy, its approval, 2 packages, 2 approvals
 		{"usb/online/*/*.bundle", 4},  // enrollment, KEK offer, 2 receipts
 		{"usb/byok/*.byok", 2},
-		{"softhsm/tokens/*", 4}, // station, alice, bob, carol
-		{"pins/*.pin", 4},
+		{"softhsm/tokens/*", 5}, // station, alice, bob, carol, dave
+		{"pins/*.pin", 5},
+		{"usb-regions/offline/*/*.bundle", 9}, // enrollment, policy, its approval, 3 packages, 3 approvals (two of them in one run)
+		{"usb-regions/online/*/*.bundle", 6},  // enrollment, 2 KEK offers, 3 receipts
+		{"usb-regions/byok/*.byok", 3},
 	} {
 		if got, _ := filepath.Glob(path(c.glob)); len(got) != c.want {
 			t.Errorf("%s: %d files, want %d", c.glob, len(got), c.want)
@@ -197,8 +241,14 @@ func checkDemoFolder(t *testing.T, out string, fps demoFingerprints) {
 			t.Errorf("the demo left no %s: %v", p, err)
 		}
 	}
-	if _, err := os.Stat(path("kv/ready")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("kv/ready is still there (%v): the local Key Vault was not stopped", err)
+	for _, ready := range []string{"kv/ready", "kv/westeurope/ready", "kv/eastus/ready"} {
+		if _, err := os.Stat(path(ready)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there (%v): the local Key Vault was not stopped", ready, err)
+		}
+	}
+	regional, err := os.ReadFile(path("report-regions.html"))
+	if err != nil || !bytes.Contains(regional, []byte("PASS")) || !bytes.Contains(regional, []byte(`id="regions"`)) || !bytes.Contains(regional, []byte(`id="residency"`)) {
+		t.Errorf("report-regions.html does not show the passing regional audit with its per-region view (%v)", err)
 	}
 	html, err := os.ReadFile(path("report.html"))
 	if err != nil || !bytes.Contains(html, []byte("PASS")) || !bytes.Contains(html, []byte(fps.policy)) {
@@ -228,7 +278,7 @@ func checkDemoFolder(t *testing.T, out string, fps demoFingerprints) {
 		}
 	}
 	logs, _ := filepath.Glob(path("logs/*"))
-	for _, p := range append(logs, path("transcript.txt"), path("report.html")) {
+	for _, p := range append(logs, path("transcript.txt"), path("report.html"), path("report-regions.html")) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)

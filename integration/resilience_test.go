@@ -24,4 +24,5 @@ func TestResilience(t *testing.T) {
 	t.Run("Leftovers", func(t *testing.T) { testLeftovers(t, s) })
 	t.Run("ConcurrentUse", func(t *testing.T) { testConcurrentUse(t, s) })
 	t.Run("ClockSkew", func(t *testing.T) { testClockSkew(t, s) })
+	t.Run("FanOutKillRerun", func(t *testing.T) { testFanOutKillRerun(t, s) })
 }

@@ -4,8 +4,10 @@
 # It installs what is missing (scripts/deps.sh), builds byok-offline, byok-online and the local
 # Key Vault (kvemu) into OUT_DIR/bin, starts the local Key Vault (a premium vault with its own
 # TLS CA and bearer token in OUT_DIR/kv, stopped on exit), makes SoftHSM2 tokens for the
-# offline station and three custodians, and runs the ceremony as two stations with separate
-# state folders and a folder standing in for the USB stick. It prints a transcript (also in
+# offline station and four custodians, and runs the ceremony as two stations with separate
+# state folders and a folder standing in for the USB stick. A second ceremony then shows two
+# regions: a vault each (kv/westeurope, kv/eastus), custodians of their own, one key fanned out
+# to both vaults, one kept to westeurope, and the refused attempt to send it elsewhere. It prints a transcript (also in
 # OUT_DIR/transcript.txt) and leaves everything it made in OUT_DIR.
 #
 # Re-running: an OUT_DIR that a previous demo made (it holds the marker file .airgap-byok-demo)
@@ -87,13 +89,14 @@ done
 cleared=""
 if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT" 2>/dev/null)" ]; then
 	[ -f "$OUT/$MARKER" ] || die "$OUT exists and was not made by this demo: give another OUT_DIR or remove it"
-	# A previous run that was killed may have left its local Key Vault running.
-	if [ -f "$OUT/kv/ready" ]; then
-		old=$(sed -n 's/^KVEMU_PID=//p' "$OUT/kv/ready")
+	# A previous run that was killed may have left its local Key Vaults running.
+	for ready in "$OUT/kv/ready" "$OUT/kv/westeurope/ready" "$OUT/kv/eastus/ready"; do
+		[ -f "$ready" ] || continue
+		old=$(sed -n 's/^KVEMU_PID=//p' "$ready")
 		if [ -n "$old" ] && tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep -q "kvemu serve .*$OUT/kv/"; then
 			kill "$old" 2>/dev/null || true
 		fi
-	fi
+	done
 	rm -rf "$OUT"
 	cleared=yes
 fi
@@ -144,30 +147,40 @@ say "   built $version into bin/"
 # ---- the local Key Vault -----------------------------------------------------------------------
 
 cd "$OUT"
-KVEMU_PID=""
+KVEMU_PIDS=()
 stop_vault() {
-	if [ -n "$KVEMU_PID" ]; then
-		kill "$KVEMU_PID" 2>/dev/null || true
-		wait "$KVEMU_PID" 2>/dev/null || true
-		KVEMU_PID=""
-	fi
+	local pid
+	for pid in "${KVEMU_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	KVEMU_PIDS=()
 }
 trap stop_vault EXIT
 trap 'exit 130' INT TERM
 
+# start_vault DIR: starts a local premium vault with its state, CA and ready file in DIR (and
+# the shared token kv/token), and sets VAULT to its URL.
+start_vault() {
+	local dir=$1 pid log
+	log="logs/kvemu$(printf '%s' "${dir#kv}" | tr / -).log"
+	bin/kvemu serve --kind premium --token-file kv/token --ca-out "$dir/ca.pem" --state "$dir/vault.db" \
+		--ready-file "$dir/ready" >"$dir/serve.out" 2>"$log" &
+	pid=$!
+	KVEMU_PIDS+=("$pid")
+	for _ in $(seq 100); do
+		[ -s "$dir/ready" ] && break
+		kill -0 "$pid" 2>/dev/null || die "the local Key Vault did not start: see $OUT/$log"
+		sleep 0.1
+	done
+	[ -s "$dir/ready" ] || die "the local Key Vault did not start within 10 s: see $OUT/$log"
+	VAULT=$(sed -n 's/^KVEMU_VAULT_URL=//p' "$dir/ready")
+	[ -n "$VAULT" ] || die "$dir/ready names no vault URL"
+}
+
 say "== setup: start the local Key Vault (premium, TLS with its own CA, a bearer token instead of Entra ID)"
 bin/kvemu token --out kv/token >/dev/null
-bin/kvemu serve --kind premium --token-file kv/token --ca-out kv/ca.pem --state kv/vault.db \
-	--ready-file kv/ready >kv/serve.out 2>logs/kvemu.log &
-KVEMU_PID=$!
-for _ in $(seq 100); do
-	[ -s kv/ready ] && break
-	kill -0 "$KVEMU_PID" 2>/dev/null || die "the local Key Vault did not start: see $OUT/logs/kvemu.log"
-	sleep 0.1
-done
-[ -s kv/ready ] || die "the local Key Vault did not start within 10 s: see $OUT/logs/kvemu.log"
-VAULT=$(sed -n 's/^KVEMU_VAULT_URL=//p' kv/ready)
-[ -n "$VAULT" ] || die "kv/ready names no vault URL"
+start_vault kv
 say "   vault $VAULT (CA kv/ca.pem, token kv/token, state kv/vault.db)"
 
 # ---- tokens ------------------------------------------------------------------------------------
@@ -183,14 +196,14 @@ export SOFTHSM2_CONF="$OUT/softhsm/softhsm2.conf"
 newpin() { od -An -N8 -tx1 /dev/urandom | tr -d ' \n'; }
 (
 	umask 077
-	for label in station alice bob carol; do
+	for label in station alice bob carol dave; do
 		newpin >"pins/$label.pin"
 		newpin >"pins/$label.so-pin"
 		softhsm2-util --init-token --free --label "$label" --pin "$(cat "pins/$label.pin")" \
 			--so-pin "$(cat "pins/$label.so-pin")" >>logs/tokens.log 2>&1
 	done
 ) || die "softhsm2-util --init-token failed: see $OUT/logs/tokens.log"
-say "   tokens station, alice, bob, carol in softhsm/tokens (module $MODULE)"
+say "   tokens station, alice, bob, carol, dave in softhsm/tokens (module $MODULE)"
 say "   PINs are random, in pins/*.pin (mode 0600) so that the demo runs unattended; in a real"
 say "   ceremony each person types their PIN at the no-echo prompt and no PIN file exists"
 say ""
@@ -208,8 +221,13 @@ say "            BYOK_ONLINE_CA_FILE=kv/ca.pem BYOK_ONLINE_TOKEN_FILE=kv/token (
 say ""
 
 step=0
+# The first ceremony's medium, state folders (no suffix) and CA; the regions part changes them.
+MEDIUM=usb
+SUFFIX=""
+CAFILE=kv/ca.pem
 # run STATION WHO COMMAND ARGS...: one step of the ceremony. The command's result (stdout) is
 # shown in the transcript and kept in logs/NN-*.out; its log lines (stderr) go to logs/NN-*.log.
+# With REFUSED=CODE the command must fail with that exit code, and its error is shown.
 run() {
 	local station="$1" who="$2"
 	shift 2
@@ -219,16 +237,23 @@ run() {
 	name="${name%-}"
 	say "== step $step: $station station: $who"
 	say "   \$ $*"
-	local env=(SOFTHSM2_CONF="$OUT/softhsm/softhsm2.conf" BYOK_MEDIA="$OUT/usb" BYOK_CRASHPOINT=)
+	local env=(SOFTHSM2_CONF="$OUT/softhsm/softhsm2.conf" BYOK_MEDIA="$OUT/$MEDIUM" BYOK_CRASHPOINT=)
 	if [ "$station" = offline ]; then
-		env+=(BYOK_OFFLINE_STATE_DIR="$OUT/offline-state")
+		env+=(BYOK_OFFLINE_STATE_DIR="$OUT/offline-state$SUFFIX")
 	else
-		env+=(BYOK_ONLINE_STATE_DIR="$OUT/online-state" BYOK_ONLINE_CA_FILE="$OUT/kv/ca.pem" BYOK_ONLINE_TOKEN_FILE="$OUT/kv/token")
+		env+=(BYOK_ONLINE_STATE_DIR="$OUT/online-state$SUFFIX" BYOK_ONLINE_CA_FILE="$OUT/$CAFILE" BYOK_ONLINE_TOKEN_FILE="$OUT/kv/token")
 	fi
 	local bin="$1"
 	shift
 	local rc=0
 	env "${env[@]}" "bin/$bin" "$@" >"logs/$name.out" 2>"logs/$name.log" </dev/null || rc=$?
+	if [ -n "${REFUSED:-}" ]; then
+		sed 's/^/   ! /' "logs/$name.log" | tee -a "$TRANSCRIPT"
+		[ "$rc" -eq "$REFUSED" ] || die "step $step ($bin $1) exited with $rc, want $REFUSED: see $OUT/logs/$name.log"
+		say "   -> refused (exit $rc), and nothing was written"
+		say ""
+		return 0
+	fi
 	if [ -n "${SHOW:-}" ] && [ "$(wc -l <"logs/$name.out")" -gt "$SHOW" ]; then
 		head -n "$SHOW" "logs/$name.out" | sed 's/^/   | /' | tee -a "$TRANSCRIPT"
 		say "   | ... (the token's attributes of the key: logs/$name.out)"
@@ -315,13 +340,90 @@ run offline "an auditor replays the medium, pinned to policy $POLICY_FP, and wri
 run online "the same audit from the online station's binary" \
 	byok-online audit --media usb --policy "$POLICY_FP"
 
+# ---- part 2: two regions -------------------------------------------------------------------------
+
+say "== part 2: two regions, each with a vault of its own (its own KEK) and custodians of its own"
+mkdir -p kv/westeurope kv/eastus
+start_vault kv/westeurope
+VAULT_EU=$VAULT
+start_vault kv/eastus
+VAULT_US=$VAULT
+cat kv/westeurope/ca.pem kv/eastus/ca.pem >kv/regions-ca.pem
+say "   westeurope vault $VAULT_EU, eastus vault $VAULT_US (CAs in kv/regions-ca.pem, the same token)"
+say "   a second ceremony: medium usb-regions/, state folders offline-state-regions/ and online-state-regions/;"
+say "   alice and bob approve the keys of westeurope (both of them), carol and dave those of eastus (one of them)"
+say ""
+mkdir usb-regions
+MEDIUM=usb-regions
+SUFFIX=-regions
+CAFILE=kv/regions-ca.pem
+
+run online "the online operator enrols the station of the regional ceremony" \
+	byok-online init
+ONLINE_FP=$(pick "^station key fingerprint: $FP$" "station key fingerprint")
+
+run offline "custodians of both regions write policy v1: westeurope 2 of alice, bob; eastus 1 of carol, dave" \
+	byok-offline init --hsm-module "$MODULE" --token-label station --pin-file pins/station.pin \
+	--station-key-label byok-station-regions --custodian-key-label byok-regional \
+	--custodian alice=alice --custodian bob=bob --custodian carol=carol --custodian dave=dave \
+	--custodian-pin-file alice=pins/alice.pin --custodian-pin-file bob=pins/bob.pin \
+	--custodian-pin-file carol=pins/carol.pin --custodian-pin-file dave=pins/dave.pin --threshold 2 \
+	--vault "$VAULT_EU=premium:westeurope" --vault "$VAULT_US=premium:eastus" \
+	--region westeurope=2:alice,bob --region eastus=1:carol,dave --online-fingerprint "$ONLINE_FP"
+REGIONS_POLICY_FP=$(pick "^policy v1 +$FP .*" "policy fingerprint")
+
+run online "the online operator pins the regional policy" \
+	byok-online trust --fingerprint "$REGIONS_POLICY_FP"
+run online "the online operator creates a KEK in the westeurope vault" \
+	byok-online kek create --vault "$VAULT_EU" --name kek-eu --size 4096
+run online "the online operator creates a KEK in the eastus vault" \
+	byok-online kek create --vault "$VAULT_US" --name kek-us --size 4096
+run offline "the offline operator verifies and accepts both KEK offers" \
+	byok-offline kek accept
+
+SHOW=3 run offline "the offline operator generates contoso-global, a key for both regions" \
+	byok-offline keygen --pin-file pins/station.pin --type RSA-3072 --ident contoso-global
+SHOW=3 run offline "the offline operator generates contoso-eu, a key that may live only in westeurope" \
+	byok-offline keygen --pin-file pins/station.pin --type EC-P256 --ident contoso-eu --regions westeurope
+
+run offline "the offline operator fans contoso-global out: one key package per vault, each for its own KEK" \
+	byok-offline package --pin-file pins/station.pin --key contoso-global --vault "$VAULT_EU" --vault "$VAULT_US"
+pick "^key package $FP written$" "key package fingerprint" >/dev/null
+PKG_GLOBAL_US=$(sed -nE "s/^key package $FP written$/\1/p" "$LAST" | sed -n 2p)
+[ -n "$PKG_GLOBAL_US" ] || die "step $step printed no second key package"
+run offline "the offline operator packages contoso-eu for every vault of westeurope" \
+	byok-offline package --pin-file pins/station.pin --key contoso-eu --region westeurope
+pick "^key package $FP written$" "key package fingerprint" >/dev/null
+REFUSED=7 run offline "the offline operator tries to send contoso-eu to the eastus vault" \
+	byok-offline package --pin-file pins/station.pin --key contoso-eu --vault "$VAULT_US"
+
+run offline "westeurope's custodians alice and bob approve both packages for westeurope, one PIN entry each" \
+	byok-offline approve --pin-file pins/station.pin --region westeurope \
+	--custodian alice --custodian bob \
+	--custodian-pin-file alice=pins/alice.pin --custodian-pin-file bob=pins/bob.pin
+REFUSED=7 run offline "alice, no custodian of eastus, tries to approve the eastus package $PKG_GLOBAL_US" \
+	byok-offline approve --pin-file pins/station.pin --package "$PKG_GLOBAL_US" \
+	--custodian alice --custodian-pin-file alice=pins/alice.pin
+run offline "eastus's custodian carol approves key package $PKG_GLOBAL_US" \
+	byok-offline approve --pin-file pins/station.pin --package "$PKG_GLOBAL_US" \
+	--custodian carol --custodian-pin-file carol=pins/carol.pin
+
+run online "the online operator imports each package into its own vault, exactly once" \
+	byok-online upload
+run offline "the offline operator reads the upload receipts" \
+	byok-offline sync
+run offline "an auditor replays the regional medium and writes the report with its per-region view" \
+	byok-offline audit --media usb-regions --policy "$REGIONS_POLICY_FP" --html report-regions.html
+
 stop_vault
 elapsed=$(($(date +%s) - started))
-say "Done in ${elapsed}s: contoso-rsa and contoso-ec are in the local vault, and both audits pass."
+say "Done in ${elapsed}s: contoso-rsa and contoso-ec are in the local vault; contoso-global is in both"
+say "regional vaults and contoso-eu in westeurope's alone; all three audits pass."
 say "Where to look, in $OUT:"
 say "   transcript.txt   this transcript"
-say "   report.html      the auditor's report (open it in a browser)"
+say "   report.html      the auditor's report (open it in a browser); report-regions.html, the regional one"
 say "   usb/             the medium: both chains of signed bundles, and plain .byok copies in usb/byok/"
+say "   usb-regions/     the regional ceremony's medium (its stations' folders end in -regions)"
 say "   offline-state/   the offline station's ledger;  online-state/  the online station's key and ledger"
 say "   softhsm/tokens/  the SoftHSM2 tokens (pins/ holds their PINs, mode 0600)"
 say "   kv/              the local Key Vault's CA, token and state"
