@@ -16,7 +16,8 @@
 //     replay goes, and the key inventory and the paths of the verified files are spooled to
 //     others, so memory depends on the number of policy versions, key packages awaiting
 //     upload and findings, not on the length of the chains; only the inventory's order takes
-//     24 bytes per key.
+//     24 bytes per key, and the residency view one entry per key bound to regions (with one
+//     line per package of such a key).
 //   - Evidence: the report names the medium's absolute path, the program that audited (its
 //     version and its file's SHA-256), the file of each chain's head with its SHA-256, and the
 //     set digest of every bundle file the audit verified ([Evidence]).
