@@ -40,6 +40,7 @@ type packageOptions struct {
 	Keys      cli.StringSlice
 	Vaults    cli.StringSlice
 	Regions   cli.StringSlice
+	AllVaults bool
 	Name      string
 	KEK       string
 	KeyOps    cli.StringSlice
@@ -58,6 +59,7 @@ func packageCommand(env *clirun.Env) *cli.Command {
 		&cli.StringSliceFlag{Name: "key", Usage: "ident of the key to package (see keygen); repeat it, or separate idents with commas, to package several keys in one run", Destination: &o.Keys},
 		&cli.StringSliceFlag{Name: "vault", Usage: "URL of a vault the key goes to; the policy must allow it (repeat for several vaults: one key package per vault)", Destination: &o.Vaults},
 		&cli.StringSliceFlag{Name: "region", Usage: "every vault of the policy in this region (repeat; with or without --vault)", Destination: &o.Regions},
+		&cli.BoolFlag{Name: "all-vaults", Usage: "every vault of the policy in force (a key bound to regions is refused for the others: use --region)", Destination: &o.AllVaults},
 		&cli.StringFlag{Name: "name", Usage: "the key's name in Key Vault (default: the ident)", Destination: &o.Name},
 		&cli.StringFlag{Name: "kek", Usage: "the accepted KEK to wrap with: offer or KEK fingerprint, or kid (default: the newest for the vault)", Destination: &o.KEK},
 		&cli.StringSliceFlag{Name: "key-ops", Usage: "operations Key Vault allows the key, comma-separated (default: all its type allows)", Destination: &o.KeyOps},
@@ -77,7 +79,7 @@ func packageCommand(env *clirun.Env) *cli.Command {
 			"Several --key values package several keys for the same vault with the same options in one\n" +
 			"run: every key is checked before any is wrapped, and their bundles are written in one\n" +
 			"journal cycle. --name then cannot be given: each key keeps its ident as its name.\n\n" +
-			"Several --vault values, or --region, send each key to several vaults (fan-out): one key\n" +
+			"Several --vault values, --region or --all-vaults send each key to several vaults (fan-out): one key\n" +
 			"package per key and vault, each wrapped with that vault's KEK and approved by the custodians\n" +
 			"of that vault's region. A key bound to regions (keygen --regions) is refused (exit 7, nothing\n" +
 			"written) for a vault outside them. A rerun after an interruption finishes the same packages.",
@@ -108,9 +110,11 @@ func (o packageOptions) requests(t time.Time, vaults []string) ([]packageRequest
 		return nil, clirun.Usagef("--key is required")
 	case len(idents) > 1 && o.Name != "":
 		return nil, clirun.Usagef("--name names one key: with several --key values each key is named after its ident")
-	case len(vaults) == 0 && len(o.Regions.Value()) == 0:
-		return nil, clirun.Usagef("--vault is required (or --region)")
-	case (len(vaults) > 1 || len(o.Regions.Value()) > 0) && o.KEK != "":
+	case o.AllVaults && (len(o.Vaults.Value()) > 0 || len(o.Regions.Value()) > 0):
+		return nil, clirun.Usagef("--all-vaults takes every vault: do not give --vault or --region too")
+	case len(vaults) == 0 && len(o.Regions.Value()) == 0 && !o.AllVaults:
+		return nil, clirun.Usagef("--vault is required (or --region, or --all-vaults)")
+	case (len(vaults) > 1 || len(o.Regions.Value()) > 0 || o.AllVaults) && o.KEK != "":
 		return nil, clirun.Usagef("--kek names the KEK of one vault: with several vaults each takes the newest KEK of its own")
 	}
 	var reqs []packageRequest
@@ -145,8 +149,15 @@ func (o packageOptions) vaultURLs() ([]string, error) {
 	return out, nil
 }
 
-// withRegions adds to vaults the vaults of p in the regions of --region.
+// withRegions adds to vaults the vaults of p in the regions of --region, or every vault of p
+// with --all-vaults.
 func (o packageOptions) withRegions(p *payload.Policy, vaults []string) ([]string, error) {
+	if o.AllVaults {
+		for _, v := range p.Vaults {
+			vaults = append(vaults, v.URL)
+		}
+		return vaults, nil
+	}
 	for _, r := range splitList(o.Regions.Value()) {
 		r = strings.ToLower(r)
 		n := 0

@@ -164,6 +164,17 @@ func TestResidencyAndFanOut(t *testing.T) {
 		t.Errorf("rerun by region = %+v, want the two existing packages and nothing written", again.Packages)
 	}
 
+	if errs := f.exits(exitcode.Refused, "package", "--key", "eu-only", "--all-vaults"); !strings.Contains(errs, "residency") {
+		t.Errorf("package --all-vaults of a westeurope key: %s", errs)
+	}
+	if got := f.offlineHead(); got != head {
+		t.Fatalf("a refused package --all-vaults moved the offline chain from %d to %d", head, got)
+	}
+	var all packageBatchResult
+	f.mustJSON(&all, "package", "--key", "shared", "--all-vaults")
+	if len(all.Packages) != 2 || !all.Packages[0].Existing || !all.Packages[1].Existing {
+		t.Errorf("package --all-vaults of a fanned-out key = %+v, want its two existing packages", all.Packages)
+	}
 	var eu packageResult
 	f.mustJSON(&eu, "package", "--key", "eu-only", "--region", "westeurope")
 
