@@ -41,6 +41,7 @@ type packageOptions struct {
 	Vaults    cli.StringSlice
 	Regions   cli.StringSlice
 	AllVaults bool
+	Bind      cli.StringSlice
 	Name      string
 	KEK       string
 	KeyOps    cli.StringSlice
@@ -59,6 +60,7 @@ func packageCommand(env *clirun.Env) *cli.Command {
 		&cli.StringSliceFlag{Name: "key", Usage: "ident of the key to package (see keygen); repeat it, or separate idents with commas, to package several keys in one run", Destination: &o.Keys},
 		&cli.StringSliceFlag{Name: "vault", Usage: "URL of a vault the key goes to; the policy must allow it (repeat for several vaults: one key package per vault)", Destination: &o.Vaults},
 		&cli.StringSliceFlag{Name: "region", Usage: "every vault of the policy in this region (repeat; with or without --vault)", Destination: &o.Regions},
+		&cli.StringSliceFlag{Name: "regions", Usage: "bind a key not bound yet to these regions (comma-separated) at its first package, as keygen --regions does", Destination: &o.Bind},
 		&cli.BoolFlag{Name: "all-vaults", Usage: "every vault of the policy in force (a key bound to regions is refused for the others: use --region)", Destination: &o.AllVaults},
 		&cli.StringFlag{Name: "name", Usage: "the key's name in Key Vault (default: the ident)", Destination: &o.Name},
 		&cli.StringFlag{Name: "kek", Usage: "the accepted KEK to wrap with: offer or KEK fingerprint, or kid (default: the newest for the vault)", Destination: &o.KEK},
@@ -81,8 +83,9 @@ func packageCommand(env *clirun.Env) *cli.Command {
 			"journal cycle. --name then cannot be given: each key keeps its ident as its name.\n\n" +
 			"Several --vault values, --region or --all-vaults send each key to several vaults (fan-out): one key\n" +
 			"package per key and vault, each wrapped with that vault's KEK and approved by the custodians\n" +
-			"of that vault's region. A key bound to regions (keygen --regions) is refused (exit 7, nothing\n" +
-			"written) for a vault outside them. A rerun after an interruption finishes the same packages.",
+			"of that vault's region. A key bound to regions (keygen --regions, or --regions at its first\n" +
+			"package) is refused (exit 7, nothing written) for a vault outside them. A rerun after an\n" +
+			"interruption finishes the same packages.",
 		Flags:  fs,
 		Action: func(c *cli.Context) error { return runPackage(c.Context, o, env) },
 	}
@@ -261,6 +264,7 @@ type packer struct {
 	info   hsm.Info
 	soPIN  func() (secret.Value, bool)
 	keks   []store.KEK
+	bind   []string // --regions: the residency a key's first package binds it to
 }
 
 // packagePlan is a request checked against the ledger, the policy and the medium.
@@ -321,6 +325,9 @@ func runPackage(ctx context.Context, o packageOptions, env *clirun.Env) error {
 	if vaults, err = o.withRegions(p.pol.Policy, vaults); err != nil {
 		return err
 	}
+	if p.bind, err = residency(p.pol.Policy, o.Bind.Value()); err != nil {
+		return err
+	}
 	reqs, err := o.requests(now(), vaults)
 	if err != nil {
 		return err
@@ -338,6 +345,9 @@ func runPackage(ctx context.Context, o packageOptions, env *clirun.Env) error {
 			return err
 		}
 		plans = append(plans, plan)
+	}
+	if err := p.bindAll(plans); err != nil {
+		return err
 	}
 	res, err := p.packAll(ctx, plans)
 	if err != nil {
@@ -423,6 +433,47 @@ func (p *packer) close() {
 	p.sess.close()
 }
 
+// bindKey returns key bound to the regions of --regions, if given: a key bound already must
+// be bound to the same, and one not bound yet must never have been packaged. The binding is
+// recorded in the ledger by bindAll, once every plan is checked.
+func (p *packer) bindKey(key *store.Key) (*store.Key, error) {
+	switch {
+	case len(p.bind) == 0:
+		return key, nil
+	case len(key.Regions) > 0 && !slices.Equal(key.Regions, p.bind):
+		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("key %q is bound to region(s) %s already; its residency does not change", key.Ident, strings.Join(key.Regions, ", ")), "")
+	case len(key.Regions) > 0:
+		return key, nil
+	}
+	pkgs, err := p.sess.store.Packages()
+	if err != nil {
+		return nil, err
+	}
+	if slices.ContainsFunc(pkgs, func(pk store.Package) bool { return pk.Ident == key.Ident }) {
+		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("key %q was packaged before without regions: only its first package can bind it", key.Ident), "")
+	}
+	k := *key
+	k.Regions = p.bind
+	return &k, nil
+}
+
+// bindAll records in the ledger the regions --regions binds the keys of plans to.
+func (p *packer) bindAll(plans []*packagePlan) error {
+	for _, plan := range plans {
+		stored, err := p.sess.store.Key(plan.key.Ident)
+		if err != nil {
+			return err
+		}
+		if len(stored.Regions) == 0 && len(plan.key.Regions) > 0 {
+			if err := p.sess.store.PutKey(plan.key); err != nil {
+				return err
+			}
+			p.env.Log.Info("bound the key to regions", "ident", plan.key.Ident, "regions", strings.Join(plan.key.Regions, ","))
+		}
+	}
+	return nil
+}
+
 // plan checks a request against the ledger, the policy and the KEKs, without the HSM.
 func (p *packer) plan(req packageRequest) (*packagePlan, error) {
 	s := p.sess.store
@@ -436,6 +487,9 @@ func (p *packer) plan(req packageRequest) (*packagePlan, error) {
 	case key.State != store.KeyReady:
 		return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("key %q is still being generated", req.Ident), "rerun the interrupted keygen")
 	}
+	if key, err = p.bindKey(key); err != nil {
+		return nil, err
+	}
 	plan := &packagePlan{req: req, key: key, kt: key.Type}
 	vault, ok := pol.Vault(req.Vault)
 	if !ok {
@@ -447,7 +501,7 @@ func (p *packer) plan(req packageRequest) (*packagePlan, error) {
 	if len(key.Regions) > 0 && !slices.Contains(key.Regions, vault.Region) {
 		return nil, exitcode.Wrap(exitcode.Refused, &chain.PolicyError{Rule: "residency",
 			Detail: fmt.Sprintf("key %q may live only in region(s) %s, and %s is in %s", key.Ident, strings.Join(key.Regions, ", "), vault.URL, vault.Region)},
-			"its residency was set at keygen (--regions) and does not change")
+			"its residency was set when it was generated or first packaged (--regions) and does not change")
 	}
 	if key.Type.IsSymmetric() && vault.Kind != payload.VaultManagedHSM {
 		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s keys (oct-HSM) go only to a Managed HSM, and %s is %s", key.Type, vault.URL, vault.Kind), "")

@@ -178,15 +178,32 @@ func TestResidencyAndFanOut(t *testing.T) {
 	var eu packageResult
 	f.mustJSON(&eu, "package", "--key", "eu-only", "--region", "westeurope")
 
-	// One run approves both westeurope packages: alice and bob each sign both.
+	// A key not bound at keygen is bound by its first package; a key packaged before is not.
+	f.must("keygen", "--type", "EC-P256", "--ident", "late")
+	if errs := f.exits(exitcode.Refused, "package", "--key", "shared", "--vault", premium, "--regions", "westeurope"); !strings.Contains(errs, "packaged before without regions") {
+		t.Errorf("binding a key packaged before: %s", errs)
+	}
+	if errs := f.exits(exitcode.Refused, "package", "--key", "late", "--vault", mhsm, "--regions", "westeurope"); !strings.Contains(errs, "residency") {
+		t.Errorf("binding a key to westeurope and packaging it for northeurope: %s", errs)
+	}
+	var late packageResult
+	f.mustJSON(&late, "package", "--key", "late", "--vault", premium, "--regions", "westeurope")
+	if errs := f.exits(exitcode.Refused, "package", "--key", "late", "--vault", mhsm); !strings.Contains(errs, "residency") {
+		t.Errorf("a key bound at its first package, packaged for northeurope: %s", errs)
+	}
+	if errs := f.exits(exitcode.Refused, "package", "--key", "late", "--vault", premium, "--regions", "northeurope"); !strings.Contains(errs, "bound to region(s) westeurope already") {
+		t.Errorf("rebinding a bound key: %s", errs)
+	}
+
+	// One run approves the three westeurope packages: alice and bob each sign all three.
 	if errs := f.exits(exitcode.Refused, "approve", "--region", "westeurope", "--custodian", "carol"); !strings.Contains(errs, "carol does not approve keys for "+premium+", a vault of region westeurope") {
 		t.Errorf("carol approving westeurope: %s", errs)
 	}
 	head = f.offlineHead()
 	var ar approveBatchResult
 	f.mustJSON(&ar, "approve", "--region", "westeurope")
-	if len(ar.Packages) != 2 || f.offlineHead() != head+2 {
-		t.Fatalf("approve --region westeurope = %+v (offline head %d, was %d), want 2 packages, 2 bundles", ar, f.offlineHead(), head)
+	if len(ar.Packages) != 3 || f.offlineHead() != head+3 {
+		t.Fatalf("approve --region westeurope = %+v (offline head %d, was %d), want 3 packages, 3 bundles", ar, f.offlineHead(), head)
 	}
 	for _, r := range ar.Packages {
 		if !r.Ready || r.Vault != premium || strings.Join(r.Approved, ",") != "alice,bob" {
