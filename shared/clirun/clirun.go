@@ -39,6 +39,8 @@ type Env struct {
 	Stderr io.Writer
 	Log    *slog.Logger
 	JSON   bool
+	// Terminal is where PIN prompts are asked (no echo); nil means /dev/tty.
+	Terminal *os.File
 
 	// Rules map the binary's own domain errors to exit codes and hints, besides those of
 	// the shared packages (see Classify).

@@ -82,6 +82,13 @@ type Source struct {
 	Terminal *os.File
 }
 
+// Interactive reports whether Read asks on the terminal: neither File nor Env gives the
+// secret, and Prompt is set. A wrong secret typed there may be asked for again; one from a
+// file or the environment would only be wrong again.
+func (s Source) Interactive() bool {
+	return s.Prompt && s.File == "" && (s.Env == "" || os.Getenv(s.Env) == "")
+}
+
 // Read returns the secret from the source. Errors never contain the secret.
 func (s Source) Read() (Value, error) {
 	what := s.What

@@ -58,7 +58,7 @@ func initFlags(o *initOptions) []cli.Flag {
 		&cli.StringFlag{Name: "name", Value: "offline-station", Usage: "the station's name in its enrollment", Destination: &o.Name},
 		&cli.StringFlag{Name: "station-key-label", Value: "byok-station", Usage: "CKA_LABEL of the station's signing key", Destination: &o.StationKeyLabel},
 		&cli.BoolFlag{Name: "reuse-station-key", Usage: "use an existing signing key with the label instead of refusing", Destination: &o.ReuseStationKey},
-		&cli.StringSliceFlag{Name: "custodian", Usage: "a custodian and their token: NAME=TOKEN_LABEL (repeat for each)", Destination: &o.Custodians},
+		&cli.StringSliceFlag{Name: "custodian", Usage: "a custodian and their token: NAME=TOKEN_LABEL (repeat for each; every label is checked against the tokens present before any PIN is asked)", Destination: &o.Custodians},
 		&cli.StringSliceFlag{Name: "custodian-pin-file", Usage: "NAME=PATH: file with the custodian's PIN (else $" + envCustodian + "<NAME>, else a prompt)", Destination: &o.CustodianPINFiles},
 		&cli.StringFlag{Name: "custodian-key-label", Value: "byok-custodian", Usage: "CKA_LABEL prefix of custodian keys (the custodian's name is appended)", Destination: &o.CustodianKeyLabel},
 		&cli.BoolFlag{Name: "reuse-custodian-keys", Usage: "use existing custodian keys with the label instead of refusing", Destination: &o.ReuseCustodianKeys},
@@ -313,6 +313,13 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 		return err
 	}
 	if err := o.HSM.validate(); err != nil {
+		return err
+	}
+	want := []tokenWant{{o.HSM.TokenLabel, "--token-label " + o.HSM.TokenLabel}}
+	for _, c := range p.custodians {
+		want = append(want, tokenWant{c.Token, "--custodian " + c.Name + "=" + c.Token})
+	}
+	if err := checkTokens(ctx, o.HSM.Module, want); err != nil {
 		return err
 	}
 	if o.State.Media == "" {

@@ -65,7 +65,7 @@ func policyCommand(env *clirun.Env) *cli.Command {
 	afs := a.State.flags(true)
 	afs = append(afs, a.HSM.flags()...)
 	afs = append(afs,
-		&cli.StringSliceFlag{Name: "add-custodian", Usage: "a new custodian and their token: NAME=TOKEN_LABEL (repeat)", Destination: &a.AddCustodians},
+		&cli.StringSliceFlag{Name: "add-custodian", Usage: "a new custodian and their token: NAME=TOKEN_LABEL (repeat; the label is checked against the tokens present before any PIN is asked)", Destination: &a.AddCustodians},
 		&cli.StringSliceFlag{Name: "remove-custodian", Usage: "a custodian the new version drops (repeat)", Destination: &a.RemoveCustodians},
 		&cli.IntFlag{Name: "threshold", Usage: "approvals needed under the new version: M of its N custodians", Destination: &a.Threshold},
 		&cli.StringSliceFlag{Name: "add-vault", Usage: "a vault to allow: URL=KIND:REGION, KIND premium or managed_hsm (repeat)", Destination: &a.AddVaults},
@@ -170,6 +170,19 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 	next, adds, err := o.amend(cur)
 	if err != nil {
 		return err
+	}
+	if len(adds) > 0 {
+		var want []tokenWant
+		for _, spec := range adds {
+			want = append(want, tokenWant{spec.Token, "--add-custodian " + spec.Name + "=" + spec.Token})
+		}
+		ho := o.HSM.withDefaults(st)
+		if err := ho.validate(); err != nil {
+			return err
+		}
+		if err := checkTokens(ctx, ho.Module, want); err != nil {
+			return err
+		}
 	}
 
 	tok, signer, err := openStationSigner(ctx, env, o.HSM, st)

@@ -66,7 +66,7 @@ func (o *hsmOptions) flags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "hsm-module", Usage: "path of the PKCS#11 module (default: the one init recorded)", EnvVars: []string{envModule}, Destination: &o.Module, TakesFile: true},
 		&cli.StringFlag{Name: "token-label", Usage: "label of the station's token (default: the one init recorded)", EnvVars: []string{envToken}, Destination: &o.TokenLabel},
-		&cli.StringFlag{Name: "pin-file", Usage: "file whose first line is the token PIN (else $" + envPIN + ", else a prompt)", Destination: &o.PINFile, TakesFile: true},
+		&cli.StringFlag{Name: "pin-file", Usage: "file whose first line is the token PIN (else $" + envPIN + ", else a prompt, which asks again after a wrong PIN: three tries)", Destination: &o.PINFile, TakesFile: true},
 	}
 }
 
@@ -99,6 +99,31 @@ func (o hsmOptions) validate() error {
 	return nil
 }
 
+// tokenWant is a token a command was given: its label, and the flag (as typed) that gave it.
+type tokenWant struct{ label, flag string }
+
+// checkTokens checks, before any PIN is asked or anything generated, that module holds a
+// token for each of want; a label it lacks is a usage error naming the flag and listing the
+// tokens present. Call it while no token is open.
+func checkTokens(ctx context.Context, module string, want []tokenWant) error {
+	labels, err := hsm.TokenLabels(ctx, module)
+	if err != nil {
+		return hsmErr(err)
+	}
+	for _, w := range want {
+		if slices.Contains(labels, w.label) {
+			continue
+		}
+		present := "there are none"
+		if len(labels) > 0 {
+			present = "the tokens present are " + strings.Join(labels, ", ")
+		}
+		return exitcode.Wrap(exitcode.Usage, fmt.Errorf("%s: no token labelled %q in %s", w.flag, w.label, module),
+			present+": correct "+strings.Fields(w.flag)[0]+" (nothing was generated and no PIN asked)")
+	}
+	return nil
+}
+
 // readSecret reads a PIN from its source; a missing one is a usage error naming the
 // sources.
 func readSecret(src secret.Source, hint string) (secret.Value, error) {
@@ -112,18 +137,34 @@ func readSecret(src secret.Source, hint string) (secret.Value, error) {
 	return v, nil
 }
 
-// openToken opens a token, reading its PIN from src.
+// pinTries is how many times a PIN typed at the prompt is asked for before a wrong one ends
+// the command.
+const pinTries = 3
+
+// openToken opens a token, reading its PIN from src. A wrong PIN typed at the terminal is
+// asked for again, up to pinTries times in all; one from a file or the environment fails at
+// once.
 func openToken(ctx context.Context, env *clirun.Env, module, label, serial string, src secret.Source, hint string) (*hsm.Token, error) {
-	pin, err := readSecret(src, hint)
-	if err != nil {
-		return nil, err
+	if src.Terminal == nil {
+		src.Terminal = env.Terminal
 	}
-	defer pin.Wipe()
-	tok, err := hsm.Open(ctx, hsm.Config{Module: module, TokenLabel: label, TokenSerial: serial, PIN: pin, Logger: env.Log})
-	if err != nil {
-		return nil, hsmErr(err)
+	what := src.What
+	for try := 1; ; try++ {
+		pin, err := readSecret(src, hint)
+		if err != nil {
+			return nil, err
+		}
+		tok, err := hsm.Open(ctx, hsm.Config{Module: module, TokenLabel: label, TokenSerial: serial, PIN: pin, Logger: env.Log})
+		pin.Wipe()
+		if err == nil {
+			return tok, nil
+		}
+		if !errors.Is(err, hsm.ErrPINIncorrect) || !src.Interactive() || try == pinTries {
+			return nil, hsmErr(err)
+		}
+		// Said where the PIN is typed: the next prompt.
+		src.What = fmt.Sprintf("%s (the last one was not correct: try %d of %d)", what, try+1, pinTries)
 	}
-	return tok, nil
 }
 
 // openStationToken opens the station's token with the station PIN.

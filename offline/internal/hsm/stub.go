@@ -102,3 +102,6 @@ func (s *SigningKey) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) 
 
 // cgoEnabled tells the tests which build they run in.
 const cgoEnabled = false
+
+// TokenLabels fails with ErrNoCGO.
+func TokenLabels(context.Context, string) ([]string, error) { return nil, noCGO("list tokens") }

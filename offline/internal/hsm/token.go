@@ -391,3 +391,47 @@ func (t *Token) methodLocked(op string) (WrapMethod, error) {
 
 // cgoEnabled tells the tests which build they run in.
 const cgoEnabled = true
+
+// TokenLabels returns the labels of the tokens present in module's slots, without logging in
+// to any, so that a command can check the tokens it is given before it asks for a PIN or
+// generates anything. It must run while no Token of the process is open (crypto11 refuses a
+// module initialised by someone else); it returns an error wrapping ErrInvalid otherwise.
+func TokenLabels(ctx context.Context, module string) ([]string, error) {
+	const op = "list tokens"
+	if err := canceled(ctx, op); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(module); err != nil {
+		return nil, &Error{Op: op, Kind: ErrModule, Err: fmt.Errorf("pkcs11 module: %w", err)}
+	}
+	openMu.Lock()
+	defer openMu.Unlock()
+	if len(openTokens) > 0 {
+		return nil, errorf(op, ErrInvalid, "a token is open in this process")
+	}
+	p := pkcs11.New(module)
+	if p == nil {
+		return nil, errorf(op, ErrModule, "cannot load %s", module)
+	}
+	defer p.Destroy()
+	if err := p.Initialize(); err != nil {
+		return nil, errorf(op, ErrModule, "initialize: %w", err)
+	}
+	defer p.Finalize()
+	slots, err := p.GetSlotList(true)
+	if err != nil {
+		return nil, errorf(op, ErrModule, "slot list: %w", err)
+	}
+	var labels []string
+	for _, s := range slots {
+		ti, err := p.GetTokenInfo(s)
+		if err != nil {
+			continue // a slot whose token went away
+		}
+		if l := strings.TrimRight(ti.Label, " \x00"); l != "" {
+			labels = append(labels, l)
+		}
+	}
+	sort.Strings(labels)
+	return labels, nil
+}
