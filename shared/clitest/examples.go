@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -130,6 +131,27 @@ func CheckDocument(t *testing.T, newApp NewApp, doc string) int {
 		}
 	}
 	return n
+}
+
+// Doc is a Markdown document whose command lines CheckDocuments checks, and the fewest
+// command lines of the binary it must hold (so that a check that finds none fails).
+type Doc struct {
+	Path string
+	Min  int
+}
+
+// CheckDocuments runs CheckDocument on each document.
+func CheckDocuments(t *testing.T, newApp NewApp, docs ...Doc) {
+	t.Helper()
+	for _, d := range docs {
+		b, err := os.ReadFile(d.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := CheckDocument(t, newApp, string(b)); n < d.Min {
+			t.Errorf("%s: %d command lines of %s, want %d or more", d.Path, n, newApp(io.Discard, io.Discard).Name, d.Min)
+		}
+	}
 }
 
 // CheckLine checks a command line of app's binary (the binary's name first): the words after

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"io"
-	"os"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -25,16 +24,5 @@ func TestHelpExamples(t *testing.T) {
 // only flags it takes.
 func TestDocumentCommandLines(t *testing.T) {
 	t.Parallel()
-	for _, doc := range []struct {
-		path string
-		min  int
-	}{{"../../../README.md", 10}, {"../../../docs/ceremony.md", 10}} {
-		b, err := os.ReadFile(doc.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := clitest.CheckDocument(t, newTestApp, string(b)); n < doc.min {
-			t.Errorf("%s: %d byok-offline command lines, want the ceremony's (%d or more)", doc.path, n, doc.min)
-		}
-	}
+	clitest.CheckDocuments(t, newTestApp, clitest.Doc{Path: "../../../README.md", Min: 10}, clitest.Doc{Path: "../../../docs/ceremony.md", Min: 10})
 }

@@ -110,6 +110,22 @@ func (f *fixture) runOn(tty *os.File, args ...string) (int, string) {
 	return code, errb.String()
 }
 
+// start runs byok-offline in the background with its prompts on term; wait returns its exit
+// code and stderr.
+func (f *fixture) start(term *terminal, args ...string) (wait func() (int, string)) {
+	done := make(chan struct{})
+	var code int
+	var errs string
+	go func() {
+		defer close(done)
+		code, errs = f.runOn(term.tty, args...)
+	}()
+	return func() (int, string) {
+		<-done
+		return code, errs
+	}
+}
+
 // A wrong PIN typed at the terminal is asked for again, up to three tries in all.
 func TestWrongPINIsAskedAgain(t *testing.T) {
 	f := newFixture(t)
@@ -118,33 +134,21 @@ func TestWrongPINIsAskedAgain(t *testing.T) {
 	t.Setenv(custodianPINEnv("alice"), "")
 
 	term := newTerminal(t)
-	done := make(chan struct{})
-	var code int
-	var errs string
-	go func() {
-		defer close(done)
-		code, errs = f.runOn(term.tty, "approve", "--package", pkg.Package.Fingerprint, "--custodian", "alice")
-	}()
+	wait := f.start(term, "approve", "--package", pkg.Package.Fingerprint, "--custodian", "alice")
 	term.answer(t, `Enter PIN of custodian alice (token "alice"): `, "wrong-pin-0000")
 	term.answer(t, "the last one was not correct: try 2 of 3", testTokens[1].PIN)
-	<-done
-	if code != exitcode.OK {
+	if code, errs := wait(); code != exitcode.OK {
 		t.Fatalf("approve: exit %d, want 0: %s", code, errs)
 	}
 
 	// Three wrong ones end the command (exit 5); bob is asked three times.
 	t.Setenv(custodianPINEnv("bob"), "")
 	term = newTerminal(t)
-	done = make(chan struct{})
-	go func() {
-		defer close(done)
-		code, errs = f.runOn(term.tty, "approve", "--package", pkg.Package.Fingerprint, "--custodian", "bob")
-	}()
+	wait = f.start(term, "approve", "--package", pkg.Package.Fingerprint, "--custodian", "bob")
 	term.answer(t, `Enter PIN of custodian bob (token "bob"): `, "wrong-pin-0000")
 	term.answer(t, "try 2 of 3", "wrong-pin-0000")
 	term.answer(t, "try 3 of 3", "wrong-pin-0000")
-	<-done
-	if code != exitcode.HSM || !strings.Contains(errs, "pin incorrect") {
+	if code, errs := wait(); code != exitcode.HSM || !strings.Contains(errs, "pin incorrect") {
 		t.Fatalf("approve after three wrong PINs: exit %d, want %d: %s", code, exitcode.HSM, errs)
 	}
 	if strings.Count(term.output(), "Enter PIN of custodian bob") != 3 {
