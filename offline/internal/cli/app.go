@@ -3,7 +3,9 @@
 //
 // Each command lives in cmd_<name>.go with an options struct, a flags builder and a
 // run function (runInit, runPackage, ...) that tests call directly; the urfave/cli Action
-// only fills the options.
+// only fills the options. The ceremony's steps live in offline/internal/ceremony (the
+// session that opens the ledger and the medium, packaging); what remains here of them is
+// being moved there.
 //
 // # Output and errors
 //
@@ -11,7 +13,7 @@
 // with --json); the transcript of the ceremony goes to stderr as one INFO log line per
 // step; prompts go to the terminal. A command returns an error and never exits: the error
 // carries its exit code (shared/exitcode) and, where the operator has something to do, a
-// hint. PINs come from a file, the environment or a no-echo prompt, never from a flag, and
+// hint; errors.go maps the domain packages' errors (ceremony, hsm, store) to both. PINs come from a file, the environment or a no-echo prompt, never from a flag, and
 // never appear in output, logs or errors.
 //
 // # Interruption

@@ -17,6 +17,7 @@ import (
 	"github.com/miekg/pkcs11"
 	"golang.org/x/sys/unix"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/onlinetest"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
@@ -84,13 +85,13 @@ func BenchmarkPackageRSA3072Paired(b *testing.B) {
 	defer d.close()
 
 	next := 0
-	plan := func() *packagePlan {
+	plan := func() *ceremony.PackagePlan {
 		k, v := next%benchKeys, next/benchKeys
 		if v >= benchVaults {
 			b.Fatalf("more than %d keys: lower -benchtime", benchKeys*benchVaults)
 		}
 		next++
-		plan, err := p.plan(packageRequest{Ident: fmt.Sprintf("k%d", k), Vault: vaults[v], KeyName: fmt.Sprintf("k%d", k), Enabled: true})
+		plan, err := p.Plan(ceremony.PackageRequest{Ident: fmt.Sprintf("k%d", k), Vault: vaults[v], KeyName: fmt.Sprintf("k%d", k), Enabled: true})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -98,17 +99,17 @@ func BenchmarkPackageRSA3072Paired(b *testing.B) {
 	}
 	toolPackage := func(n int) func() {
 		return func() {
-			var plans []*packagePlan
+			var plans []*ceremony.PackagePlan
 			for range n {
 				plans = append(plans, plan())
 			}
-			res, err := p.packAll(ctx, plans)
+			res, err := p.PackAll(ctx, plans)
 			if err != nil {
 				b.Fatal(err)
 			}
 			for _, r := range res {
 				if r.Existing {
-					b.Fatalf("package %s existed already", r.Package.Fingerprint)
+					b.Fatalf("package %s existed already", r.Record.ID.Short())
 				}
 			}
 		}
@@ -192,7 +193,7 @@ type direct struct {
 	ids     map[string][]byte
 }
 
-func newDirect(b *testing.B, pk *packer) *direct {
+func newDirect(b *testing.B, pk *packing) *direct {
 	b.Helper()
 	p := pkcs11.New(pk.st.Module)
 	if p == nil {
@@ -223,7 +224,7 @@ func newDirect(b *testing.B, pk *packer) *direct {
 		b.Fatalf("%d station keys", len(hs))
 	}
 	d.station = hs[0]
-	keys, err := pk.sess.store.Keys()
+	keys, err := pk.sess.Store.Keys()
 	if err != nil {
 		b.Fatal(err)
 	}

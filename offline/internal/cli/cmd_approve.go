@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
@@ -101,15 +102,16 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	if err != nil {
 		return err
 	}
-	sess, st, res, pol, err := openInForce(ctx, env, o.State)
+	sess, err := o.State.openInForce(ctx, env)
 	if err != nil {
 		return err
 	}
-	defer sess.close()
-	s := sess.store
+	defer sess.Close()
+	st, res, pol := sess.Self, sess.Result, sess.Policy
+	s := sess.Store
 	// The replay checked that the medium holds this station's chain: now finish the plain
 	// .byok copies an interrupted package did not write.
-	if err := ensureByokCopies(env, sess); err != nil {
+	if err := sess.EnsureByokCopies(); err != nil {
 		return err
 	}
 	pkgs, err := s.Packages()
@@ -193,11 +195,11 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 		a := &payload.Approval{Target: t.id, TargetKind: bundle.KindKeyPackage.String(), Signatures: sigs[t.id]}
 		items[i] = station.Item{Payload: a, Apply: func(tx *bolt.Tx, b *bundle.Bundle) error { return store.Record(tx, b, a) }}
 	}
-	pos, err := sess.st.Position(pol.ID)
+	pos, err := sess.Station.Position(pol.ID)
 	if err != nil {
 		return err
 	}
-	bs, err := sess.st.AppendBatch(ctx, pos, items, signer, now(), policyLifetimeOf(pol))
+	bs, err := sess.Station.AppendBatch(ctx, pos, items, signer, now(), policyLifetimeOf(pol))
 	if err != nil {
 		return hsmErr(err)
 	}
@@ -291,7 +293,7 @@ func approveTargetOf(s *store.Store, res *chain.Result, pol *chain.PolicyRecord,
 
 // writeApproval has custs sign target with their tokens, one after the other, and appends
 // their approval bundle under the policy in force, pol.
-func writeApproval(ctx context.Context, env *clirun.Env, sess *session, signer *hsm.SigningKey, module string, custs []*store.Custodian, files map[string]string,
+func writeApproval(ctx context.Context, env *clirun.Env, sess *ceremony.Session, signer *hsm.SigningKey, module string, custs []*store.Custodian, files map[string]string,
 	target bundle.ID, kind bundle.Kind, pol *chain.PolicyRecord) (*bundle.Bundle, error) {
 	var sigs []payload.Signature
 	for _, c := range custs {
@@ -320,7 +322,7 @@ func custodianApproves(ctx context.Context, env *clirun.Env, module string, c *s
 	if err != nil {
 		return nil, fmt.Errorf("custodian %s: %w", c.Name, hsmErr(err))
 	}
-	if !samePublic(key.Public(), c.Key.SPKI) {
+	if !ceremony.SamePublic(key.Public(), c.Key.SPKI) {
 		return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("token %q holds another key than custodian %s's", c.TokenLabel, c.Name), "is this the custodian's token?")
 	}
 	var sigs []payload.Signature

@@ -119,12 +119,12 @@ func recordedHSM(env *clirun.Env, stateDir string, o hsmOptions) (hsmOptions, er
 	if (o.Module != "" && o.TokenLabel != "") || stateDir == "" || !fileExists(filepath.Join(stateDir, station.LedgerFile)) {
 		return o, nil
 	}
-	sess, err := openSession(env, stateOptions{StateDir: stateDir}, readMedium, false, false)
+	sess, err := stateOptions{StateDir: stateDir}.openLedger(env)
 	if err != nil {
 		return o, err
 	}
-	defer sess.close()
-	st, err := sess.store.Station()
+	defer sess.Close()
+	st, err := sess.Store.Station()
 	if errors.Is(err, store.ErrNotFound) {
 		return o, nil
 	}

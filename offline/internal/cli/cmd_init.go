@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
@@ -335,12 +336,12 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 		return exitcode.Wrap(exitcode.Bundle, fmt.Errorf("the medium holds no online station enrollment (%s is not an airgap-byok medium yet)", o.State.Media),
 			"run byok-online init with this medium first, then bring it here")
 	}
-	sess, err := openSession(env, o.State, writeMedium, true, true)
+	sess, err := o.State.open(env, ceremony.Options{Access: ceremony.WriteMedium, Create: true})
 	if err != nil {
 		return err
 	}
-	defer sess.close()
-	s := sess.store
+	defer sess.Close()
+	s := sess.Store
 	if d, err := s.InitDone(); err == nil {
 		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("this station is initialised already: policy %s is in force since %s", d.Policy.Short(), d.At.Format(time.RFC3339)),
 			"init runs once per state folder; use a new --state-dir for a new ceremony")
@@ -386,7 +387,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 			return err
 		}
 		stRec = &store.Station{Name: o.Name, Module: o.HSM.Module, TokenLabel: tok.Label(), TokenSerial: tok.Serial(),
-			KeyLabel: signer.Label, KeyID: store.KeyIDHex(signer.ID), Key: pk, Token: tokenInfo(info), Adopted: adopted}
+			KeyLabel: signer.Label, KeyID: store.KeyIDHex(signer.ID), Key: pk, Token: ceremony.TokenInfo(info), Adopted: adopted}
 		if err := s.PutStation(stRec); err != nil {
 			return err
 		}
@@ -409,7 +410,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	}
 
 	// Replay what is on the medium: the peer reference of this station's bundles.
-	if _, err := sess.replay(ctx, nil); err != nil {
+	if _, err := sess.Replay(ctx, nil); err != nil {
 		return err
 	}
 	res := initResult{Station: keyInfo{Name: stRec.Name, Token: stRec.TokenLabel, Label: stRec.KeyLabel, Fingerprint: stRec.Fingerprint(), KeyID: stRec.Key.ID().String(), Adopted: stRec.Adopted},
@@ -419,7 +420,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	}
 	lifetime := o.BundleLifetime.Truncate(time.Second)
 	// The policy about to be written sets the clock tolerance its own bundles must meet.
-	sess.st.SetMaxSkew(o.MaxClockSkew)
+	sess.Station.SetMaxSkew(o.MaxClockSkew)
 
 	// This station's enrollment.
 	if _, err := s.Enrollment(); errors.Is(err, store.ErrNotFound) {
@@ -571,12 +572,12 @@ func approveWith(c *custodianSession, id bundle.ID) (payload.Signature, error) {
 // appendBundle appends v to this station's chain under policy (zero for the enrollment and
 // the first policy), recording it with store.Record (store.RecordOwn without decoding the
 // payload again; a recovery uses RecordOwn).
-func appendBundle(ctx context.Context, sess *session, policy bundle.ID, v any, signer *hsm.SigningKey, lifetime time.Duration) (*bundle.Bundle, error) {
-	pos, err := sess.st.Position(policy)
+func appendBundle(ctx context.Context, sess *ceremony.Session, policy bundle.ID, v any, signer *hsm.SigningKey, lifetime time.Duration) (*bundle.Bundle, error) {
+	pos, err := sess.Station.Position(policy)
 	if err != nil {
 		return nil, err
 	}
-	b, err := sess.st.Append(ctx, pos, v, signer, now(), lifetime, func(tx *bolt.Tx, b *bundle.Bundle) error { return store.Record(tx, b, v) })
+	b, err := sess.Station.Append(ctx, pos, v, signer, now(), lifetime, func(tx *bolt.Tx, b *bundle.Bundle) error { return store.Record(tx, b, v) })
 	if err != nil {
 		return nil, hsmErr(err)
 	}
@@ -586,8 +587,8 @@ func appendBundle(ctx context.Context, sess *session, policy bundle.ID, v any, s
 // confirmOnline reads the online station's enrollment from the medium, has the operator
 // confirm its key fingerprint, verifies it, and records it. A ledger that confirmed it
 // before only checks that the medium still holds the same one.
-func confirmOnline(env *clirun.Env, sess *session, flagFP string) (*store.Online, error) {
-	m := sess.st.Media
+func confirmOnline(env *clirun.Env, sess *ceremony.Session, flagFP string) (*store.Online, error) {
+	m := sess.Station.Media
 	e, err := m.Find(bundle.ChainOnline, 1)
 	var dup *media.DuplicateError
 	switch {
@@ -615,7 +616,7 @@ func confirmOnline(env *clirun.Env, sess *session, flagFP string) (*store.Online
 		return nil, exitcode.Wrap(exitcode.Bundle, fmt.Errorf("%s is a %s, not the online enrollment", e.Path, b.Header.Kind), "")
 	}
 	fp := b.Header.Signer.Short()
-	if rec, err := sess.store.Online(); err == nil {
+	if rec, err := sess.Store.Online(); err == nil {
 		if rec.Enrollment != b.ID() {
 			return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("the medium's online enrollment %s is not the one confirmed before (%s)", b.ID().Short(), rec.Enrollment.Short()), "is this the right stick?")
 		}
@@ -666,7 +667,7 @@ func confirmOnline(env *clirun.Env, sess *session, flagFP string) (*store.Online
 		return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("online enrollment: %w", err), "")
 	}
 	rec := &store.Online{Enrollment: b.ID(), Name: enr.Name, Key: enr.Key, ConfirmedAt: now().UTC(), ConfirmedBy: by}
-	if err := sess.store.PutOnline(rec); err != nil {
+	if err := sess.Store.PutOnline(rec); err != nil {
 		return nil, err
 	}
 	env.Log.Info("online station confirmed", "name", enr.Name, "fingerprint", fp, "by", by)
@@ -711,16 +712,6 @@ func writeInit(w io.Writer, r initResult) error {
 	fmt.Fprintf(&b, "\nNext: take the medium to the online station; its operator runs byok-online trust and compares the policy fingerprint %s.\n", r.Policy.Fingerprint)
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// tokenInfo converts the HSM's information for a manifest or enrollment.
-func tokenInfo(i hsm.Info) payload.TokenInfo {
-	return payload.TokenInfo{
-		Label: i.Token.Label, Manufacturer: i.Token.Manufacturer, Model: i.Token.Model, Serial: i.Token.Serial,
-		Firmware: i.Token.FirmwareVersion.String(), Hardware: i.Token.HardwareVersion.String(),
-		Library:        strings.TrimSpace(i.Library.Manufacturer + " " + i.Library.Description),
-		LibraryVersion: i.Library.Version.String(), Cryptoki: i.Library.CryptokiVersion.String(),
-	}
 }
 
 // software names this tool in enrollments and manifests.

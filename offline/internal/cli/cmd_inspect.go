@@ -79,12 +79,12 @@ func ledgerKeys(env *clirun.Env, o stateOptions) (map[bundle.ID]crypto.PublicKey
 	if o.StateDir == "" || !fileExists(filepath.Join(o.StateDir, station.LedgerFile)) {
 		return keys, nil
 	}
-	sess, err := openSession(env, o, readMedium, false, false)
+	sess, err := o.openLedger(env)
 	if err != nil {
 		return nil, err
 	}
-	defer sess.close()
-	pols, err := sess.store.Policies()
+	defer sess.Close()
+	pols, err := sess.Store.Policies()
 	if err != nil {
 		return nil, err
 	}
@@ -100,10 +100,10 @@ func ledgerKeys(env *clirun.Env, o stateOptions) (map[bundle.ID]crypto.PublicKey
 			add(c.Key)
 		}
 	}
-	if st, err := sess.store.Station(); err == nil {
+	if st, err := sess.Store.Station(); err == nil {
 		add(st.Key)
 	}
-	if on, err := sess.store.Online(); err == nil {
+	if on, err := sess.Store.Online(); err == nil {
 		add(on.Key)
 	}
 	return keys, nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
@@ -90,16 +91,16 @@ func runKEKAccept(ctx context.Context, o kekAcceptOptions, env *clirun.Env) erro
 	}
 	// Opened for writing: the medium's write lock, so that a write an interrupted command
 	// left pending is finished before the replay compares the medium with the ledger.
-	sess, err := openSession(env, o.State, ledgerOnly, false, true)
+	sess, err := o.State.open(env, ceremony.Options{Access: ceremony.LedgerOnly})
 	if err != nil {
 		return err
 	}
-	defer sess.close()
-	if _, _, err := sess.requireInit(); err != nil {
+	defer sess.Close()
+	if _, _, err := sess.RequireInit(); err != nil {
 		return err
 	}
 	var offers []*chain.Verified
-	res, err := sess.replay(ctx, func(v *chain.Verified) error {
+	res, err := sess.Replay(ctx, func(v *chain.Verified) error {
 		if _, ok := v.Payload.(*payload.KEKOffer); ok {
 			offers = append(offers, v)
 		}
@@ -108,10 +109,10 @@ func runKEKAccept(ctx context.Context, o kekAcceptOptions, env *clirun.Env) erro
 	if err != nil {
 		return err
 	}
-	warnFindings(env, res)
+	sess.WarnFindings(res)
 	// The replay checked that the medium holds this station's chain: now finish the plain
 	// .byok copies an interrupted package did not write.
-	if err := ensureByokCopies(env, sess); err != nil {
+	if err := sess.EnsureByokCopies(); err != nil {
 		return err
 	}
 	pol := res.State.Current()
@@ -137,7 +138,7 @@ func runKEKAccept(ctx context.Context, o kekAcceptOptions, env *clirun.Env) erro
 		if selected != nil && id != *selected {
 			continue
 		}
-		prev, err := sess.store.KEK(id)
+		prev, err := sess.Store.KEK(id)
 		switch {
 		case err == nil:
 			if selected != nil {
@@ -168,7 +169,7 @@ func runKEKAccept(ctx context.Context, o kekAcceptOptions, env *clirun.Env) erro
 		}
 	}
 	if len(decided) > 0 {
-		if err := sess.store.PutKEKs(decided); err != nil {
+		if err := sess.Store.PutKEKs(decided); err != nil {
 			return err
 		}
 	}
@@ -324,13 +325,6 @@ func loadRoots(path string) (*x509.CertPool, error) {
 		return nil, clirun.Usagef("--attestation-root %s holds no PEM certificate", path)
 	}
 	return pool, nil
-}
-
-// warnFindings logs the replay's findings that did not stop it.
-func warnFindings(env *clirun.Env, res *chain.Result) {
-	for _, f := range res.Findings {
-		env.Log.Warn("finding on the medium", "verdict", chain.Verdict(f.Err), "chain", f.Chain.String(), "seq", f.Seq, "finding", f.Err.Error())
-	}
 }
 
 func writeKEKs(w io.Writer, r kekAcceptResult) error {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
@@ -122,16 +123,16 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 			return clirun.Usagef("--select-id %q: want the CKA_ID in hex", o.SelectID)
 		}
 	}
-	sess, err := openSession(env, o.State, readMedium, false, false)
+	sess, err := o.State.openLedger(env)
 	if err != nil {
 		return err
 	}
-	defer sess.close()
-	st, pol, err := sess.requireInit()
+	defer sess.Close()
+	st, pol, err := sess.RequireInit()
 	if err != nil {
 		return err
 	}
-	s := sess.store
+	s := sess.Store
 	prev, err := s.Key(o.Ident)
 	switch {
 	case err == nil && prev.State == store.KeyReady:
@@ -157,7 +158,7 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 		if kt, err = payload.ParseKeyType(strings.ToUpper(o.Type)); err != nil {
 			return clirun.Usagef("--type: %v", err)
 		}
-		if err := allowedType(pol.Policy, kt); err != nil {
+		if err := ceremony.AllowedType(pol.Policy, kt); err != nil {
 			return err
 		}
 		if payload.RSAStrength(maxKEKBits) < kt.Strength() && !pol.Policy.AllowWeakerKEK {
@@ -206,30 +207,6 @@ func residency(p *payload.Policy, vals []string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
-}
-
-// allowedType refuses key types the policy does not allow (exit code 7).
-func allowedType(p *payload.Policy, kt payload.KeyType) error {
-	if !p.AllowsKeyType(kt) {
-		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("the policy does not allow %s keys (it allows %s)", kt, joinTypes(p.KeyTypes)), "")
-	}
-	if kt.IsSymmetric() {
-		for _, v := range p.Vaults {
-			if v.Kind == payload.VaultManagedHSM {
-				return nil
-			}
-		}
-		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s keys go only to a Managed HSM, and the policy names none", kt), "")
-	}
-	return nil
-}
-
-func joinTypes(ts []payload.KeyType) string {
-	s := make([]string, len(ts))
-	for i, t := range ts {
-		s[i] = string(t)
-	}
-	return strings.Join(s, ", ")
 }
 
 // generateKey generates the target key, convergently: the intent is recorded first, and a
@@ -297,7 +274,7 @@ func adoptKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.Tok
 		return nil, hsmErr(err)
 	}
 	kt := typeOf(k.Spec)
-	if err := allowedType(p, kt); err != nil {
+	if err := ceremony.AllowedType(p, kt); err != nil {
 		return nil, err
 	}
 	keys, err := s.Keys()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
@@ -55,14 +56,14 @@ type logResult struct {
 }
 
 func runLog(ctx context.Context, o logOptions, env *clirun.Env) error {
-	sess, err := openSession(env, o.State, readMedium, false, true)
+	sess, err := o.State.open(env, ceremony.Options{Access: ceremony.ReadMedium})
 	if err != nil {
 		return err
 	}
-	defer sess.close()
+	defer sess.Close()
 	out := logResult{Entries: []logEntry{}, Findings: []string{}}
 	names := map[bundle.ID]string{}
-	res, rerr := sess.replay(ctx, func(v *chain.Verified) error {
+	res, rerr := sess.Replay(ctx, func(v *chain.Verified) error {
 		h := &v.Bundle.Header
 		e := logEntry{Chain: h.Chain.String(), Seq: h.Seq, Kind: h.Kind.String(), ID: v.Bundle.ID().String(), Fingerprint: v.Bundle.ID().Short(),
 			Created: when(h.Created), Expires: when(h.Expires), Summary: summary(v.Payload, names), Findings: []string{}}
@@ -81,7 +82,7 @@ func runLog(ctx context.Context, o logOptions, env *clirun.Env) error {
 			out.Findings = append(out.Findings, fmt.Sprintf("%s: %v", chain.Verdict(f.Err), f))
 		}
 	}
-	if ls, err := sess.st.Load(); err == nil && ls.Pending && errors.Is(rerr, station.ErrForeignBundles) {
+	if ls, err := sess.Station.Load(); err == nil && ls.Pending && errors.Is(rerr, station.ErrForeignBundles) {
 		// The medium is one bundle ahead of the ledger: an interrupted write that the next
 		// command that writes finishes. The timeline is complete; say so and go on.
 		env.Log.Warn("the medium holds a bundle whose write was interrupted; the next package, approve, kek accept or sync records it")

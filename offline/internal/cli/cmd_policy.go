@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
@@ -159,12 +160,13 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 	if err != nil {
 		return err
 	}
-	sess, st, res, cur, err := openInForce(ctx, env, o.State)
+	sess, err := o.State.openInForce(ctx, env)
 	if err != nil {
 		return err
 	}
-	defer sess.close()
-	if err := o.appliedAlready(sess.store, cur); err != nil {
+	defer sess.Close()
+	st, res, cur := sess.Self, sess.Result, sess.Policy
+	if err := o.appliedAlready(sess.Store, cur); err != nil {
 		return err
 	}
 	next, adds, err := o.amend(cur)
@@ -192,7 +194,7 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 	defer tok.Close()
 
 	// The new custodians' keys, on tokens of their own.
-	custs, err := sess.store.Custodians()
+	custs, err := sess.Store.Custodians()
 	if err != nil {
 		return err
 	}
@@ -208,7 +210,7 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 	}
 	out := &policyResult{}
 	for _, spec := range adds {
-		cs, err := enrolCustodian(ctx, env, sess.store, o.HSM.withDefaults(st).Module, spec, files, o.CustodianKeyLabel+"-"+spec.Name, o.ReuseCustodianKeys)
+		cs, err := enrolCustodian(ctx, env, sess.Store, o.HSM.withDefaults(st).Module, spec, files, o.CustodianKeyLabel+"-"+spec.Name, o.ReuseCustodianKeys)
 		if err != nil {
 			return err
 		}
@@ -252,11 +254,12 @@ func runPolicyApprove(ctx context.Context, so stateOptions, ho hsmOptions, o pol
 	if err != nil {
 		return err
 	}
-	sess, st, res, cur, err := openInForce(ctx, env, so)
+	sess, err := so.openInForce(ctx, env)
 	if err != nil {
 		return err
 	}
-	defer sess.close()
+	defer sess.Close()
+	st, res, cur := sess.Self, sess.Result, sess.Policy
 	pend := res.State.Pending
 	if pend == nil {
 		return exitcode.Wrap(exitcode.Refused, errors.New("no policy version awaits approval"), "byok-offline policy amend proposes one")
@@ -275,9 +278,9 @@ func runPolicyApprove(ctx context.Context, so stateOptions, ho hsmOptions, o pol
 
 // approvePolicy has the custodians approve the proposal prop, writes their approval bundle,
 // and reports where the proposal stands.
-func approvePolicy(ctx context.Context, env *clirun.Env, sess *session, signer *hsm.SigningKey, cur *chain.PolicyRecord, prop *chain.PendingPolicy,
+func approvePolicy(ctx context.Context, env *clirun.Env, sess *ceremony.Session, signer *hsm.SigningKey, cur *chain.PolicyRecord, prop *chain.PendingPolicy,
 	o policyApproveOptions, files map[string]string, out *policyResult) error {
-	s := sess.store
+	s := sess.Store
 	out.Proposal = summarize(prop.ID, prop.Policy, false)
 	out.Previous = summarize(cur.ID, cur.Policy, true)
 	out.Changes = policyChanges(cur.Policy, prop.Policy)

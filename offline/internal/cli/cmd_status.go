@@ -50,12 +50,12 @@ type statusResult struct {
 }
 
 func runStatus(_ context.Context, o statusOptions, env *clirun.Env) error {
-	sess, err := openSession(env, o.State, readMedium, false, false)
+	sess, err := o.State.openLedger(env)
 	if err != nil {
 		return err
 	}
-	defer sess.close()
-	s := sess.store
+	defer sess.Close()
+	s := sess.Store
 	out := statusResult{Custodians: []keyInfo{}, Vaults: []payload.Vault{}, KEKs: []kekInfo{}, Keys: []keyResult{}, Packages: []packageStatus{}}
 	if _, err := s.InitDone(); err == nil {
 		out.Initialised = true
@@ -95,7 +95,7 @@ func runStatus(_ context.Context, o statusOptions, env *clirun.Env) error {
 	} else if err != nil {
 		return err
 	}
-	ls, err := sess.st.Load()
+	ls, err := sess.Station.Load()
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
@@ -90,22 +91,22 @@ type syncResult struct {
 
 func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 	// Opened for writing, as kek accept: an interrupted write is finished first.
-	sess, err := openSession(env, o.State, ledgerOnly, false, true)
+	sess, err := o.State.open(env, ceremony.Options{Access: ceremony.LedgerOnly})
 	if err != nil {
 		return err
 	}
-	defer sess.close()
-	if _, _, err := sess.requireInit(); err != nil {
+	defer sess.Close()
+	if _, _, err := sess.RequireInit(); err != nil {
 		return err
 	}
 	receipts := map[bundle.ID][]store.Receipt{}
 	count := 0
 	var badCopies []string
 	named := map[string]bool{} // the plain copies' names of the packages on the medium
-	res, err := sess.replay(ctx, func(v *chain.Verified) error {
+	res, err := sess.Replay(ctx, func(v *chain.Verified) error {
 		if k, ok := v.Payload.(*payload.KeyPackage); ok {
 			named[station.ByokCopyName(k.KeyName, v.Bundle.ID())] = true
-			if err := station.CheckByokCopy(sess.st.Media, k.KeyName, v.Bundle.ID(), k.BYOK); err != nil {
+			if err := station.CheckByokCopy(sess.Station.Media, k.KeyName, v.Bundle.ID(), k.BYOK); err != nil {
 				env.Log.Warn("a plain .byok copy is not its package's .byok", "err", err)
 				badCopies = append(badCopies, err.Error())
 			}
@@ -132,20 +133,20 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 	if err != nil {
 		return err
 	}
-	warnFindings(env, res)
+	sess.WarnFindings(res)
 	// The replay checked that the medium holds this station's chain: now finish the plain
 	// .byok copies an interrupted package did not write.
-	if err := ensureByokCopies(env, sess); err != nil {
+	if err := sess.EnsureByokCopies(); err != nil {
 		return err
 	}
 	if res.Complete {
-		for _, err := range station.UnnamedByokCopies(sess.st.Media, named) {
+		for _, err := range station.UnnamedByokCopies(sess.Station.Media, named) {
 			env.Log.Warn("a plain .byok copy names no key package on the medium", "err", err)
 			badCopies = append(badCopies, err.Error())
 		}
 	}
 	out := syncResult{Receipts: count, Packages: []packageStatus{}, BadCopies: badCopies}
-	err = sess.store.UpdatePackages(func(p *store.Package) (bool, error) {
+	err = sess.Store.UpdatePackages(func(p *store.Package) (bool, error) {
 		rs := receipts[p.ID]
 		if len(rs) == 0 {
 			return false, nil
@@ -162,7 +163,7 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 	if err != nil {
 		return err
 	}
-	pkgs, err := sess.store.Packages()
+	pkgs, err := sess.Store.Packages()
 	if err != nil {
 		return err
 	}

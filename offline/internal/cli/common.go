@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
@@ -18,7 +19,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/secret"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
-	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 )
 
 // Environment variables.
@@ -178,15 +178,8 @@ func openStationToken(ctx context.Context, env *clirun.Env, o hsmOptions) (*hsm.
 
 // hsmErr adds the operator's next step to HSM errors that have an obvious one.
 func hsmErr(err error) error {
-	switch {
-	case errors.Is(err, hsm.ErrPINIncorrect):
-		return exitcode.Wrap(exitcode.HSM, err, "check the PIN: the token locks the PIN after a few wrong tries")
-	case errors.Is(err, hsm.ErrPINLocked):
-		return exitcode.Wrap(exitcode.HSM, err, "the security officer must unlock the PIN")
-	case errors.Is(err, hsm.ErrTokenNotFound):
-		return exitcode.Wrap(exitcode.HSM, err, "check --token-label and that the HSM is attached (byok-offline hsm check)")
-	case errors.Is(err, hsm.ErrNotTrusted):
-		return exitcode.Wrap(exitcode.HSM, err, "the key is marked CKA_WRAP_WITH_TRUSTED: the security officer must be present, give the SO PIN with --so-pin-file or $"+envSOPIN)
+	if h := hsmHint(err); h != "" {
+		return exitcode.Wrap(exitcode.HSM, err, h)
 	}
 	return err
 }
@@ -228,121 +221,44 @@ func custodianSource(name, token string, files map[string]string) secret.Source 
 	}
 }
 
-// session is an open ledger (and medium).
-type session struct {
-	st      *station.Station
-	store   *store.Store
-	release func() error
-}
-
-func (s *session) close() {
-	if s != nil && s.release != nil {
-		_ = s.release()
-	}
-}
-
-// access is how a command uses the medium.
-type access int
-
-const (
-	readMedium  access = iota // reads it (and may write its ledger)
-	ledgerOnly                // writes only its ledger, but finishes an interrupted write first
-	writeMedium               // writes bundles to it
-)
-
-// openSession opens the ledger and, if o.Media is set, the medium; ledgerOnly and writeMedium
-// take the medium's write lock and finish an interrupted append (ledgerOnly opens a read-only
-// medium for reading when nothing is pending); create allows a new ledger.
-func openSession(env *clirun.Env, o stateOptions, acc access, create, needMedia bool) (*session, error) {
-	if needMedia && o.Media == "" {
+// open opens the command's session on the ledger and the medium (ceremony.Open), as so
+// says; --media is required.
+func (o stateOptions) open(env *clirun.Env, so ceremony.Options) (*ceremony.Session, error) {
+	if o.Media == "" {
 		return nil, clirun.Usagef("--media is required (the airgap-byok folder on the transfer medium)")
 	}
-	media := o.Media
-	if !needMedia {
-		media = ""
+	so.StateDir, so.Media, so.Wait, so.Context, so.Log = o.StateDir, o.Media, o.Wait, env.Context(), env.Log
+	return ceremony.Open(so)
+}
+
+// openLedger opens the command's session on the ledger alone.
+func (o stateOptions) openLedger(env *clirun.Env) (*ceremony.Session, error) {
+	return ceremony.Open(ceremony.Options{StateDir: o.StateDir, Wait: o.Wait, Context: env.Context(), Log: env.Log})
+}
+
+// openInForce opens the command's session for writing to the medium, with the policy in
+// force (ceremony.OpenInForce); --media is required.
+func (o stateOptions) openInForce(ctx context.Context, env *clirun.Env) (*ceremony.Session, error) {
+	if o.Media == "" {
+		return nil, clirun.Usagef("--media is required (the airgap-byok folder on the transfer medium)")
 	}
-	st, release, err := station.Open(station.OpenOptions{
-		Chain: bundle.ChainOffline, StateDir: o.StateDir, MediaDir: media, Schema: store.Schema(),
-		Write: acc != readMedium, LedgerOnly: acc == ledgerOnly, Create: create, InitMedium: create, Log: env.Log,
-		Wait: o.Wait, Context: env.Context(),
-	}, store.RecordOwn)
-	if err != nil {
-		return nil, err
-	}
-	return &session{st: st, store: store.New(st.DB), release: release}, nil
+	return ceremony.OpenInForce(ctx, ceremony.Options{StateDir: o.StateDir, Media: o.Media, Wait: o.Wait, Context: env.Context(), Log: env.Log})
 }
 
 // openForMedia opens the station for the media commands (mediacmd.Opener).
 func openForMedia(env *clirun.Env, stateDir, mediaDir string, wait time.Duration) (*station.Station, station.Apply, func() error, error) {
-	sess, err := openSession(env, stateOptions{StateDir: stateDir, Media: mediaDir, Wait: wait}, readMedium, false, mediaDir != "")
+	o := stateOptions{StateDir: stateDir, Media: mediaDir, Wait: wait}
+	var sess *ceremony.Session
+	var err error
+	if mediaDir != "" {
+		sess, err = o.open(env, ceremony.Options{Access: ceremony.ReadMedium})
+	} else {
+		sess, err = o.openLedger(env)
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return sess.st, store.RecordOwn, sess.release, nil
-}
-
-// replay verifies the medium against the ledger (station.Replay) and adds the operator's
-// next step to the failures that have an obvious one.
-func (s *session) replay(ctx context.Context, onBundle func(*chain.Verified) error) (*chain.Result, error) {
-	res, err := s.st.Replay(ctx, onBundle)
-	return res, replayHint(err)
-}
-
-// replayHint adds the operator's next step to a replay failure that has an obvious one.
-func replayHint(err error) error {
-	if err != nil && clirun.Hint(err, rules...) == "" {
-		switch {
-		case errors.Is(err, chain.ErrRollback):
-			err = exitcode.Wrap(exitCode(err), err, "is this the right stick? it must hold everything both stations wrote")
-		case errors.Is(err, chain.ErrUntrusted):
-			err = exitcode.Wrap(exitCode(err), err, "this medium belongs to another ceremony")
-		case errors.Is(err, chain.ErrFork), errors.Is(err, station.ErrForeignBundles):
-			err = exitcode.Wrap(exitCode(err), err, "another station wrote to this medium's chains: do not use it, investigate")
-		}
-	}
-	return err
-}
-
-// requireInit returns the station and the policy in force, or a usage error if init has not
-// finished.
-func (s *session) requireInit() (*store.Station, *store.Policy, error) {
-	if _, err := s.store.InitDone(); errors.Is(err, store.ErrNotFound) {
-		return nil, nil, exitcode.Wrap(exitcode.Usage, errors.New("this station is not initialised"), "run byok-offline init first")
-	} else if err != nil {
-		return nil, nil, err
-	}
-	st, err := s.store.Station()
-	if err != nil {
-		return nil, nil, err
-	}
-	pol, err := s.store.CurrentPolicy()
-	if err != nil {
-		return nil, nil, err
-	}
-	return st, pol, nil
-}
-
-// openInForce opens the session for writing to the medium, requires an initialised station,
-// replays the medium (warning about findings that did not stop it) and returns the policy in
-// force with the replay's result.
-func openInForce(ctx context.Context, env *clirun.Env, o stateOptions) (*session, *store.Station, *chain.Result, *chain.PolicyRecord, error) {
-	sess, err := openSession(env, o, writeMedium, false, true)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	st, _, err := sess.requireInit()
-	if err == nil {
-		var res *chain.Result
-		if res, err = sess.replay(ctx, nil); err == nil {
-			warnFindings(env, res)
-			if cur := res.State.Current(); cur != nil {
-				return sess, st, res, cur, nil
-			}
-			err = exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")
-		}
-	}
-	sess.close()
-	return nil, nil, nil, nil, err
+	return sess.Station, store.RecordOwn, sess.Close, nil
 }
 
 // openStationSigner opens the station's token and finds its enrolled signing key; the caller
@@ -352,25 +268,12 @@ func openStationSigner(ctx context.Context, env *clirun.Env, o hsmOptions, st *s
 	if err != nil {
 		return nil, nil, err
 	}
-	signer, err := stationSigner(ctx, tok, st)
+	signer, err := ceremony.StationSigner(ctx, tok, st)
 	if err != nil {
 		tok.Close()
 		return nil, nil, err
 	}
 	return tok, signer, nil
-}
-
-// stationSigner finds the station key in the token and checks it is the enrolled one.
-func stationSigner(ctx context.Context, tok *hsm.Token, st *store.Station) (*hsm.SigningKey, error) {
-	k, err := tok.FindSigner(ctx, st.KeyLabel)
-	if err != nil {
-		return nil, hsmErr(err)
-	}
-	if !samePublic(k.Public(), st.Key.SPKI) {
-		return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("the key labelled %q in token %q is not the station key this ledger enrolled (%s)", st.KeyLabel, tok.Label(), st.Fingerprint()),
-			"is this the right token? check --token-label")
-	}
-	return k, nil
 }
 
 // resolveID finds the one ID among candidates that s names: 64 hex digits, or a short

@@ -6,10 +6,15 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
+	"github.com/airgap-byok/airgap-byok/shared/station"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
 // TestRules pins the exit code and hint of byok-offline's own domain errors.
@@ -26,6 +31,24 @@ func TestRules(t *testing.T) {
 		{"other online station", fmt.Errorf("%w X", store.ErrOtherOnline), exitcode.Refused, "a station pairs with one online station for its life; use a new state folder for a new ceremony"},
 		{"hsm interrupted", &hsm.Error{Op: "open", Kind: hsm.ErrModule, Err: context.Canceled}, exitcode.Interrupted, ""},
 		{"hsm under a usage error", fmt.Errorf("%w: %w", exitcode.ErrUsage, &hsm.Error{Op: "open", Kind: hsm.ErrPINLocked}), exitcode.Usage, ""},
+		{"not initialised", ceremony.ErrNotInitialised, exitcode.Usage, "run byok-offline init first"},
+		{"no policy", ceremony.ErrNoPolicy, exitcode.Verify, ""},
+		{"ceremony usage", fmt.Errorf("%w: --key-ops x", ceremony.ErrUsage), exitcode.Usage, ""},
+		{"vault not allowed", &ceremony.Error{Kind: ceremony.ErrVaultNotAllowed, Err: errors.New("x"), Vaults: []string{"https://a", "https://b"}}, exitcode.Refused, "the policy allows https://a, https://b"},
+		{"wrong PIN", &ceremony.Error{Kind: ceremony.ErrToken, Err: &hsm.Error{Op: "open", Kind: hsm.ErrPINIncorrect}}, exitcode.HSM, "check the PIN: the token locks the PIN after a few wrong tries"},
+		{"hsm without a next step", &ceremony.Error{Kind: ceremony.ErrToken, Err: &hsm.Error{Op: "open", Kind: hsm.ErrExists}}, exitcode.Refused, ""},
+		{"hsm interrupted in a step", &ceremony.Error{Kind: ceremony.ErrToken, Err: &hsm.Error{Op: "open", Kind: hsm.ErrModule, Err: context.Canceled}}, exitcode.Interrupted, ""},
+		{"replay rollback", &ceremony.ReplayError{Err: station.VerifyErr(&chain.RollbackError{Chain: bundle.ChainOnline, Remembered: 3, Found: 2})}, exitcode.Verify, "is this the right stick? it must hold everything both stations wrote"},
+		{"replay untrusted", &ceremony.ReplayError{Err: station.VerifyErr(fmt.Errorf("x: %w", chain.ErrUntrusted))}, exitcode.Verify, "this medium belongs to another ceremony"},
+		{"replay fork", &ceremony.ReplayError{Err: station.VerifyErr(&chain.ForkError{Chain: bundle.ChainOnline, Seq: 2})}, exitcode.Verify, "another station wrote to this medium's chains: do not use it, investigate"},
+		{"replay keeps its own hint", &ceremony.ReplayError{Err: &station.DisagreeError{Err: &chain.RollbackError{}, ByIdentity: true}}, exitcode.Verify, "another station wrote to this medium's chains, or it was tampered with: do not use it, investigate"},
+		{"KEK expired", &ceremony.Error{Kind: ceremony.ErrKEKExpired, Err: errors.New("x"), Vault: "https://v.vault.azure.net", KID: "https://v.vault.azure.net/keys/m2kek/0123456789abcdef0123456789abcdef"}, exitcode.Verify,
+			"the online station offers a new one (byok-online kek create --vault https://v.vault.azure.net --name m2kek), then run byok-offline kek accept"},
+		{"KEK too weak", &ceremony.Error{Kind: ceremony.ErrKEKStrength, Err: errors.New("x"), KeyType: payload.ECP384}, exitcode.Refused, weakerKEKHint(payload.ECP384)},
+		{"replay malformed", &ceremony.ReplayError{Err: station.VerifyErr(&bundle.ParseError{What: "header", Err: errors.New("x")})}, exitcode.Bundle, ""},
+	}
+	for kind, want := range ceremonyKinds {
+		tests = append(tests, test{"kind " + kind.Error(), fmt.Errorf("key k: %w", &ceremony.Error{Kind: kind, Err: errors.New("x")}), want.Code, want.Hint})
 	}
 	for _, k := range hsmKinds {
 		want := exitcode.HSM

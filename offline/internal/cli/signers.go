@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"crypto"
 	"crypto/rand"
-	"crypto/x509"
 	"errors"
 	"fmt"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
@@ -36,7 +34,7 @@ func ensureSigner(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm
 	found, err := tok.FindSigner(ctx, r.Label)
 	switch {
 	case err == nil && r.Recorded != nil:
-		if !samePublic(found.Public(), r.Recorded) {
+		if !ceremony.SamePublic(found.Public(), r.Recorded) {
 			return nil, false, exitcode.Wrap(exitcode.Verify, fmt.Errorf("the %s labelled %q in token %q is not the one this ledger recorded", r.What, r.Label, tok.Label()),
 				"is this the right token?")
 		}
@@ -76,10 +74,4 @@ func ensureSigner(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm
 	}
 	crashpoint.Hit("signer-generated")
 	return k, false, nil
-}
-
-// samePublic reports whether pub's DER SubjectPublicKeyInfo is spki.
-func samePublic(pub crypto.PublicKey, spki []byte) bool {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	return err == nil && bytes.Equal(der, spki)
 }

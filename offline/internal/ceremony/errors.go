@@ -1,0 +1,100 @@
+package ceremony
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
+)
+
+// Error is a step of the ceremony that failed or was refused: Kind says which (one of the
+// Err* kinds below) and Err says what happened, for the operator. The command line maps the
+// kinds to exit codes and to the operator's next step.
+type Error struct {
+	Kind error
+	Err  error
+
+	// Vaults are the vaults the policy allows (ErrVaultNotAllowed).
+	Vaults []string
+	// Vault and KID name the KEK concerned (ErrKEKExpired); KeyType is the key too strong for
+	// it (ErrKEKStrength).
+	Vault, KID string
+	KeyType    payload.KeyType
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+
+// Unwrap returns the kind and the cause, so errors.Is and errors.As see both.
+func (e *Error) Unwrap() []error { return []error{e.Kind, e.Err} }
+
+func errorf(kind error, format string, args ...any) error {
+	return &Error{Kind: kind, Err: fmt.Errorf(format, args...)}
+}
+
+func errorOf(kind, err error) error { return &Error{Kind: kind, Err: err} }
+
+// Kinds of Error.
+var (
+	// ErrUsage: the request cannot be carried out as given (e.g. key operations its type
+	// does not allow).
+	ErrUsage = errors.New("usage")
+	// ErrNoKey: the ledger has no key of that ident.
+	ErrNoKey = errors.New("no such key")
+	// ErrKeyGenerating: the key's keygen was interrupted.
+	ErrKeyGenerating = errors.New("key still being generated")
+	// ErrVaultNotAllowed: the policy does not allow the vault.
+	ErrVaultNotAllowed = errors.New("vault not allowed")
+	// ErrKeyTypeNotAllowed: the policy does not allow the key type, or the vault cannot
+	// take it.
+	ErrKeyTypeNotAllowed = errors.New("key type not allowed")
+	// ErrKEKRefused: the KEK asked for was refused at kek accept, or belongs to another vault.
+	ErrKEKRefused = errors.New("KEK refused")
+	// ErrOfferMissing: the KEK's offer is not on the medium.
+	ErrOfferMissing = errors.New("KEK offer missing")
+	// ErrNoSuchKEK: no accepted KEK matches what was asked for.
+	ErrNoSuchKEK = errors.New("no such KEK")
+	// ErrNoKEK: no KEK for the vault was accepted.
+	ErrNoKEK = errors.New("no KEK")
+	// ErrKEKExpired: the KEK or its offer has expired (a verification failure).
+	ErrKEKExpired = errors.New("KEK expired")
+	// ErrKEKSize: the KEK is smaller than the policy requires.
+	ErrKEKSize = errors.New("KEK too small")
+	// ErrKEKStrength: the KEK is weaker than the target key and the policy does not allow it.
+	ErrKEKStrength = errors.New("KEK too weak")
+	// ErrUploaded: the key was uploaded to the vault already.
+	ErrUploaded = errors.New("uploaded already")
+	// ErrAwaitingUpload: another package of the key awaits upload to the vault.
+	ErrAwaitingUpload = errors.New("awaiting upload")
+	// ErrOtherKey: the HSM's key is not the one the ledger recorded.
+	ErrOtherKey = errors.New("not the recorded key")
+	// ErrNotStationKey: the token's signing key is not the station key the ledger enrolled.
+	ErrNotStationKey = errors.New("not the station key")
+	// ErrToken: the HSM failed or refused (Err is the hsm package's error).
+	ErrToken = errors.New("hsm")
+	// ErrByokWrite: the plain .byok copies cannot be written.
+	ErrByokWrite = errors.New("write .byok copies")
+	// ErrByokBadType: the medium's byok folder, or a copy's name, is not a plain folder or
+	// file.
+	ErrByokBadType = errors.New("byok folder not plain")
+	// ErrByokCheck: the plain .byok copies cannot be checked.
+	ErrByokCheck = errors.New("check .byok copies")
+	// ErrOwnPackage: a key package this station wrote cannot be read from the medium.
+	ErrOwnPackage = errors.New("own package unreadable")
+	// ErrMalformed: a bundle or payload on the medium cannot be parsed.
+	ErrMalformed = errors.New("malformed")
+	// ErrResidency: the key is bound to regions (keygen --regions) and the vault is in none
+	// of them.
+	ErrResidency = errors.New("outside the key's regions")
+	// ErrBound: the key's residency cannot be bound as asked (bound to other regions, or
+	// packaged before without any).
+	ErrBound = errors.New("residency fixed")
+)
+
+// hsmErr marks an error of the HSM as such; the command line adds the operator's next step
+// for the failures that have an obvious one.
+func hsmErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errorOf(ErrToken, err)
+}
