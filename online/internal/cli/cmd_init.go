@@ -60,11 +60,12 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env, d deps) error 
 	if !validName(o.Name) {
 		return clirun.Usagef("--name %q: want 1 to 64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", o.Name)
 	}
-	st, s, release, err := openStation(env, o.stationFlags, true, true)
+	sess, err := openSession(env, o.stationFlags, openMode{write: true, create: true})
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer sess.close()
+	st, s := sess.st, sess.store
 	state, err := st.Load()
 	if err != nil {
 		return err

@@ -84,11 +84,12 @@ func stationKeys(env *clirun.Env, s stationFlags, keys map[bundle.ID]crypto.Publ
 	} else {
 		return err
 	}
-	_, st, release, err := openStation(env, stationFlags{StateDir: s.StateDir}, false, false)
+	sess, err := openSession(env, stationFlags{StateDir: s.StateDir}, openMode{})
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer sess.close()
+	st := sess.store
 	p, err := st.Policy()
 	if err != nil || p == nil {
 		return err

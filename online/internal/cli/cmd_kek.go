@@ -114,11 +114,12 @@ func runKEKCreate(ctx context.Context, o kekCreateOptions, env *clirun.Env, d de
 	if err != nil {
 		return err
 	}
-	st, sto, release, err := openStation(env, o.stationFlags, true, false)
+	sess, err := openSession(env, o.stationFlags, openMode{write: true})
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer sess.close()
+	st, sto := sess.st, sess.store
 	state, err := st.Load()
 	if err != nil {
 		return err

@@ -90,11 +90,12 @@ func runStatus(_ context.Context, o statusOptions, env *clirun.Env, _ deps) erro
 	if err != nil {
 		return err
 	}
-	st, s, release, err := openStation(env, o.stationFlags, false, false)
+	sess, err := openSession(env, o.stationFlags, openMode{})
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer sess.close()
+	st, s := sess.st, sess.store
 	state, err := st.Load()
 	if err != nil {
 		return err

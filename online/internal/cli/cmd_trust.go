@@ -133,11 +133,12 @@ func runTrust(ctx context.Context, o trustOptions, env *clirun.Env, d deps) erro
 	if err != nil {
 		return err
 	}
-	st, s, release, err := openStation(env, o.stationFlags, false, false)
+	sess, err := openSession(env, o.stationFlags, openMode{})
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer sess.close()
+	st, s := sess.st, sess.store
 	state, err := st.Load()
 	if err != nil {
 		return err

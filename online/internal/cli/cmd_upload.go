@@ -159,11 +159,12 @@ func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) er
 			return err
 		}
 	}
-	st, s, release, err := openStation(env, o.stationFlags, !o.DryRun, false)
+	sess, err := openSession(env, o.stationFlags, openMode{write: !o.DryRun})
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer sess.close()
+	st, s := sess.st, sess.store
 	vaults := &vaultCache{d: d, o: o.azureFlags.options(o.Concurrency), m: map[string]vault.Vault{}}
 	if !o.DryRun {
 		defer warmUp(ctx, env, vaults, s)()

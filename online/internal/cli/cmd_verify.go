@@ -42,11 +42,12 @@ func runVerify(ctx context.Context, o verifyOptions, env *clirun.Env, d deps) er
 	if err := o.check(true); err != nil {
 		return err
 	}
-	st, s, release, err := openStation(env, o.stationFlags, false, false)
+	sess, err := openSession(env, o.stationFlags, openMode{})
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer sess.close()
+	st, s := sess.st, sess.store
 	rep, err := verify.Run(ctx, verify.Options{Station: st, Store: s, Now: d.now(), Log: env.Log})
 	if rep != nil {
 		if werr := env.Result(rep, func(w io.Writer) error { return writeReport(w, rep, err) }); werr != nil {

@@ -72,19 +72,35 @@ func (a azureFlags) options(conns int) vault.Options {
 	return vault.Options{CAFile: a.CAFile, TokenFile: a.TokenFile, RequestTimeout: a.RequestTimeout, MaxConns: conns}
 }
 
-// openStation opens the ledger (and the medium, if the flags name one) with the online
-// chain's journal; a write open finishes any interrupted append first.
-func openStation(env *clirun.Env, s stationFlags, write, create bool) (*station.Station, *store.Store, func() error, error) {
+// session is an open ledger, and the medium when the flags name one.
+type session struct {
+	st      *station.Station
+	store   *store.Store
+	release func() error
+}
+
+// openMode says how a command uses its session.
+type openMode struct {
+	write  bool // writes to the medium: an interrupted append is finished first
+	create bool // may create the ledger and the medium (init)
+}
+
+// openSession opens the ledger (and the medium, if the flags name one) with the online
+// chain's journal.
+func openSession(env *clirun.Env, s stationFlags, m openMode) (*session, error) {
 	st, release, err := station.Open(station.OpenOptions{
 		Chain: bundle.ChainOnline, StateDir: s.StateDir, MediaDir: s.Media, Schema: store.Schema,
-		Write: write, Create: create, InitMedium: create, Log: env.Log,
+		Write: m.write, Create: m.create, InitMedium: m.create, Log: env.Log,
 		Wait: s.Wait, Context: env.Context(),
 	}, store.ApplyOwn)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	return st, store.New(st.DB), release, nil
+	return &session{st: st, store: store.New(st.DB), release: release}, nil
 }
+
+// close releases the ledger and the medium.
+func (s *session) close() error { return s.release() }
 
 // stateDirFlag is the --state-dir flag.
 func stateDirFlag(dst *string) cli.Flag {
@@ -96,11 +112,11 @@ func openForMedia(env *clirun.Env, stateDir, mediaDir string, wait time.Duration
 	if stateDir == "" {
 		return nil, nil, nil, clirun.Usagef("--state-dir is required (or BYOK_ONLINE_STATE_DIR)")
 	}
-	st, _, release, err := openStation(env, stationFlags{StateDir: stateDir, Media: mediaDir, Wait: wait}, false, false)
+	sess, err := openSession(env, stationFlags{StateDir: stateDir, Media: mediaDir, Wait: wait}, openMode{})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return st, store.ApplyOwn, release, nil
+	return sess.st, store.ApplyOwn, sess.close, nil
 }
 
 // auditLedger lets audit --state-dir consult this station's ledger: a package it imported
@@ -113,14 +129,14 @@ func auditLedger(env *clirun.Env) audit.Ledger {
 			if dir == "" {
 				return nil, nil, nil
 			}
-			_, s, release, err := openStation(env, stationFlags{StateDir: dir}, false, false)
+			sess, err := openSession(env, stationFlags{StateDir: dir}, openMode{})
 			if err != nil {
 				return nil, nil, err
 			}
 			return func(pkg bundle.ID) (bool, error) {
-				u, err := s.Upload(pkg)
+				u, err := sess.store.Upload(pkg)
 				return u != nil && u.Terminal(), err
-			}, release, nil
+			}, sess.close, nil
 		},
 	}
 }
