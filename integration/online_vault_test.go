@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -195,7 +196,8 @@ func testOnlineStorm(t *testing.T, bins onlineBinaries) {
 // before it trusts a "not found" (twice --request-timeout after the failure), so upload
 // imports again; the first commit lands while the second answer is on its way. The list
 // after the second import shows both versions: upload exits 3 naming both, the ledger keeps
-// both, status and verify show them, the receipt names one, and a rerun imports nothing.
+// both, status shows them, the receipt names one and lists both, verify reports the duplicate
+// (exit 3), and a rerun imports nothing.
 func testOnlineDuplicateReported(t *testing.T, bins onlineBinaries) {
 	r := newOnlineRig(t, bins.plain, onlineRigConfig{AllowWeakerKEK: true})
 	r.setup()
@@ -225,15 +227,18 @@ func testOnlineDuplicateReported(t *testing.T, bins onlineBinaries) {
 		t.Errorf("stderr:\n%s", res.stderr)
 	}
 	rcs := r.receipts()[p.ID()]
-	if len(rcs) != 1 || (rcs[0].KID != vs[0].KID && rcs[0].KID != vs[1].KID) {
-		t.Fatalf("receipts = %+v, want one naming one of the versions", rcs)
+	kids := []string{vs[0].KID, vs[1].KID}
+	slices.Sort(kids)
+	if len(rcs) != 1 || (rcs[0].KID != vs[0].KID && rcs[0].KID != vs[1].KID) || !slices.Equal(rcs[0].Versions, kids) {
+		t.Fatalf("receipts = %+v, want one naming one of the versions and listing both", rcs)
 	}
 	st := r.must(0, "status")
 	if !strings.Contains(st.stdout, "DUPLICATE: imported 2 times; Key Vault holds "+vs[0].KID) {
 		t.Errorf("status:\n%s", st.stdout)
 	}
-	ver := r.must(0, "verify")
-	if !strings.Contains(ver.stdout, "was imported 2 times") {
+	// The receipt's versions make the duplicate a finding of every replay of the stick.
+	ver := r.must(3, "verify")
+	if !strings.Contains(ver.stdout, "was imported 2 times") || !strings.Contains(ver.stdout, "imported more than once") {
 		t.Errorf("verify:\n%s", ver.stdout)
 	}
 	r.must(0, "upload")

@@ -266,6 +266,9 @@ type Receipt struct {
 	// oct-HSM keys, for which Key Vault returns no key material.
 	PublicKeyMatch *bool  `json:"public_key_match,omitempty"`
 	Error          string `json:"error,omitempty"` // Key Vault's error (the last refusal)
+	// Versions, from a version 2 receipt, are the key versions carrying the package's tag
+	// when Key Vault holds more than one: a duplicate import.
+	Versions []string `json:"versions,omitempty"`
 }
 
 // Keys yields the key inventory: the keys uploaded during the replayed part of the chains
@@ -870,7 +873,7 @@ func (a *auditor) custodianKey(id bundle.ID, v *chain.Verified) (payload.PublicK
 // receipt turns an upload receipt into an inventory row.
 func (a *auditor) receipt(v *chain.Verified, rc *payload.Receipt) (*Receipt, error) {
 	rr := &Receipt{ID: v.Bundle.ID().String(), Fingerprint: v.Bundle.ID().Short(), Seq: v.Bundle.Header.Seq,
-		Outcome: rc.Outcome, Vault: rc.Vault, KID: rc.KID, Error: rc.Error}
+		Outcome: rc.Outcome, Vault: rc.Vault, KID: rc.KID, Error: rc.Error, Versions: rc.Versions}
 	if kid, err := byok.ParseKeyID(rc.KID); err == nil {
 		rr.Version = kid.Version
 	}

@@ -131,7 +131,8 @@ prints the same digest. The report holds no time of its own: the same medium aud
 {{- if .ReceiptMissing}}<span class="warn">imported (the online station's ledger says so), receipt missing from this medium</span>
 {{- else if .NotUploaded}}<span class="warn">not uploaded</span>
 {{- if .Rejected}}; Key Vault refused it {{.Rejected}} time(s){{with .Receipt}}{{if .Error}}: {{.Error}}{{end}}{{end}}{{end}}
-{{- else}}{{with .Receipt}}{{.Vault}}{{if $.Region}} ({{$.Region}}){{end}}<br>kid {{.KID}}<br>receipt <a class="fp" href="#b-{{.ID}}">{{.Fingerprint}}</a> online seq {{.Seq}}: {{.Outcome}}{{end}}
+{{- else}}{{with .Receipt}}{{.Vault}}{{if $.Region}} ({{$.Region}}){{end}}<br>kid {{.KID}}<br>receipt <a class="fp" href="#b-{{.ID}}">{{.Fingerprint}}</a> online seq {{.Seq}}: {{.Outcome}}
+{{- if gt (len .Versions) 1}}<br><span class="bad">duplicate: Key Vault holds {{len .Versions}} versions</span>{{range .Versions}}<br>{{.}}{{end}}{{end}}{{end}}
 {{- end}}</td>
 <td>
 {{- if .PublicKeySHA256}}packaged <span class="hex">{{.PublicKeySHA256}}</span>

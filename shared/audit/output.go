@@ -175,6 +175,9 @@ func keyLine(k Key) string {
 		default:
 			sb.WriteString(", PUBLIC KEY DIFFERS")
 		}
+		if len(r.Versions) > 1 {
+			fmt.Fprintf(&sb, ", DUPLICATE: Key Vault holds %d versions (%s)", len(r.Versions), strings.Join(r.Versions, ", "))
+		}
 	}
 	if len(k.Approvals) > 0 {
 		names := make([]string, len(k.Approvals))

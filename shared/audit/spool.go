@@ -145,7 +145,8 @@ func (s *spool) close() error { return s.t.close() }
 
 // appendKey appends the record of k: its fields in declaration order, strings and counts as
 // uvarint lengths, Receipt and PublicKeyMatch with a presence byte, Approvals with its count
-// plus one (zero for nil), so that readKey returns a value equal to k.
+// plus one (zero for nil), the receipt's Versions with its count (nil for none), so that
+// readKey returns a value equal to k.
 func appendKey(b []byte, k *Key) []byte {
 	for _, s := range []string{k.Package, k.PackageFingerprint} {
 		b = appendStr(b, s)
@@ -186,7 +187,12 @@ func appendKey(b []byte, k *Key) []byte {
 	default:
 		b = append(b, 1)
 	}
-	return appendStr(b, r.Error)
+	b = appendStr(b, r.Error)
+	b = binary.AppendUvarint(b, uint64(len(r.Versions)))
+	for _, v := range r.Versions {
+		b = appendStr(b, v)
+	}
+	return b
 }
 
 func appendStr(b []byte, s string) []byte {
@@ -238,6 +244,15 @@ func readKey(b []byte) (Key, error) {
 			d.err = errors.New("bad record")
 		}
 		r.Error = d.str()
+		if n := d.uvarint(); n > 0 && d.err == nil {
+			if n > uint64(len(d.b)) { // a version is a string, a length byte at least
+				return Key{}, errors.New("bad record")
+			}
+			r.Versions = make([]string, n)
+			for i := range r.Versions {
+				r.Versions[i] = d.str()
+			}
+		}
 		k.Receipt = r
 	default:
 		d.err = errors.New("bad record")

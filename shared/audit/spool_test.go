@@ -15,7 +15,7 @@ func TestSpoolRoundTrip(t *testing.T) {
 		{},
 		{Package: "p", PackageFingerprint: "F", PackageSeq: 1 << 40, Name: "key-1", KeyType: "RSA-3072", Vault: "https://v.vault.azure.net", Region: "westeurope",
 			PublicKeySHA256: "ab", Approvals: []Approver{{Name: "alice", Fingerprint: "A", Key: "aa"}, {Name: "", Fingerprint: "B", Key: "bb"}}, Status: StatusImported, Rejected: 2,
-			Receipt: &Receipt{ID: "r", Fingerprint: "R", Seq: 7, Outcome: "imported", Vault: "v", KID: "k", Version: "1", PublicKeySHA256: "cd", PublicKeyMatch: &yes}},
+			Receipt: &Receipt{ID: "r", Fingerprint: "R", Seq: 7, Outcome: "imported", Vault: "v", KID: "k", Version: "1", PublicKeySHA256: "cd", PublicKeyMatch: &yes, Versions: []string{"k", "k2"}}},
 		{Package: "q", Approvals: []Approver{}, Status: StatusMismatch, Receipt: &Receipt{ID: "s", PublicKeyMatch: &no, Error: "été \x00 \"x\""}},
 		{Package: "u", KCV: "0a0b0c", Status: StatusUnmatched, Rejected: -1, Receipt: &Receipt{ID: "t"}},
 	}

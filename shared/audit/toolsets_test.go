@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,5 +89,41 @@ func TestToolsets(t *testing.T) {
 		if !strings.Contains(sec, s) {
 			t.Errorf("the HTML toolsets section lacks %q:\n%s", s, sec)
 		}
+	}
+}
+
+// A version 2 receipt that lists the versions of a duplicate import: the audit fails with a
+// replay finding at the receipt and shows the versions in the key inventory, in text, JSON
+// and HTML.
+func TestDuplicateImport(t *testing.T) {
+	c := newCeremony(t, chaintest.Config{Version: bundle.Version2})
+	pkg := approved(t, c)
+	r := must[*payload.Receipt](t)(c.ReceiptPayload(pkg))
+	other := r.KID[:strings.LastIndex(r.KID, "/")+1] + "00000000000000000000000000000002"
+	r.Versions = []string{other, r.KID}
+	slices.Sort(r.Versions)
+	must[*bundle.Bundle](t)(c.Append(bundle.ChainOnline, r))
+
+	html := filepath.Join(t.TempDir(), "report.html")
+	rep := run(t, audit.Options{Media: c.M.Dir(), HTML: html})
+	if len(rep.Findings) != 1 || rep.Findings[0].Verdict != "replay" || rep.Findings[0].Chain != "online" || rep.Findings[0].Seq != 3 ||
+		!strings.Contains(rep.Findings[0].Message, "imported more than once") {
+		t.Errorf("findings %+v, want one replay at the receipt", rep.Findings)
+	}
+	var keys []audit.Key
+	for k, err := range rep.Keys() {
+		check(t, err)
+		keys = append(keys, k)
+	}
+	if len(keys) != 1 || keys[0].Receipt == nil || !slices.Equal(keys[0].Receipt.Versions, r.Versions) || keys[0].Status != audit.StatusImported {
+		t.Errorf("keys %+v, want the imported key with both versions", keys)
+	}
+	_, out, _ := cliRun(t, "audit", "--media", c.M.Dir())
+	if want := "DUPLICATE: Key Vault holds 2 versions (" + strings.Join(r.Versions, ", ") + ")"; !strings.Contains(out, want) {
+		t.Errorf("text output lacks %q:\n%s", want, out)
+	}
+	page := string(must[[]byte](t)(os.ReadFile(html)))
+	if !strings.Contains(page, "duplicate: Key Vault holds 2 versions") || !strings.Contains(page, other) {
+		t.Errorf("the HTML report does not show the duplicate")
 	}
 }

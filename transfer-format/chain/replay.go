@@ -925,6 +925,11 @@ func (r *replayer) receipt(it *item, v *Verified, rc *payload.Receipt, pol *Poli
 	case !bytes.Equal(rc.PublicKey, pkg.PublicKey):
 		r.soft(it, v, &KeyMismatchError{Package: pkg.ID, KID: rc.KID, Reason: "the receipt's public key is not the packaged key's"})
 	}
+	// A version 2 receipt lists the versions when Key Vault holds more than one (§9.7 rule
+	// 5.5): the package was imported more than once.
+	if len(rc.Versions) > 1 {
+		r.soft(it, v, &ReplayError{ID: pkg.ID, Reason: fmt.Sprintf("imported more than once: Key Vault holds %d versions carrying its tag (%s)", len(rc.Versions), strings.Join(rc.Versions, ", "))})
+	}
 }
 
 // approvedBy is pkg.ApprovedBy(p, upTo) with p's custodian IDs computed once.

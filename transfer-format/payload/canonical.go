@@ -202,6 +202,9 @@ func (r *canonReader) receipt(rc *Receipt) {
 	if r.opt(`,"error":`) {
 		rc.Error = r.nonEmptyStr()
 	}
+	if r.opt(`,"versions":`) {
+		rc.Versions = r.strs()
+	}
 	rc.Toolset = r.toolset()
 	r.lit(`}`)
 }

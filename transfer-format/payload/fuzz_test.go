@@ -93,6 +93,8 @@ func fuzzPayload(f *testing.F, k bundle.Kind) {
 			v2only = len(p.AllowedToolsets) > 0 || p.HasV2Members()
 		case *payload.KeyPackage:
 			v2only = p.HasV2Members()
+		case *payload.Receipt:
+			v2only = len(p.Versions) > 0
 		}
 		switch {
 		case hasToolset && (len(took) != 1 || took[0] != bundle.Version2):

@@ -108,7 +108,8 @@ var ErrVersionMembers = errors.New("payload members do not fit the format versio
 
 // CheckVersion checks the rules of §7 that depend on the format version of the bundle that
 // carries payload v: a version 2 payload records its toolset, which is valid; a version 1
-// payload has no toolset and no allowed toolsets, members version 1 does not define.
+// payload has no toolset, no allowed toolsets and no receipt versions, members version 1
+// does not define.
 func CheckVersion(version uint16, v any) error {
 	t := ToolsetOf(v)
 	switch version {
@@ -124,6 +125,9 @@ func CheckVersion(version uint16, v any) error {
 		}
 		if k, ok := v.(*KeyPackage); ok && k.HasV2Members() {
 			return fmt.Errorf("%w: a version 1 key package has no regions member", ErrVersionMembers)
+		}
+		if r, ok := v.(*Receipt); ok && len(r.Versions) > 0 {
+			return fmt.Errorf("%w: a version 1 receipt has no versions member", ErrVersionMembers)
 		}
 	case bundle.Version2:
 		if t == nil {

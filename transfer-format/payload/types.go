@@ -617,6 +617,37 @@ func (a *Approval) Validate() error {
 	return nil
 }
 
+// MaxVersions is the largest number of key versions a receipt lists (§6).
+const MaxVersions = 64
+
+// checkVersions checks a receipt's versions (§7.6): none, or 2 to MaxVersions key
+// identifiers of the receipt's key (same vault and name as kid), sorted, without duplicates,
+// kid among them.
+func checkVersions(vs []string, kid string, k byok.KeyID) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	if len(vs) < 2 || len(vs) > MaxVersions {
+		return fmt.Errorf("versions lists %d key versions: want 2 to %d, or none", len(vs), MaxVersions)
+	}
+	for i, v := range vs {
+		vk, err := byok.ParseKeyID(v)
+		if err != nil {
+			return fmt.Errorf("versions[%d]: %w", i, err)
+		}
+		if vk.Vault != k.Vault || vk.Name != k.Name {
+			return fmt.Errorf("versions[%d] %s is not a version of key %s/keys/%s", i, v, k.Vault, k.Name)
+		}
+		if i > 0 && vs[i-1] >= v {
+			return errors.New("versions must be sorted without duplicates")
+		}
+	}
+	if !slices.Contains(vs, kid) {
+		return fmt.Errorf("versions does not list the receipt's kid %s", kid)
+	}
+	return nil
+}
+
 // SortSignatures puts signatures in canonical order.
 func SortSignatures(s []Signature) {
 	slices.SortFunc(s, func(a, b Signature) int { return bytes.Compare(a.Custodian[:], b.Custodian[:]) })
@@ -639,7 +670,10 @@ type Receipt struct {
 	Created   int64             `json:"created,omitempty"`    // Key Vault's creation time, Unix seconds
 	Tags      map[string]string `json:"tags,omitempty"`
 	Error     string            `json:"error,omitempty"` // Key Vault's error code and message, rejected only
-	Toolset   *Toolset          `json:"toolset,omitempty"`
+	// Versions (version 2) lists every key version that carries the package's tag when Key
+	// Vault holds more than one: a duplicate import. Sorted; KID is one of them.
+	Versions []string `json:"versions,omitempty"`
+	Toolset  *Toolset `json:"toolset,omitempty"`
 }
 
 // Validate implements the §7.6 rules that need no other bundle.
@@ -667,8 +701,11 @@ func (r *Receipt) Validate() error {
 				return fmt.Errorf("public_key: %v", err)
 			}
 		}
+		if err := checkVersions(r.Versions, r.KID, kid); err != nil {
+			return err
+		}
 	case OutcomeRejected:
-		if r.KID != "" || len(r.PublicKey) != 0 || r.Error == "" {
+		if r.KID != "" || len(r.PublicKey) != 0 || r.Error == "" || len(r.Versions) != 0 {
 			return errors.New("a rejected receipt has an error and no key")
 		}
 	default:

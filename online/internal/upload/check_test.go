@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +163,14 @@ func TestDuplicateIsRecordedAndReported(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "duplicate import") {
 		t.Errorf("no error logged:\n%s", logs.String())
+	}
+	// The receipt lists both versions, sorted, the receipted one among them (SPEC.md §7.6).
+	want := []string{vs[0].KID, vs[1].KID}
+	slices.Sort(want)
+	if rcs := f.rc.all(); len(rcs) != 1 || rcs[0].KID != vs[1].KID || !slices.Equal(rcs[0].Versions, want) {
+		t.Errorf("receipts %+v, want one naming %s and listing %v", rcs, vs[1].KID, want)
+	} else if err := rcs[0].Validate(); err != nil {
+		t.Errorf("the receipt does not validate: %v", err)
 	}
 }
 

@@ -63,6 +63,9 @@ type receipts struct {
 	err error
 }
 
+// testToolset is what the receipts of these tests record as the binary that wrote them.
+var testToolset = payload.Toolset{Version: "test", SHA256: "7e57000000000000000000000000000000000000000000000000000000000000"}
+
 func (r *receipts) Write(_ context.Context, rc *payload.Receipt) (bundle.ID, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -73,7 +76,7 @@ func (r *receipts) Write(_ context.Context, rc *payload.Receipt) (bundle.ID, err
 		return bundle.ID{}, err
 	}
 	seq := uint64(len(r.got) + 2)
-	d, err := chain.Draft(chain.Position{Chain: bundle.ChainOnline, Head: chain.Head{Seq: seq - 1, ID: bundle.ID{byte(seq)}}, Policy: bundle.ID{1}, Version: bundle.Version1},
+	d, err := chain.Draft(chain.Position{Chain: bundle.ChainOnline, Head: chain.Head{Seq: seq - 1, ID: bundle.ID{byte(seq)}}, Policy: bundle.ID{1}, Toolset: &testToolset},
 		rc, time.Unix(1_800_000_000, 0), time.Hour)
 	if err != nil {
 		return bundle.ID{}, err

@@ -640,13 +640,32 @@ func Compare(j *Job, k *vault.Key) (outcome string, spki []byte, reason string) 
 	return OutcomePublicKeyMismatch, got, "key vault returned another public key than the manifest's"
 }
 
+// receiptVersions returns what a receipt lists of kids, the versions carrying the job's tag,
+// when there is more than one (a duplicate import, SPEC.md §7.6): those that are versions of
+// the job's key, sorted, with kid, the receipted one, among them; at most
+// payload.MaxVersions. A kid that is not a version of the key stays in the ledger and the
+// log only.
+func receiptVersions(j *Job, kid string, kids []string) []string {
+	vs := []string{kid}
+	for _, k := range kids {
+		if k != kid && checkKID(j, k) == "" && !slices.Contains(vs, k) && len(vs) < payload.MaxVersions {
+			vs = append(vs, k)
+		}
+	}
+	if len(vs) < 2 {
+		return nil
+	}
+	slices.Sort(vs)
+	return vs
+}
+
 // finish receipts an import that happened, after checking Key Vault's answer k against the
 // request. kids are the versions carrying the job's tag, when they were listed.
 func (e *Engine) finish(ctx context.Context, j *Job, k *vault.Key, kids []string, r Result) Result {
 	problems := Check(j, k)
 	outcome, spki, reason := Compare(j, k)
 	rc := &payload.Receipt{Package: j.Package, Vault: j.Vault, Outcome: outcome, KID: k.KID, PublicKey: spki,
-		Created: k.Created.Unix(), Tags: k.Tags}
+		Created: k.Created.Unix(), Tags: k.Tags, Versions: receiptVersions(j, k.KID, kids)}
 	if len(problems) == 0 {
 		// Check covers every rule of a receipt; this is the last word if it ever does not.
 		if err := rc.Validate(); err != nil {

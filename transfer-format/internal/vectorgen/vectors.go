@@ -37,6 +37,7 @@ func vectors() []vector {
 	vs = append(vs, walkVectors()...)
 	vs = append(vs, version2Vectors()...)
 	vs = append(vs, regionVectors()...)
+	vs = append(vs, receiptVersionVectors()...)
 	return vs
 }
 

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chaintest"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -220,4 +223,60 @@ func version2Vectors() []vector {
 func withToolset[T any](v *T, t payload.Toolset) *T {
 	check(payload.SetToolset(v, &t))
 	return v
+}
+
+// receiptVersionVectors: the versions a version 2 receipt lists after a duplicate import.
+func receiptVersionVectors() []vector {
+	// duplicate returns the receipt of the standard package with two versions listed: the
+	// receipted one and another.
+	duplicate := func(c *chaintest.Ceremony, pkg *bundle.Bundle) *payload.Receipt {
+		r := must(c.ReceiptPayload(pkg))
+		other := r.KID[:strings.LastIndex(r.KID, "/")+1] + "00000000000000000000000000000002"
+		r.Versions = []string{other, r.KID}
+		slices.Sort(r.Versions)
+		return r
+	}
+	return []vector{
+		{"receipt-duplicate-versions", "replay",
+			"An all-version-2 ceremony whose receipt (online 3) lists two key versions carrying the package's tag: Key Vault imported the package twice (an ambiguous failure, then a second import the first one had not shown yet). The receipt is otherwise valid: the package is imported, with its approvals and its public key, and the duplicate is the one finding (§9.7 rule 5.5).",
+			func(v *vec) error {
+				c := v.setup(chaintest.Config{Version: bundle.Version2})
+				off := must(c.Offer())
+				pkg := must(c.Package(off.ID(), payload.RSA3072, "key-1"))
+				must(c.Approve(pkg.ID(), bundle.KindKeyPackage, 0, 1))
+				must(c.Append(online, duplicate(c, pkg)))
+				v.expectAt(online, 3)
+				v.findings = 1
+				return nil
+			}},
+		{"receipt-versions-without-kid", "malformed",
+			"An all-version-2 ceremony whose receipt (online 3) lists two key versions of its key, neither of them the kid it names: versions lists the receipted version among the others.",
+			func(v *vec) error {
+				c := v.setup(chaintest.Config{Version: bundle.Version2})
+				off := must(c.Offer())
+				pkg := must(c.Package(off.ID(), payload.RSA3072, "key-1"))
+				must(c.Approve(pkg.ID(), bundle.KindKeyPackage, 0, 1))
+				r := duplicate(c, pkg)
+				base := r.KID[:strings.LastIndex(r.KID, "/")+1]
+				bad := *r
+				bad.Versions = []string{base + "00000000000000000000000000000002", base + "00000000000000000000000000000003"}
+				t := c.Toolset
+				bad.Toolset = &t
+				must(c.Append(online, r, replacePayload(&bad)))
+				v.expectAt(online, 3)
+				return nil
+			}},
+		{"version-1-receipt-with-versions", "malformed",
+			"The standard version 1 ceremony whose receipt (online 3) lists two key versions: version 1 defines no versions member (a version 1 receipt names one version; the duplicate lives in the online station's ledger).",
+			func(v *vec) error {
+				c := v.setup(chaintest.Config{})
+				off := must(c.Offer())
+				pkg := must(c.Package(off.ID(), payload.RSA3072, "key-1"))
+				must(c.Approve(pkg.ID(), bundle.KindKeyPackage, 0, 1))
+				r := must(c.ReceiptPayload(pkg))
+				must(c.Append(online, r, replacePayload(duplicate(c, pkg))))
+				v.expectAt(online, 3)
+				return nil
+			}},
+	}
 }
