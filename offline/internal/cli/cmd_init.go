@@ -287,6 +287,9 @@ type policySummary struct {
 	// whether a regional key package needs Threshold of all custodians as well.
 	Regions        []regionSummary `json:"regions,omitempty"`
 	GlobalApproval bool            `json:"global_approval,omitempty"`
+	// AllowedToolsets are the SHA-256 digests of the binaries that may write under it
+	// (none: any).
+	AllowedToolsets []string `json:"allowed_toolsets,omitempty"`
 }
 
 func summarize(id bundle.ID, p *payload.Policy, inForce bool) policySummary {
@@ -298,6 +301,7 @@ func summarize(id bundle.ID, p *payload.Policy, inForce bool) policySummary {
 	for _, t := range p.KeyTypes {
 		s.KeyTypes = append(s.KeyTypes, string(t))
 	}
+	s.AllowedToolsets = p.AllowedToolsets
 	return s
 }
 

@@ -145,6 +145,9 @@ func writeStatus(w io.Writer, r statusResult) error {
 		for _, rg := range p.Regions {
 			fmt.Fprintf(&b, "          %s\n", regionLine(rg))
 		}
+		for _, h := range p.AllowedToolsets {
+			fmt.Fprintf(&b, "          binary allowed to write: sha256 %s\n", h)
+		}
 		if q := r.Proposal; q != nil {
 			fmt.Fprintf(&b, "proposed  %s  v%d, %d of %d approve: awaiting approval (byok-offline policy approve)\n", q.Fingerprint, q.Version, q.Threshold, q.Custodians)
 		}

@@ -183,6 +183,14 @@ func TestPolicyAllowToolset(t *testing.T) {
 	if want := payload.SortToolsets([]string{self.SHA256, other}); !slices.Equal(cur.AllowedToolsets, want) {
 		t.Fatalf("allowed toolsets in force %q, want %q", cur.AllowedToolsets, want)
 	}
+	var st statusResult
+	f.mustJSON(&st, "status")
+	if st.Policy == nil || !slices.Equal(st.Policy.AllowedToolsets, cur.AllowedToolsets) {
+		t.Errorf("status shows policy %+v, want the allowed toolsets %q", st.Policy, cur.AllowedToolsets)
+	}
+	if out := f.must("status"); !strings.Contains(out, "binary allowed to write: sha256 "+self.SHA256) {
+		t.Errorf("status text lacks this binary's hash:\n%s", out)
+	}
 	pkg := f.packageWeb() // this binary writes
 	if res := f.replay(); len(res.Findings) != 0 {
 		t.Fatalf("findings %v, want none: every bundle is written by a listed binary", res.Findings)
