@@ -27,9 +27,9 @@ func newOf(k bundle.Kind) any {
 	panic(k)
 }
 
-// stationPayloads returns payloads as the stations write them: every key type's package
-// (with tags, validity times and no mechanisms on one), approvals, and imported and rejected
-// receipts.
+// stationPayloads returns payloads as the stations write them, in format version 1 and 2:
+// every key type's package (with tags, validity times and no mechanisms on one), approvals,
+// and imported and rejected receipts, and a receipt of a duplicate import.
 func stationPayloads(t *testing.T) map[bundle.Kind][][]byte {
 	t.Helper()
 	c, err := chaintest.New(chaintest.Config{Dir: t.TempDir(), FastWrite: true})
@@ -45,12 +45,21 @@ func stationPayloads(t *testing.T) map[bundle.Kind][][]byte {
 		t.Fatal(err)
 	}
 	out := map[bundle.Kind][][]byte{}
+	// add adds v as version 1 and, with a toolset, as version 2 writes it.
 	add := func(k bundle.Kind, v any) {
-		b, err := payload.Marshal(v)
-		if err != nil {
+		for _, ts := range []*payload.Toolset{nil, &chaintest.TestToolset} {
+			if err := payload.SetToolset(v, ts); err != nil {
+				t.Fatal(err)
+			}
+			b, err := payload.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[k] = append(out[k], b)
+		}
+		if err := payload.SetToolset(v, nil); err != nil {
 			t.Fatal(err)
 		}
-		out[k] = append(out[k], b)
 	}
 	for i, kt := range payload.KeyTypes {
 		k, err := c.PackagePayload(off.ID(), kt, "key-"+strings.ToLower(string(kt)))
@@ -74,6 +83,12 @@ func stationPayloads(t *testing.T) map[bundle.Kind][][]byte {
 			t.Fatal(err)
 		}
 		add(bundle.KindReceipt, rc)
+		dup := *rc // a version 2 receipt of a duplicate import
+		dup.Versions = []string{rc.KID, rc.KID[:strings.LastIndex(rc.KID, "/")+1] + "ffffffffffffffffffffffffffffffff"}
+		dup.Toolset = &chaintest.TestToolset
+		if b, err := payload.Marshal(&dup); err == nil {
+			out[bundle.KindReceipt] = append(out[bundle.KindReceipt], b)
+		}
 		add(bundle.KindReceipt, &payload.Receipt{Package: pkg.ID(), Vault: rc.Vault, Outcome: payload.OutcomeRejected, Error: "400 BadParameter: the key is not valid"})
 	}
 	return out
@@ -109,7 +124,7 @@ func TestDecodeCanonicalDeclines(t *testing.T) {
 	pkg := string(ps[bundle.KindKeyPackage][0]) // the one with tags and validity times
 	appr := string(ps[bundle.KindApproval][0])
 	rcpt := string(ps[bundle.KindReceipt][0])
-	rejected := string(ps[bundle.KindReceipt][1])
+	rejected := string(ps[bundle.KindReceipt][3]) // after the receipt in version 1 and 2, and the duplicate
 	orig := map[string]bool{pkg: true, appr: true, rcpt: true, rejected: true}
 	tests := []struct {
 		name  string
