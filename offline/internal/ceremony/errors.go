@@ -20,6 +20,10 @@ type Error struct {
 	// it (ErrKEKStrength).
 	Vault, KID string
 	KeyType    payload.KeyType
+	// Token and Label name the token and the object label concerned (ErrLabelHeld,
+	// ErrSignerLabelTaken); Flag is the option that allows reusing a key and What the key's
+	// role (ErrSignerHeld).
+	Token, Label, Flag, What string
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -88,6 +92,27 @@ var (
 	// ErrBound: the key's residency cannot be bound as asked (bound to other regions, or
 	// packaged before without any).
 	ErrBound = errors.New("residency fixed")
+	// ErrAppliedAlready: the policy version a change makes is in force already.
+	ErrAppliedAlready = errors.New("applied already")
+	// ErrOtherObject: the token's object under an interrupted keygen's label is not the key
+	// that keygen was generating.
+	ErrOtherObject = errors.New("other object")
+	// ErrLabelHeld: the token holds a key with the label a new key would take.
+	ErrLabelHeld = errors.New("label held")
+	// ErrLabelTaken: another object of the token carries the new key's label.
+	ErrLabelTaken = errors.New("label taken")
+	// ErrNoSuchObject: the token holds no key the adoption names.
+	ErrNoSuchObject = errors.New("no such object")
+	// ErrRecordedAlready: the key to adopt is recorded already under another ident.
+	ErrRecordedAlready = errors.New("recorded already")
+	// ErrNotExtractable: the key to adopt cannot be wrapped.
+	ErrNotExtractable = errors.New("not extractable")
+	// ErrSignerHeld: the token holds a signing key with the label, and reuse was not asked.
+	ErrSignerHeld = errors.New("signer label held")
+	// ErrKeyGone: the signing key the ledger recorded is gone from the token.
+	ErrKeyGone = errors.New("key gone")
+	// ErrSignerLabelTaken: another object of the token carries the signing key's label.
+	ErrSignerLabelTaken = errors.New("signer label taken")
 )
 
 // hsmErr marks an error of the HSM as such; the command line adds the operator's next step

@@ -199,7 +199,7 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	if err != nil {
 		return err
 	}
-	bs, err := sess.Station.AppendBatch(ctx, pos, items, signer, now(), policyLifetimeOf(pol))
+	bs, err := sess.Station.AppendBatch(ctx, pos, items, signer, now(), ceremony.PolicyLifetime(pol))
 	if err != nil {
 		return hsmErr(err)
 	}
@@ -278,7 +278,7 @@ func approveTargetOf(s *store.Store, res *chain.Result, pol *chain.PolicyRecord,
 				return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s does not approve keys for %s, a vault of region %s", n, pkg.Vault, region),
 					"the approvals that count are those of "+joinNames(eligible))
 			}
-			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a custodian of the policy in force", n), "the custodians are "+custodianNames(pol.Policy))
+			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a custodian of the policy in force", n), "the custodians are "+ceremony.CustodianNames(pol.Policy))
 		})
 	if err != nil {
 		return nil, err
@@ -306,7 +306,7 @@ func writeApproval(ctx context.Context, env *clirun.Env, sess *ceremony.Session,
 	}
 	payload.SortSignatures(sigs)
 	a := &payload.Approval{Target: target, TargetKind: kind.String(), Signatures: sigs}
-	return appendBundle(ctx, sess, pol.ID, a, signer, policyLifetimeOf(pol))
+	return appendBundle(ctx, sess, pol.ID, a, signer, ceremony.PolicyLifetime(pol))
 }
 
 // custodianApproves opens a custodian's token (one PIN entry) and has their key sign the
@@ -441,14 +441,6 @@ func packageApprovers(p *payload.Policy, vault string) ([]payload.Custodian, str
 func joinNames(cs []payload.Custodian) string {
 	var s []string
 	for _, c := range cs {
-		s = append(s, c.Name)
-	}
-	return strings.Join(s, ", ")
-}
-
-func custodianNames(p *payload.Policy) string {
-	var s []string
-	for _, c := range p.Custodians {
 		s = append(s, c.Name)
 	}
 	return strings.Join(s, ", ")

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -90,25 +89,18 @@ func initCommand(env *clirun.Env) *cli.Command {
 	}
 }
 
-// custodianSpec is one --custodian.
-type custodianSpec struct {
-	Name, Token string
-}
-
 // initPlan is what init's flags ask for, checked before anything is touched.
 type initPlan struct {
-	custodians []custodianSpec
+	custodians []ceremony.CustodianSpec
 	pinFiles   map[string]string
 	vaults     []payload.Vault
 	regions    []payload.Region
 	keyTypes   []payload.KeyType
 }
 
-var custodianNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
 func (o *initOptions) plan() (*initPlan, error) {
 	p := &initPlan{}
-	if !custodianNameRE.MatchString(o.Name) {
+	if !ceremony.CustodianNameRE.MatchString(o.Name) {
 		return nil, clirun.Usagef("--name %q: station names are lowercase letters, digits, '.', '_' and '-'", o.Name)
 	}
 	if len(o.Custodians.Value()) == 0 {
@@ -120,24 +112,24 @@ func (o *initOptions) plan() (*initPlan, error) {
 		if !ok || tok == "" {
 			return nil, clirun.Usagef("--custodian %q: want NAME=TOKEN_LABEL", v)
 		}
-		if !custodianNameRE.MatchString(name) {
+		if !ceremony.CustodianNameRE.MatchString(name) {
 			return nil, clirun.Usagef("--custodian %q: names are lowercase letters, digits, '.', '_' and '-'", v)
 		}
-		if slices.ContainsFunc(p.custodians, func(c custodianSpec) bool { return c.Name == name }) {
+		if slices.ContainsFunc(p.custodians, func(c ceremony.CustodianSpec) bool { return c.Name == name }) {
 			return nil, clirun.Usagef("custodian %s is given twice", name)
 		}
 		if tokens[tok] {
 			return nil, clirun.Usagef("--custodian %s: token %q is the station's or another custodian's: each custodian needs a token of their own", name, tok)
 		}
 		tokens[tok] = true
-		p.custodians = append(p.custodians, custodianSpec{Name: name, Token: tok})
+		p.custodians = append(p.custodians, ceremony.CustodianSpec{Name: name, Token: tok})
 	}
 	files, err := parsePairs("custodian-pin-file", o.CustodianPINFiles.Value())
 	if err != nil {
 		return nil, err
 	}
 	for name := range files {
-		if !slices.ContainsFunc(p.custodians, func(c custodianSpec) bool { return c.Name == name }) {
+		if !slices.ContainsFunc(p.custodians, func(c ceremony.CustodianSpec) bool { return c.Name == name }) {
 			return nil, clirun.Usagef("--custodian-pin-file names %s, who is not a --custodian", name)
 		}
 	}
@@ -150,7 +142,7 @@ func (o *initOptions) plan() (*initPlan, error) {
 	}
 	managed := false
 	for _, v := range o.Vaults.Value() {
-		vault, err := parseVault(v)
+		vault, err := ceremony.ParseVault(v)
 		if err != nil {
 			return nil, err
 		}
@@ -165,16 +157,16 @@ func (o *initOptions) plan() (*initPlan, error) {
 		names = append(names, c.Name)
 	}
 	for _, v := range o.Regions.Value() {
-		r, err := parseRegion(v)
+		r, err := ceremony.ParseRegion(v)
 		if err != nil {
 			return nil, err
 		}
 		if _, dup := (&payload.Policy{Regions: p.regions}).Region(r.Name); dup {
 			return nil, clirun.Usagef("region %s is given twice", r.Name)
 		}
-		p.regions = setRegion(p.regions, r)
+		p.regions = ceremony.SetRegion(p.regions, r)
 	}
-	if err := checkRegions(p.regions, o.GlobalApproval, names, p.vaults); err != nil {
+	if err := ceremony.CheckRegions(p.regions, o.GlobalApproval, names, p.vaults); err != nil {
 		return nil, err
 	}
 	if payload.RSAStrength(o.MinKEKBits) == 0 {
@@ -209,30 +201,6 @@ func (o *initOptions) plan() (*initPlan, error) {
 		return nil, clirun.Usagef("key labels must not be empty")
 	}
 	return p, nil
-}
-
-// parseVault parses URL=KIND:REGION.
-func parseVault(v string) (payload.Vault, error) {
-	i := strings.LastIndexByte(v, '=')
-	if i < 0 {
-		return payload.Vault{}, clirun.Usagef("--vault %q: want URL=KIND:REGION", v)
-	}
-	u, err := payload.CanonicalVaultURL(v[:i])
-	if err != nil {
-		return payload.Vault{}, clirun.Usagef("--vault: %v", err)
-	}
-	kind, region, ok := strings.Cut(v[i+1:], ":")
-	if !ok || region == "" {
-		return payload.Vault{}, clirun.Usagef("--vault %q: want URL=KIND:REGION", v)
-	}
-	kind = strings.ReplaceAll(strings.ToLower(kind), "-", "_")
-	if kind == "managedhsm" {
-		kind = payload.VaultManagedHSM
-	}
-	if kind != payload.VaultPremium && kind != payload.VaultManagedHSM {
-		return payload.Vault{}, clirun.Usagef("--vault %q: kind %q is not premium or managed_hsm", v, kind)
-	}
-	return payload.Vault{URL: u, Kind: kind, Region: strings.ToLower(region)}, nil
 }
 
 // keyInfo describes a signing key for people.
@@ -373,11 +341,11 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	case stRec.TokenLabel != tok.Label() || stRec.KeyLabel != o.StationKeyLabel:
 		return clirun.Usagef("an interrupted init used station key %q on token %q: rerun with the same --token-label and --station-key-label", stRec.KeyLabel, stRec.TokenLabel)
 	}
-	req := signerRequest{What: "station key", Label: o.StationKeyLabel, Reuse: o.ReuseStationKey, Flag: "--reuse-station-key"}
+	req := ceremony.SignerRequest{What: "station key", Label: o.StationKeyLabel, Reuse: o.ReuseStationKey, Flag: "--reuse-station-key"}
 	if stRec != nil {
 		req.Recorded = stRec.Key.SPKI
 	}
-	signer, adopted, err := ensureSigner(ctx, env, s, tok, req)
+	signer, adopted, err := ceremony.Keys{Store: s, Token: tok, Log: env.Log, Now: now}.EnsureSigner(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -466,7 +434,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	case err != nil:
 		return err
 	default:
-		if policyTerms(pol) != policyTerms(rec.Policy) {
+		if ceremony.PolicyTerms(pol) != ceremony.PolicyTerms(rec.Policy) {
 			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("an interrupted init wrote policy %s, which differs from the one these flags describe", rec.ID.Short()),
 				"rerun init with exactly the flags of the interrupted run")
 		}
@@ -512,7 +480,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 }
 
 // enrolCustodian opens a custodian's token and finds or generates their signing key.
-func enrolCustodian(ctx context.Context, env *clirun.Env, s *store.Store, module string, spec custodianSpec, files map[string]string, label string, reuse bool) (*custodianSession, error) {
+func enrolCustodian(ctx context.Context, env *clirun.Env, s *store.Store, module string, spec ceremony.CustodianSpec, files map[string]string, label string, reuse bool) (*custodianSession, error) {
 	rec, err := s.Custodian(spec.Name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -528,11 +496,11 @@ func enrolCustodian(ctx context.Context, env *clirun.Env, s *store.Store, module
 	if err != nil {
 		return nil, err
 	}
-	req := signerRequest{What: "custodian key", Label: label, Reuse: reuse, Flag: "--reuse-custodian-keys"}
+	req := ceremony.SignerRequest{What: "custodian key", Label: label, Reuse: reuse, Flag: "--reuse-custodian-keys"}
 	if rec != nil {
 		req.Recorded = rec.Key.SPKI
 	}
-	key, adopted, err := ensureSigner(ctx, env, s, tok, req)
+	key, adopted, err := ceremony.Keys{Store: s, Token: tok, Log: env.Log, Now: now}.EnsureSigner(ctx, req)
 	if err != nil {
 		tok.Close()
 		return nil, err

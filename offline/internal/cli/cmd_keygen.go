@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
-	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/secret"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -172,10 +170,11 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 	}
 	defer tok.Close()
 
+	keys := ceremony.Keys{Store: s, Token: tok, Log: env.Log, Now: now}
 	var rec *store.Key
 	trial := o.WrapWithTrusted && (o.SOPINFile != "" || envSet(envSOPIN))
 	if selecting {
-		rec, err = adoptKey(ctx, env, s, tok, pol.Policy, o.Ident, hsm.KeyRef{Label: o.SelectLabel, ID: selectID}, regions)
+		rec, err = keys.Adopt(ctx, pol.Policy, o.Ident, hsm.KeyRef{Label: o.SelectLabel, ID: selectID}, regions)
 	} else {
 		var check func(*hsm.Key) error
 		if trial {
@@ -183,7 +182,7 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 			// a failed trial leaves the keygen to be rerun.
 			check = func(k *hsm.Key) error { return trialExport(ctx, env, tok, k, o.SOPINFile) }
 		}
-		rec, err = generateKey(ctx, env, s, tok, o.Ident, kt, o.WrapWithTrusted, regions, prev != nil, check)
+		rec, err = keys.Generate(ctx, o.Ident, kt, o.WrapWithTrusted, regions, prev != nil, check)
 	}
 	if err != nil {
 		return err
@@ -209,113 +208,6 @@ func residency(p *payload.Policy, vals []string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// generateKey generates the target key, convergently: the intent is recorded first, and a
-// rerun after an interruption adopts the object the interrupted run created.
-//
-// check, if not nil, must pass before the key is recorded as ready.
-func generateKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.Token, ident string, kt payload.KeyType, trusted bool, regions []string, resuming bool, check func(*hsm.Key) error) (*store.Key, error) {
-	rec := &store.Key{Ident: ident, State: store.KeyGenerating, Type: kt, Label: ident, WrapWithTrusted: trusted, Regions: regions, Created: now().UTC()}
-	if err := s.StartKey(rec); err != nil {
-		return nil, err
-	}
-	env.Log.Info("recorded the intent to generate a key", "ident", ident, "type", string(kt))
-	crashpoint.Hit("keygen-intent-recorded")
-	spec := specOf(kt)
-	k, err := tok.FindTarget(ctx, hsm.KeyRef{Label: ident})
-	switch {
-	case err == nil && resuming:
-		if k.Spec != spec || k.WrapWithTrusted != trusted {
-			return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("the token's key %q is %s (wrap with trusted %t), not the %s this keygen was generating", ident, k.Spec, k.WrapWithTrusted, kt),
-				"remove that object from the token, or adopt it under another --ident with --select-label")
-		}
-		env.Log.Info("adopting the key an interrupted keygen generated", "ident", ident, "id", hex.EncodeToString(k.ID))
-	case err == nil:
-		if derr := s.DeleteKeyIntent(ident); derr != nil {
-			return nil, derr
-		}
-		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("token %q already holds a key labelled %q", tok.Label(), ident),
-			fmt.Sprintf("adopt it with --select-label %s, or choose another --ident", ident))
-	case errors.Is(err, hsm.ErrKeyNotFound):
-		if k, err = tok.GenerateTarget(ctx, spec, ident, hsm.TargetOptions{WrapWithTrusted: trusted}); err != nil {
-			if errors.Is(err, hsm.ErrExists) {
-				_ = s.DeleteKeyIntent(ident)
-				return nil, exitcode.Wrap(exitcode.Refused, err, "another object in the token carries this label: choose another --ident")
-			}
-			return nil, hsmErr(err)
-		}
-		crashpoint.Hit("keygen-generated")
-		env.Log.Info("generated key", "ident", ident, "type", string(kt), "id", hex.EncodeToString(k.ID))
-	default:
-		return nil, hsmErr(err)
-	}
-	if err := fillKey(rec, k); err != nil {
-		return nil, err
-	}
-	if check != nil {
-		if err := check(k); err != nil {
-			return nil, err
-		}
-	}
-	rec.State = store.KeyReady
-	if err := s.PutKey(rec); err != nil {
-		return nil, err
-	}
-	env.Log.Info("recorded key", "ident", ident)
-	return rec, nil
-}
-
-// adoptKey records an existing key of the token under ident.
-func adoptKey(ctx context.Context, env *clirun.Env, s *store.Store, tok *hsm.Token, p *payload.Policy, ident string, ref hsm.KeyRef, regions []string) (*store.Key, error) {
-	k, err := tok.FindTarget(ctx, ref)
-	if err != nil {
-		if errors.Is(err, hsm.ErrKeyNotFound) {
-			return nil, exitcode.Wrap(exitcode.HSM, err, "list the token's keys with pkcs11-tool --list-objects")
-		}
-		return nil, hsmErr(err)
-	}
-	kt := typeOf(k.Spec)
-	if err := ceremony.AllowedType(p, kt); err != nil {
-		return nil, err
-	}
-	keys, err := s.Keys()
-	if err != nil {
-		return nil, err
-	}
-	for _, other := range keys {
-		if other.Label == k.Label && other.ID == hex.EncodeToString(k.ID) {
-			return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("that key is recorded already as %q", other.Ident), "")
-		}
-	}
-	if k.Attributes["CKA_EXTRACTABLE"] != "true" {
-		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("key %q is not extractable: it cannot be wrapped for Azure", k.Label), "")
-	}
-	rec := &store.Key{Ident: ident, State: store.KeyReady, Type: kt, Label: k.Label, WrapWithTrusted: k.WrapWithTrusted, Adopted: true, Regions: regions, Created: now().UTC()}
-	if err := fillKey(rec, k); err != nil {
-		return nil, err
-	}
-	if err := s.PutKey(rec); err != nil {
-		return nil, err
-	}
-	env.Log.Info("adopted key", "ident", ident, "label", k.Label, "id", hex.EncodeToString(k.ID), "type", string(kt))
-	return rec, nil
-}
-
-// fillKey copies what the HSM says about k into rec.
-func fillKey(rec *store.Key, k *hsm.Key) error {
-	rec.ID = hex.EncodeToString(k.ID)
-	rec.Attributes = k.Attributes
-	rec.WrapWithTrusted = k.WrapWithTrusted
-	if k.Public != nil {
-		der, err := x509.MarshalPKIXPublicKey(k.Public)
-		if err != nil {
-			return fmt.Errorf("public key of %q: %w", k.Label, err)
-		}
-		rec.PublicKey = der
-	}
-	rec.KCV = k.CheckValue
-	return nil
-}
-
 // trialExport proves that the security officer can release a CKA_WRAP_WITH_TRUSTED key: it
 // wraps the key for a fresh RSA key whose private half is discarded at once, so that the
 // ciphertext can be opened by nobody.
@@ -335,27 +227,6 @@ func trialExport(ctx context.Context, env *clirun.Env, tok *hsm.Token, k *hsm.Ke
 	}
 	env.Log.Info("the security officer can release the key", "label", k.Label)
 	return nil
-}
-
-// specOf and typeOf translate between the policy's key types and the HSM's key specs.
-func specOf(kt payload.KeyType) hsm.KeySpec {
-	switch kt.Kty() {
-	case "RSA-HSM":
-		return hsm.KeySpec{Type: hsm.RSA, Bits: kt.Size()}
-	case "EC-HSM":
-		bits := map[string]int{"P-256": 256, "P-384": 384, "P-521": 521}[kt.Curve()]
-		return hsm.KeySpec{Type: hsm.EC, Bits: bits, Curve: kt.Curve()}
-	}
-	return hsm.KeySpec{Type: hsm.AES, Bits: kt.Size()}
-}
-
-func typeOf(s hsm.KeySpec) payload.KeyType {
-	for _, t := range payload.KeyTypes {
-		if specOf(t) == s {
-			return t
-		}
-	}
-	return ""
 }
 
 func writeKey(w io.Writer, r keyResult) error {

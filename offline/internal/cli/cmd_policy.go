@@ -13,7 +13,6 @@ import (
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
-	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
@@ -155,6 +154,47 @@ type policyResult struct {
 	approvedIDs []bundle.ID
 }
 
+// change is what the flags change in the policy in force.
+func (o *policyAmendOptions) change() ceremony.PolicyChange {
+	set := o.isSet
+	if set == nil {
+		set = func(string) bool { return false }
+	}
+	ch := ceremony.PolicyChange{
+		RemoveCustodians: splitList(o.RemoveCustodians.Value()),
+		AddCustodians:    o.AddCustodians.Value(),
+		StationToken:     o.HSM.TokenLabel,
+		RemoveVaults:     o.RemoveVaults.Value(),
+		AddVaults:        o.AddVaults.Value(),
+		RemoveRegions:    splitList(o.RemoveRegions.Value()),
+		Regions:          o.Regions.Value(),
+		AllowToolsets:    o.AllowToolsets.Value(),
+		RemoveToolsets:   o.RemoveToolsets.Value(),
+	}
+	if set("threshold") {
+		ch.Threshold = &o.Threshold
+	}
+	if set("global-approval") {
+		ch.GlobalApproval = &o.GlobalApproval
+	}
+	if set("min-kek-bits") {
+		ch.MinKEKBits = &o.MinKEKBits
+	}
+	if set("key-types") {
+		ch.KeyTypes = append([]string{}, splitList([]string{o.KeyTypes})...)
+	}
+	if set("allow-weaker-kek") {
+		ch.AllowWeakerKEK = &o.AllowWeakerKEK
+	}
+	if set("bundle-lifetime") {
+		ch.BundleLifetime = &o.BundleLifetime
+	}
+	if set("max-clock-skew") {
+		ch.MaxClockSkew = &o.MaxClockSkew
+	}
+	return ch
+}
+
 func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) error {
 	files, err := parsePairs("custodian-pin-file", o.approve.CustodianPINFiles.Value())
 	if err != nil {
@@ -166,10 +206,11 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 	}
 	defer sess.Close()
 	st, res, cur := sess.Self, sess.Result, sess.Policy
-	if err := o.appliedAlready(sess.Store, cur); err != nil {
+	change := o.change()
+	if err := ceremony.AppliedAlready(sess.Store, cur, change); err != nil {
 		return err
 	}
-	next, adds, err := o.amend(cur)
+	next, adds, err := ceremony.Amend(cur, change)
 	if err != nil {
 		return err
 	}
@@ -227,7 +268,7 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 	var propID bundle.ID
 	var approvals []bundle.ID
 	if pend != nil {
-		if policyTerms(pend.Policy) == policyTerms(next) {
+		if ceremony.PolicyTerms(pend.Policy) == ceremony.PolicyTerms(next) {
 			propID, approvals = pend.ID, pend.Approvals
 			env.Log.Info("policy version already proposed; collecting approvals", "version", next.Version, "fingerprint", propID.Short())
 		} else {
@@ -236,7 +277,7 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 		}
 	}
 	if propID.IsZero() {
-		b, err := appendBundle(ctx, sess, cur.ID, next, signer, policyLifetimeOf(cur))
+		b, err := appendBundle(ctx, sess, cur.ID, next, signer, ceremony.PolicyLifetime(cur))
 		if err != nil {
 			return err
 		}
@@ -283,7 +324,7 @@ func approvePolicy(ctx context.Context, env *clirun.Env, sess *ceremony.Session,
 	s := sess.Store
 	out.Proposal = summarize(prop.ID, prop.Policy, false)
 	out.Previous = summarize(cur.ID, cur.Policy, true)
-	out.Changes = policyChanges(cur.Policy, prop.Policy)
+	out.Changes = ceremony.PolicyChanges(cur.Policy, prop.Policy)
 	if self, err := station.Toolset(); err == nil && !prop.Policy.AllowsToolset(self.SHA256) {
 		out.Changes = append(out.Changes, fmt.Sprintf("this binary (%s, sha256 %s) is not listed: once this version is in force, it refuses to write", self.Version, self.SHA256))
 	}
@@ -299,7 +340,7 @@ func approvePolicy(ctx context.Context, env *clirun.Env, sess *ceremony.Session,
 	custs, err := approvers(s, eligible, prop.Approvals, splitList(o.Custodians.Value()), files, fmt.Sprintf("policy version %d", prop.Policy.Version),
 		func(n string) error {
 			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a custodian of the policy in force or of the proposed version", n),
-				"the custodians are "+custodianNames(cur.Policy)+" now and "+custodianNames(prop.Policy)+" in the proposal")
+				"the custodians are "+ceremony.CustodianNames(cur.Policy)+" now and "+ceremony.CustodianNames(prop.Policy)+" in the proposal")
 		})
 	if err != nil {
 		return err
@@ -329,8 +370,8 @@ func approvePolicy(ctx context.Context, env *clirun.Env, sess *ceremony.Session,
 			out.Approvals = append(out.Approvals, c.Name)
 		}
 	}
-	out.OfNew = countCustodians(prop.Policy, out.approvedIDs)
-	out.OfPrevious = countCustodians(cur.Policy, out.approvedIDs)
+	out.OfNew = ceremony.CountCustodians(prop.Policy, out.approvedIDs)
+	out.OfPrevious = ceremony.CountCustodians(cur.Policy, out.approvedIDs)
 	qs := cur.Policy.AmendmentQuorums(prop.Policy)
 	for _, q := range qs[2:] {
 		out.OfRegions = append(out.OfRegions, regionCount{Region: q.Region, Have: q.Count(out.approvedIDs), Need: q.Threshold})
@@ -348,334 +389,6 @@ type regionCount struct {
 	Region string `json:"region"`
 	Have   int    `json:"have"`
 	Need   int    `json:"need"`
-}
-
-// countCustodians counts the key IDs in ids that are custodians of p.
-func countCustodians(p *payload.Policy, ids []bundle.ID) int {
-	n := 0
-	for _, id := range ids {
-		if _, ok := p.Custodian(id); ok {
-			n++
-		}
-	}
-	return n
-}
-
-// appliedAlready refuses, as done already, an amend whose version is the one in force: these
-// flags applied to the version before it give it (a rerun of an amend that finished, its end
-// perhaps unseen).
-func (o *policyAmendOptions) appliedAlready(s *store.Store, cur *chain.PolicyRecord) error {
-	if cur.Policy.Version < 2 {
-		return nil
-	}
-	ps, err := s.Policies()
-	if err != nil {
-		return err
-	}
-	i := slices.IndexFunc(ps, func(p store.Policy) bool { return p.Version == cur.Policy.Version-1 })
-	if i < 0 || ps[i].ID != cur.Policy.Previous {
-		return nil
-	}
-	next, adds, err := o.amend(&chain.PolicyRecord{ID: ps[i].ID, Policy: ps[i].Policy})
-	if err != nil {
-		return nil
-	}
-	for _, a := range adds {
-		c, err := s.Custodian(a.Name)
-		if err != nil || c.TokenLabel != a.Token {
-			return nil
-		}
-		next.Custodians = append(next.Custodians, payload.Custodian{Name: a.Name, Key: c.Key})
-	}
-	if policyTerms(next) != policyTerms(cur.Policy) {
-		return nil
-	}
-	return exitcode.Wrap(exitcode.Refused, fmt.Errorf("policy version %d (%s), which these changes make, is in force already", cur.Policy.Version, cur.ID.Short()),
-		"byok-offline status shows the policy in force")
-}
-
-// policyTerms is the canonical encoding of p without the toolset that wrote it: what the
-// flags of init and policy amend decide, to tell whether an interrupted run wrote p already.
-func policyTerms(p *payload.Policy) string {
-	q := *p
-	q.Toolset = nil
-	b, err := payload.Marshal(&q)
-	if err != nil {
-		return "" // a policy that cannot be encoded: nothing equals it
-	}
-	return string(b)
-}
-
-// policyLifetimeOf is the longest lifetime a bundle made under p may have.
-func policyLifetimeOf(p *chain.PolicyRecord) time.Duration {
-	return time.Duration(p.Policy.BundleLifetimeSeconds) * time.Second
-}
-
-// amend returns the next version of cur as the flags change it, and the custodians to add
-// (enrolled by the caller, who appends them to the policy).
-func (o *policyAmendOptions) amend(cur *chain.PolicyRecord) (*payload.Policy, []custodianSpec, error) {
-	set := o.isSet
-	if set == nil {
-		set = func(string) bool { return false }
-	}
-	p := *cur.Policy
-	p.Version, p.Previous = cur.Policy.Version+1, cur.ID
-	p.Toolset = nil // the station records the binary that writes the new version
-	p.Custodians = slices.Clone(cur.Policy.Custodians)
-	p.Vaults = slices.Clone(cur.Policy.Vaults)
-	p.Regions = slices.Clone(cur.Policy.Regions)
-	p.KeyTypes = slices.Clone(cur.Policy.KeyTypes)
-	changed := false
-
-	for _, n := range splitList(o.RemoveCustodians.Value()) {
-		i := slices.IndexFunc(p.Custodians, func(c payload.Custodian) bool { return c.Name == n })
-		if i < 0 {
-			return nil, nil, clirun.Usagef("--remove-custodian %s: not a custodian of the policy in force (%s)", n, custodianNames(cur.Policy))
-		}
-		p.Custodians = slices.Delete(p.Custodians, i, i+1)
-		changed = true
-	}
-	var adds []custodianSpec
-	tokens := map[string]bool{o.HSM.TokenLabel: o.HSM.TokenLabel != ""}
-	for _, v := range o.AddCustodians.Value() {
-		name, tok, ok := strings.Cut(v, "=")
-		if !ok || tok == "" || !custodianNameRE.MatchString(name) {
-			return nil, nil, clirun.Usagef("--add-custodian %q: want NAME=TOKEN_LABEL, the name lowercase letters, digits, '.', '_' and '-'", v)
-		}
-		if slices.ContainsFunc(cur.Policy.Custodians, func(c payload.Custodian) bool { return c.Name == name }) || slices.ContainsFunc(adds, func(c custodianSpec) bool { return c.Name == name }) {
-			return nil, nil, clirun.Usagef("--add-custodian %s: the name is taken; a new custodian needs a name of their own", name)
-		}
-		if tokens[tok] {
-			return nil, nil, clirun.Usagef("--add-custodian %s: token %q is given twice", name, tok)
-		}
-		tokens[tok] = true
-		adds = append(adds, custodianSpec{Name: name, Token: tok})
-		changed = true
-	}
-	if set("threshold") {
-		if o.Threshold < 1 {
-			return nil, nil, clirun.Usagef("--threshold %d: want at least 1", o.Threshold)
-		}
-		p.Threshold = o.Threshold
-		changed = changed || p.Threshold != cur.Policy.Threshold
-	}
-	// Checked before the new custodians are enrolled: a refusal writes nothing.
-	if n := len(p.Custodians) + len(adds); n == 0 {
-		return nil, nil, clirun.Usagef("the new version would have no custodians")
-	} else if p.Threshold > n {
-		return nil, nil, clirun.Usagef("threshold %d: the new version has %d custodians; give --threshold", p.Threshold, n)
-	}
-	for _, u := range o.RemoveVaults.Value() {
-		url, err := payload.CanonicalVaultURL(u)
-		if err != nil {
-			return nil, nil, clirun.Usagef("--remove-vault: %v", err)
-		}
-		i := slices.IndexFunc(p.Vaults, func(v payload.Vault) bool { return v.URL == url })
-		if i < 0 {
-			return nil, nil, clirun.Usagef("--remove-vault %s: the policy in force does not allow it", url)
-		}
-		p.Vaults = slices.Delete(p.Vaults, i, i+1)
-		changed = true
-	}
-	for _, v := range o.AddVaults.Value() {
-		vault, err := parseVault(v)
-		if err != nil {
-			return nil, nil, err
-		}
-		if slices.ContainsFunc(p.Vaults, func(x payload.Vault) bool { return x.URL == vault.URL }) {
-			return nil, nil, clirun.Usagef("--add-vault %s: allowed already (remove it too to change its kind or region)", vault.URL)
-		}
-		p.Vaults = append(p.Vaults, vault)
-		changed = true
-	}
-	if len(p.Vaults) == 0 {
-		return nil, nil, clirun.Usagef("the new version would allow no vault")
-	}
-	for _, n := range splitList(o.RemoveRegions.Value()) {
-		if _, ok := p.Region(n); !ok {
-			return nil, nil, clirun.Usagef("--remove-region %s: the policy in force has no custodians for region %s", n, n)
-		}
-		p.Regions = slices.DeleteFunc(p.Regions, func(r payload.Region) bool { return r.Name == n })
-		changed = true
-	}
-	for _, v := range o.Regions.Value() {
-		r, err := parseRegion(v)
-		if err != nil {
-			return nil, nil, err
-		}
-		old, had := cur.Policy.Region(r.Name)
-		p.Regions = setRegion(p.Regions, r)
-		changed = changed || !had || old.Threshold != r.Threshold || !slices.Equal(old.Custodians, r.Custodians)
-	}
-	if set("global-approval") {
-		changed = changed || p.GlobalApproval != o.GlobalApproval
-		p.GlobalApproval = o.GlobalApproval
-	}
-	names := make([]string, 0, len(p.Custodians)+len(adds))
-	for _, c := range p.Custodians {
-		names = append(names, c.Name)
-	}
-	for _, a := range adds {
-		names = append(names, a.Name)
-	}
-	if err := checkRegions(p.Regions, p.GlobalApproval, names, p.Vaults); err != nil {
-		return nil, nil, err
-	}
-	if set("min-kek-bits") {
-		if payload.RSAStrength(o.MinKEKBits) == 0 {
-			return nil, nil, clirun.Usagef("--min-kek-bits %d: want 2048, 3072 or 4096", o.MinKEKBits)
-		}
-		changed = changed || p.MinKEKBits != o.MinKEKBits
-		p.MinKEKBits = o.MinKEKBits
-	}
-	if set("key-types") {
-		var kts []payload.KeyType
-		for _, s := range splitList([]string{o.KeyTypes}) {
-			t, err := payload.ParseKeyType(strings.ToUpper(s))
-			if err != nil {
-				return nil, nil, clirun.Usagef("--key-types: %v", err)
-			}
-			kts = append(kts, t)
-		}
-		kts = payload.SortKeyTypes(kts)
-		changed = changed || !slices.Equal(kts, p.KeyTypes)
-		p.KeyTypes = kts
-	}
-	for _, t := range p.KeyTypes {
-		if t.IsSymmetric() && !slices.ContainsFunc(p.Vaults, func(v payload.Vault) bool { return v.Kind == payload.VaultManagedHSM }) {
-			return nil, nil, clirun.Usagef("the new version allows %s, which only a Managed HSM takes, and no vault of it is managed_hsm: change --key-types too", t)
-		}
-	}
-	if set("allow-weaker-kek") {
-		changed = changed || p.AllowWeakerKEK != o.AllowWeakerKEK
-		p.AllowWeakerKEK = o.AllowWeakerKEK
-	}
-	if set("bundle-lifetime") {
-		if o.BundleLifetime < time.Minute || o.BundleLifetime > 366*24*time.Hour {
-			return nil, nil, clirun.Usagef("--bundle-lifetime %s: want 1m to 8784h", o.BundleLifetime)
-		}
-		secs := int64(o.BundleLifetime / time.Second)
-		changed = changed || p.BundleLifetimeSeconds != secs
-		p.BundleLifetimeSeconds = secs
-	}
-	if set("max-clock-skew") {
-		if o.MaxClockSkew < 0 || o.MaxClockSkew > 24*time.Hour {
-			return nil, nil, clirun.Usagef("--max-clock-skew %s: want 0 to 24h", o.MaxClockSkew)
-		}
-		secs := int64(o.MaxClockSkew / time.Second)
-		changed = changed || p.MaxClockSkewSeconds != secs
-		p.MaxClockSkewSeconds = secs
-	}
-	if ts, ch, err := amendToolsets(p.AllowedToolsets, o.AllowToolsets.Value(), o.RemoveToolsets.Value()); err != nil {
-		return nil, nil, err
-	} else if ch {
-		p.AllowedToolsets, changed = ts, true
-	}
-	if !changed {
-		return nil, nil, clirun.Usagef("nothing to change: give what the new version changes (see --help)")
-	}
-	return &p, adds, nil
-}
-
-// amendToolsets returns the allowed toolsets cur becomes with allow added and remove taken
-// out, and whether that changes them.
-func amendToolsets(cur, allow, remove []string) ([]string, bool, error) {
-	next := slices.Clone(cur)
-	for _, s := range remove {
-		h, err := payload.ParseToolsetHash(s)
-		if err != nil {
-			return nil, false, clirun.Usagef("--remove-toolset: %v", err)
-		}
-		i := slices.Index(next, h)
-		if i < 0 {
-			return nil, false, clirun.Usagef("--remove-toolset %s: the policy in force does not list it", h)
-		}
-		next = slices.Delete(next, i, i+1)
-	}
-	for _, s := range allow {
-		h, err := payload.ParseToolsetHash(s)
-		if err != nil {
-			return nil, false, clirun.Usagef("--allow-toolset: %v", err)
-		}
-		if slices.Contains(next, h) {
-			return nil, false, clirun.Usagef("--allow-toolset %s: allowed already", h)
-		}
-		next = append(next, h)
-	}
-	next = payload.SortToolsets(next)
-	if len(next) > payload.MaxToolsets {
-		return nil, false, clirun.Usagef("the new version would list %d toolsets, at most %d", len(next), payload.MaxToolsets)
-	}
-	if len(next) == 0 {
-		next = nil
-	}
-	return next, !slices.Equal(next, cur), nil
-}
-
-// policyChanges lists, for people, what next changes in cur.
-func policyChanges(cur, next *payload.Policy) []string {
-	var out []string
-	for _, c := range cur.Custodians {
-		if _, ok := next.Custodian(c.Key.ID()); !ok {
-			out = append(out, fmt.Sprintf("custodian %s (%s) leaves", c.Name, c.Key.ID().Short()))
-		}
-	}
-	for _, c := range next.Custodians {
-		if _, ok := cur.Custodian(c.Key.ID()); !ok {
-			out = append(out, fmt.Sprintf("custodian %s (%s) joins", c.Name, c.Key.ID().Short()))
-		}
-	}
-	if cur.Threshold != next.Threshold || len(cur.Custodians) != len(next.Custodians) {
-		out = append(out, fmt.Sprintf("approvals: %d of %d, was %d of %d", next.Threshold, len(next.Custodians), cur.Threshold, len(cur.Custodians)))
-	}
-	for _, v := range cur.Vaults {
-		if !slices.Contains(next.Vaults, v) {
-			out = append(out, fmt.Sprintf("vault %s (%s, %s) no longer allowed", v.URL, v.Kind, v.Region))
-		}
-	}
-	for _, v := range next.Vaults {
-		if !slices.Contains(cur.Vaults, v) {
-			out = append(out, fmt.Sprintf("vault %s (%s, %s) allowed", v.URL, v.Kind, v.Region))
-		}
-	}
-	out = append(out, regionChanges(cur, next)...)
-	if cur.MinKEKBits != next.MinKEKBits {
-		out = append(out, fmt.Sprintf("smallest KEK: RSA-%d, was RSA-%d", next.MinKEKBits, cur.MinKEKBits))
-	}
-	if !slices.Equal(cur.KeyTypes, next.KeyTypes) {
-		out = append(out, fmt.Sprintf("key types: %s, was %s", joinKeyTypes(next.KeyTypes), joinKeyTypes(cur.KeyTypes)))
-	}
-	if cur.AllowWeakerKEK != next.AllowWeakerKEK {
-		out = append(out, fmt.Sprintf("KEK weaker than the target allowed: %t, was %t", next.AllowWeakerKEK, cur.AllowWeakerKEK))
-	}
-	if cur.BundleLifetimeSeconds != next.BundleLifetimeSeconds {
-		out = append(out, fmt.Sprintf("bundle lifetime: %s, was %s", time.Duration(next.BundleLifetimeSeconds)*time.Second, time.Duration(cur.BundleLifetimeSeconds)*time.Second))
-	}
-	if cur.MaxClockSkewSeconds != next.MaxClockSkewSeconds {
-		out = append(out, fmt.Sprintf("clock skew allowed: %s, was %s", time.Duration(next.MaxClockSkewSeconds)*time.Second, time.Duration(cur.MaxClockSkewSeconds)*time.Second))
-	}
-	for _, h := range next.AllowedToolsets {
-		if !slices.Contains(cur.AllowedToolsets, h) {
-			out = append(out, fmt.Sprintf("toolset %s allowed to write", h))
-		}
-	}
-	for _, h := range cur.AllowedToolsets {
-		if !slices.Contains(next.AllowedToolsets, h) {
-			out = append(out, fmt.Sprintf("toolset %s no longer allowed to write", h))
-		}
-	}
-	if len(cur.AllowedToolsets) > 0 && len(next.AllowedToolsets) == 0 {
-		out = append(out, "any binary may write: the new version lists no toolset")
-	}
-	return out
-}
-
-func joinKeyTypes(ts []payload.KeyType) string {
-	var s []string
-	for _, t := range ts {
-		s = append(s, string(t))
-	}
-	return strings.Join(s, ",")
 }
 
 func writePolicy(w io.Writer, r *policyResult) error {

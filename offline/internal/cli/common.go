@@ -320,15 +320,7 @@ func resolveID(what, s string, candidates []bundle.ID, describe func(bundle.ID) 
 
 // splitList splits comma-separated flag values and drops empty items.
 func splitList(vals []string) []string {
-	var out []string
-	for _, v := range vals {
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
+	return ceremony.SplitList(vals)
 }
 
 // envSet reports whether the environment variable name is set and not empty.

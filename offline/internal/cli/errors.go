@@ -88,7 +88,7 @@ func ceremonyRule(err error) (exitcode.Class, bool) {
 }
 
 // ceremonyKinds are the exit codes and hints of the kinds of ceremony.Error (ErrToken and
-// ErrVaultNotAllowed: see ceremonyClass).
+// the kinds whose hint names a value: see ceremonyClass).
 var ceremonyKinds = map[error]exitcode.Class{
 	ceremony.ErrUsage:             {Code: exitcode.Usage},
 	ceremony.ErrNoKey:             {Code: exitcode.Usage, Hint: "generate it with byok-offline keygen, or adopt it with keygen --select-label"},
@@ -110,6 +110,13 @@ var ceremonyKinds = map[error]exitcode.Class{
 	ceremony.ErrMalformed:         {Code: exitcode.Bundle},
 	ceremony.ErrResidency:         {Code: exitcode.Refused, Hint: "its residency was set when it was generated or first packaged (--regions) and does not change"},
 	ceremony.ErrBound:             {Code: exitcode.Refused},
+	ceremony.ErrAppliedAlready:    {Code: exitcode.Refused, Hint: "byok-offline status shows the policy in force"},
+	ceremony.ErrOtherObject:       {Code: exitcode.Refused, Hint: "remove that object from the token, or adopt it under another --ident with --select-label"},
+	ceremony.ErrLabelTaken:        {Code: exitcode.Refused, Hint: "another object in the token carries this label: choose another --ident"},
+	ceremony.ErrNoSuchObject:      {Code: exitcode.HSM, Hint: "list the token's keys with pkcs11-tool --list-objects"},
+	ceremony.ErrRecordedAlready:   {Code: exitcode.Refused},
+	ceremony.ErrNotExtractable:    {Code: exitcode.Refused},
+	ceremony.ErrKeyGone:           {Code: exitcode.HSM, Hint: "is this the right token?"},
 }
 
 func ceremonyClass(e *ceremony.Error) (exitcode.Class, bool) {
@@ -126,6 +133,12 @@ func ceremonyClass(e *ceremony.Error) (exitcode.Class, bool) {
 		return exitcode.Class{Code: exitcode.Verify, Hint: newKEKHint(e.Vault, e.KID)}, true
 	case ceremony.ErrKEKStrength:
 		return exitcode.Class{Code: exitcode.Refused, Hint: weakerKEKHint(e.KeyType)}, true
+	case ceremony.ErrLabelHeld:
+		return exitcode.Class{Code: exitcode.Refused, Hint: fmt.Sprintf("adopt it with --select-label %s, or choose another --ident", e.Label)}, true
+	case ceremony.ErrSignerHeld:
+		return exitcode.Class{Code: exitcode.Refused, Hint: fmt.Sprintf("pass %s to use it as the %s, or remove it", e.Flag, e.What)}, true
+	case ceremony.ErrSignerLabelTaken:
+		return exitcode.Class{Code: exitcode.Refused, Hint: fmt.Sprintf("another object in token %q carries label %q: choose another label", e.Token, e.Label)}, true
 	}
 	c, ok := ceremonyKinds[e.Kind]
 	return c, ok

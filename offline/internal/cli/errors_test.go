@@ -45,6 +45,9 @@ func TestRules(t *testing.T) {
 		{"KEK expired", &ceremony.Error{Kind: ceremony.ErrKEKExpired, Err: errors.New("x"), Vault: "https://v.vault.azure.net", KID: "https://v.vault.azure.net/keys/m2kek/0123456789abcdef0123456789abcdef"}, exitcode.Verify,
 			"the online station offers a new one (byok-online kek create --vault https://v.vault.azure.net --name m2kek), then run byok-offline kek accept"},
 		{"KEK too weak", &ceremony.Error{Kind: ceremony.ErrKEKStrength, Err: errors.New("x"), KeyType: payload.ECP384}, exitcode.Refused, weakerKEKHint(payload.ECP384)},
+		{"label held", &ceremony.Error{Kind: ceremony.ErrLabelHeld, Err: errors.New("x"), Label: "app"}, exitcode.Refused, "adopt it with --select-label app, or choose another --ident"},
+		{"signer held", &ceremony.Error{Kind: ceremony.ErrSignerHeld, Err: errors.New("x"), Flag: "--reuse-station-key", What: "station key"}, exitcode.Refused, "pass --reuse-station-key to use it as the station key, or remove it"},
+		{"signer label taken", &ceremony.Error{Kind: ceremony.ErrSignerLabelTaken, Err: errors.New("x"), Token: "t", Label: "l"}, exitcode.Refused, `another object in token "t" carries label "l": choose another label`},
 		{"replay malformed", &ceremony.ReplayError{Err: station.VerifyErr(&bundle.ParseError{What: "header", Err: errors.New("x")})}, exitcode.Bundle, ""},
 	}
 	for kind, want := range ceremonyKinds {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
@@ -28,7 +29,7 @@ func TestParseVault(t *testing.T) {
 		{"https://c.vault.azure.net/keys=premium:eu", payload.Vault{}, true},
 	}
 	for _, tt := range tests {
-		got, err := parseVault(tt.in)
+		got, err := ceremony.ParseVault(tt.in)
 		if (err != nil) != tt.wantErr || got != tt.want {
 			t.Errorf("parseVault(%q) = %+v, %v; want %+v (error %t)", tt.in, got, err, tt.want, tt.wantErr)
 		}
@@ -142,11 +143,11 @@ func lowerNoDashes(s string) string {
 
 func TestSpecOfTypeOf(t *testing.T) {
 	for _, kt := range payload.KeyTypes {
-		spec := specOf(kt)
+		spec := ceremony.SpecOf(kt)
 		if !spec.Valid() {
 			t.Errorf("specOf(%s) = %v, not a valid HSM key spec", kt, spec)
 		}
-		if got := typeOf(spec); got != kt {
+		if got := ceremony.TypeOf(spec); got != kt {
 			t.Errorf("typeOf(specOf(%s)) = %s", kt, got)
 		}
 	}

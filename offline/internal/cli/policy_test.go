@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/buildinfo"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
@@ -88,7 +89,7 @@ func TestPolicyAmend(t *testing.T) {
 	if cur.ID.String() != r.Proposal.ID || res.State.Pending != nil {
 		t.Fatalf("replay: %s in force, want the proposal %s", cur.ID.Short(), r.Proposal.Fingerprint)
 	}
-	if got := custodianNames(cur.Policy); got != "alice, carol, dave" {
+	if got := ceremony.CustodianNames(cur.Policy); got != "alice, carol, dave" {
 		t.Errorf("custodians in force: %s", got)
 	}
 	st = statusResult{}
