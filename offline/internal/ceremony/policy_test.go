@@ -41,6 +41,7 @@ func inForce(t *testing.T) *chain.PolicyRecord {
 
 func TestAmend(t *testing.T) {
 	one, three := 1, 3
+	yes := true
 	day, long := 24*time.Hour, 400*24*time.Hour
 	hash := strings.Repeat("ab", 32)
 	tests := []struct {
@@ -58,6 +59,20 @@ func TestAmend(t *testing.T) {
 		{name: "bad vault", ch: ceremony.PolicyChange{AddVaults: []string{"https://b.vault.azure.net=cheap:x"}}, wantErr: `kind "cheap" is not premium or managed_hsm`},
 		{name: "lifetime too long", ch: ceremony.PolicyChange{BundleLifetime: &long}, wantErr: "--bundle-lifetime"},
 		{name: "toolset not listed", ch: ceremony.PolicyChange{RemoveToolsets: []string{hash}}, wantErr: "the policy in force does not list it"},
+		{name: "region of a stranger", ch: ceremony.PolicyChange{Regions: []string{"westeurope=1:carol"}}, wantErr: "region westeurope names carol, who is not a custodian of the policy (alice, bob)"},
+		{name: "region without a vault", ch: ceremony.PolicyChange{Regions: []string{"eastus=1:alice"}}, wantErr: "region eastus: no vault of the policy is in it"},
+		{name: "bad region", ch: ceremony.PolicyChange{Regions: []string{"westeurope=3:alice,bob"}}, wantErr: `--region "westeurope=3:alice,bob": threshold 3 of 2 custodians`},
+		{name: "remove an unknown region", ch: ceremony.PolicyChange{RemoveRegions: []string{"westeurope"}}, wantErr: "--remove-region westeurope: the policy in force has no custodians for region westeurope"},
+		{name: "global approval without regions", ch: ceremony.PolicyChange{GlobalApproval: &yes}, wantErr: "--global-approval needs at least one --region"},
+		{name: "a region with a new custodian", ch: ceremony.PolicyChange{AddCustodians: []string{"carol=tok-c"}, Regions: []string{"WestEurope=1:carol,alice"}, GlobalApproval: &yes},
+			check: func(t *testing.T, p *payload.Policy, adds []ceremony.CustodianSpec) {
+				want := []payload.Region{{Name: "westeurope", Threshold: 1, Custodians: []string{"alice", "carol"}}}
+				if !slices.EqualFunc(p.Regions, want, func(a, b payload.Region) bool {
+					return a.Name == b.Name && a.Threshold == b.Threshold && slices.Equal(a.Custodians, b.Custodians)
+				}) || !p.GlobalApproval {
+					t.Errorf("regions = %+v, global approval %t", p.Regions, p.GlobalApproval)
+				}
+			}},
 		{name: "add a custodian, lower the threshold", ch: ceremony.PolicyChange{AddCustodians: []string{"carol=tok-c"}, Threshold: &one, BundleLifetime: &day, AllowToolsets: []string{hash}},
 			check: func(t *testing.T, p *payload.Policy, adds []ceremony.CustodianSpec) {
 				if p.Version != 2 || p.Previous != (bundle.ID{1}) || p.Threshold != 1 || p.BundleLifetimeSeconds != 86400 || p.Toolset != nil {
@@ -107,6 +122,20 @@ func TestPolicyChangesAndTerms(t *testing.T) {
 	}
 	if ceremony.CountCustodians(cur.Policy, []bundle.ID{cur.Policy.Custodians[0].Key.ID(), {9}}) != 1 {
 		t.Error("CountCustodians counted a key that is no custodian")
+	}
+	regional, _, err := ceremony.Amend(cur, ceremony.PolicyChange{Regions: []string{"westeurope=1:bob"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ceremony.PolicyChanges(cur.Policy, regional), []string{"region westeurope: 1 of bob approve its keys"}; !slices.Equal(got, want) {
+		t.Errorf("PolicyChanges() = %q, want %q", got, want)
+	}
+	back, _, err := ceremony.Amend(&chain.PolicyRecord{ID: bundle.ID{2}, Policy: regional}, ceremony.PolicyChange{RemoveRegions: []string{"westeurope"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ceremony.PolicyChanges(regional, back), []string{"region westeurope no longer has custodians of its own (was 1 of bob)"}; !slices.Equal(got, want) || len(back.Regions) != 0 {
+		t.Errorf("PolicyChanges() = %q, want %q (regions left %v)", got, want, back.Regions)
 	}
 	// The terms ignore the toolset that wrote a policy, and nothing else.
 	a, b := *next, *next
