@@ -320,8 +320,34 @@ func ParseVault(v string) (payload.Vault, error) {
 
 // CustodianNames lists p's custodians, comma-separated.
 func CustodianNames(p *payload.Policy) string {
-	var s []string
+	return JoinNames(p.Custodians)
+}
+
+// PackageApprovers returns the custodians of p whose approvals count for a key package for
+// vault (SPEC.md §9.7), and the vault's region if it has custodians of its own.
+func PackageApprovers(p *payload.Policy, vault string) ([]payload.Custodian, string) {
+	v, _ := p.Vault(vault)
+	r, ok := p.Region(v.Region)
+	if !ok {
+		return p.Custodians, ""
+	}
+	if p.GlobalApproval {
+		// Every custodian counts towards the policy's own threshold.
+		return p.Custodians, r.Name
+	}
+	var out []payload.Custodian
 	for _, c := range p.Custodians {
+		if slices.Contains(r.Custodians, c.Name) {
+			out = append(out, c)
+		}
+	}
+	return out, r.Name
+}
+
+// JoinNames lists the names of cs, comma-separated.
+func JoinNames(cs []payload.Custodian) string {
+	var s []string
+	for _, c := range cs {
 		s = append(s, c.Name)
 	}
 	return strings.Join(s, ", ")

@@ -144,3 +144,20 @@ func TestPolicyChangesAndTerms(t *testing.T) {
 		t.Error("PolicyTerms: want equal terms for policies that differ only in their toolset, and only for those")
 	}
 }
+
+func TestPackageApprovers(t *testing.T) {
+	p := inForce(t).Policy
+	p.Vaults = append(p.Vaults, payload.Vault{URL: "https://b.vault.azure.net", Kind: payload.VaultPremium, Region: "eastus"})
+	p.Regions = []payload.Region{{Name: "westeurope", Threshold: 1, Custodians: []string{"bob"}}}
+	names := func(cs []payload.Custodian) string { return ceremony.JoinNames(cs) }
+	if cs, r := ceremony.PackageApprovers(p, "https://a.vault.azure.net"); names(cs) != "bob" || r != "westeurope" {
+		t.Errorf("regional vault: approvers %q, region %q; want bob, westeurope", names(cs), r)
+	}
+	if cs, r := ceremony.PackageApprovers(p, "https://b.vault.azure.net"); names(cs) != "alice, bob" || r != "" {
+		t.Errorf("vault without custodians of its region: approvers %q, region %q; want alice, bob and none", names(cs), r)
+	}
+	p.GlobalApproval = true
+	if cs, r := ceremony.PackageApprovers(p, "https://a.vault.azure.net"); names(cs) != "alice, bob" || r != "westeurope" {
+		t.Errorf("global approval: approvers %q, region %q; want alice, bob, westeurope", names(cs), r)
+	}
+}

@@ -255,7 +255,7 @@ func approveTargetOf(s *store.Store, res *chain.Result, pol *chain.PolicyRecord,
 		return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("key package %s expired at %s", id.Short(), time.Unix(rec.Expires, 0).UTC().Format(time.RFC3339)),
 			"package the key again")
 	}
-	eligible, region := packageApprovers(pol.Policy, pkg.Vault)
+	eligible, region := ceremony.PackageApprovers(pol.Policy, pkg.Vault)
 	if skipDone {
 		var left []string
 		for _, n := range custodians {
@@ -276,7 +276,7 @@ func approveTargetOf(s *store.Store, res *chain.Result, pol *chain.PolicyRecord,
 		func(n string) error {
 			if region != "" {
 				return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s does not approve keys for %s, a vault of region %s", n, pkg.Vault, region),
-					"the approvals that count are those of "+joinNames(eligible))
+					"the approvals that count are those of "+ceremony.JoinNames(eligible))
 			}
 			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a custodian of the policy in force", n), "the custodians are "+ceremony.CustodianNames(pol.Policy))
 		})
@@ -415,35 +415,6 @@ func readiness(out *approveResult, p *payload.Policy, pkg *store.Package) {
 		q, have = quorums[0], quorums[0].Count(ids)
 	}
 	out.Threshold, out.Quorum, out.Have, out.Ready = q.Threshold, q.String(), have, ok
-}
-
-// packageApprovers returns the custodians of p whose approvals count for a key package for
-// vault (SPEC.md §9.7), and the vault's region if it has custodians of its own.
-func packageApprovers(p *payload.Policy, vault string) ([]payload.Custodian, string) {
-	v, _ := p.Vault(vault)
-	r, ok := p.Region(v.Region)
-	if !ok {
-		return p.Custodians, ""
-	}
-	if p.GlobalApproval {
-		// Every custodian counts towards the policy's own threshold.
-		return p.Custodians, r.Name
-	}
-	var out []payload.Custodian
-	for _, c := range p.Custodians {
-		if slices.Contains(r.Custodians, c.Name) {
-			out = append(out, c)
-		}
-	}
-	return out, r.Name
-}
-
-func joinNames(cs []payload.Custodian) string {
-	var s []string
-	for _, c := range cs {
-		s = append(s, c.Name)
-	}
-	return strings.Join(s, ", ")
 }
 
 func writeApprove(w io.Writer, r *approveResult) error {
