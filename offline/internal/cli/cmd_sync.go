@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/shared/jsonout"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
-	"github.com/airgap-byok/airgap-byok/transfer-format/byok"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
@@ -116,18 +114,7 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 			return nil
 		}
 		count++
-		rec := store.Receipt{Bundle: v.Bundle.ID(), Seq: v.Bundle.Header.Seq, Outcome: r.Outcome, KID: r.KID, Error: r.Error, Created: r.Created}
-		if kid, err := byok.ParseKeyID(r.KID); err == nil {
-			rec.Version = kid.Version
-		}
-		for _, f := range v.Findings {
-			mismatch := errors.Is(f, chain.ErrKeyMismatch)
-			if mismatch || rec.Finding == "" {
-				rec.Finding = chain.Verdict(f) + ": " + f.Error()
-			}
-			rec.KeyMismatch = rec.KeyMismatch || mismatch
-		}
-		receipts[r.Package] = append(receipts[r.Package], rec)
+		receipts[r.Package] = append(receipts[r.Package], ceremony.ReceiptOf(v, r))
 		return nil
 	})
 	if err != nil {
@@ -151,7 +138,7 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 		if len(rs) == 0 {
 			return false, nil
 		}
-		state := stateFromReceipts(rs)
+		state := ceremony.PackageState(rs)
 		changed := state != p.State || len(rs) != len(p.Receipts)
 		if changed {
 			out.New += len(rs) - len(p.Receipts)
@@ -190,25 +177,6 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 			"a key reached Key Vault against the policy: investigate with the online operator")
 	}
 	return nil
-}
-
-// stateFromReceipts derives a package's state from its receipts, in chain order: a
-// rejection leaves it awaiting upload (it may be uploaded again), an import settles it.
-func stateFromReceipts(rs []store.Receipt) string {
-	state := store.PackageOutstanding
-	for _, r := range rs {
-		switch {
-		case r.Outcome == payload.OutcomeRejected:
-			if state == store.PackageOutstanding {
-				state = store.PackageRejected
-			}
-		case r.Outcome == payload.OutcomePublicKeyMismatch || r.KeyMismatch:
-			state = store.PackageMismatch
-		default:
-			state = store.PackageImported
-		}
-	}
-	return state
 }
 
 func writeSync(w io.Writer, r syncResult) error {
