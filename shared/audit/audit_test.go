@@ -490,11 +490,19 @@ func TestCommandErrors(t *testing.T) {
 		{"missing checkpoint", []string{"audit", "--media", c.M.Dir(), "--since", filepath.Join(notMedium, "none.json")}, exitcode.Bundle},
 		{"malformed checkpoint", []string{"audit", "--media", c.M.Dir(), "--since", garbage}, exitcode.Bundle},
 	}
+	// Bad input writes nothing: not on the medium, not in the other folders named.
+	medium, other := tree(t, c.M.Dir()), tree(t, notMedium)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errs := cliRun(t, tt.args...)
 			if code != tt.code {
 				t.Errorf("exit code = %d, want %d (stderr %q)", code, tt.code, errs)
+			}
+			if after := tree(t, c.M.Dir()); !maps.Equal(medium, after) {
+				t.Errorf("the medium changed:\nbefore %v\nafter  %v", medium, after)
+			}
+			if after := tree(t, notMedium); !maps.Equal(other, after) {
+				t.Errorf("%s changed:\nbefore %v\nafter  %v", notMedium, other, after)
 			}
 			if out != "" {
 				t.Errorf("stdout = %q, want nothing", out)
