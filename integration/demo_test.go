@@ -187,7 +187,7 @@ func checkDemoTranscript(t *testing.T, s string) demoFingerprints {
 	next(`^   \$ byok-offline package .*--key contoso-eu --region westeurope$`)
 	next(`^== step 27: offline station: `)
 	next(`^   ! byok-offline: error: policy residency: key "contoso-eu" may live only in region\(s\) westeurope, and https://[^ ]+ is in eastus$`)
-	next(`^   -> refused \(exit 7\), and nothing was written$`)
+	next(`^   -> refused \(exit 7\), and nothing was written to the medium$`)
 	next(`^== step 28: offline station: `)
 	next(`^   \$ byok-offline approve .*--region westeurope --custodian alice --custodian bob `)
 	next(`^   \|   approvals +2 of 2: alice, bob \(2 of region westeurope's 2 custodians\)$`)

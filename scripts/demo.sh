@@ -225,6 +225,12 @@ step=0
 MEDIUM=usb
 SUFFIX=""
 CAFILE=kv/ca.pem
+# medium_files lists every file of the medium but its lock file (a writer records itself
+# there while it runs): path, size, modification time and SHA-256.
+medium_files() {
+	(cd "$OUT/$MEDIUM" && find . -type f ! -name .lock -printf '%p %s %T@ ' -exec sha256sum {} \; | LC_ALL=C sort)
+}
+
 # run STATION WHO COMMAND ARGS...: one step of the ceremony. The command's result (stdout) is
 # shown in the transcript and kept in logs/NN-*.out; its log lines (stderr) go to logs/NN-*.log.
 # With REFUSED=CODE the command must fail with that exit code, and its error is shown.
@@ -245,12 +251,14 @@ run() {
 	fi
 	local bin="$1"
 	shift
-	local rc=0
+	local rc=0 before=""
+	[ -z "${REFUSED:-}" ] || before=$(medium_files)
 	env "${env[@]}" "bin/$bin" "$@" >"logs/$name.out" 2>"logs/$name.log" </dev/null || rc=$?
 	if [ -n "${REFUSED:-}" ]; then
 		sed 's/^/   ! /' "logs/$name.log" | tee -a "$TRANSCRIPT"
 		[ "$rc" -eq "$REFUSED" ] || die "step $step ($bin $1) exited with $rc, want $REFUSED: see $OUT/logs/$name.log"
-		say "   -> refused (exit $rc), and nothing was written"
+		[ "$(medium_files)" = "$before" ] || die "step $step ($bin $1) was refused but changed the medium $OUT/$MEDIUM"
+		say "   -> refused (exit $rc), and nothing was written to the medium"
 		say ""
 		return 0
 	fi
