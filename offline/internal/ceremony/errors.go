@@ -113,6 +113,12 @@ var (
 	ErrKeyGone = errors.New("key gone")
 	// ErrSignerLabelTaken: another object of the token carries the signing key's label.
 	ErrSignerLabelTaken = errors.New("signer label taken")
+	// ErrApprovalUnverified: a custodian's token signed an approval that does not verify
+	// with the custodian's enrolled key.
+	ErrApprovalUnverified = errors.New("approval does not verify")
+	// ErrNotCustodianKey: the custodian's token holds another key than the one enrolled for
+	// them (Token names it).
+	ErrNotCustodianKey = errors.New("not the custodian's key")
 )
 
 // hsmErr marks an error of the HSM as such; the command line adds the operator's next step

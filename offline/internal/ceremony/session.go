@@ -57,6 +57,7 @@ type Options struct {
 	Wait     time.Duration // how long to wait for another process's lock on the medium
 	Context  context.Context
 	Log      *slog.Logger
+	Now      func() time.Time // the clock (nil: time.Now)
 }
 
 // Session is an open ledger, and the medium when Options.Media names one. OpenInForce fills
@@ -65,6 +66,7 @@ type Session struct {
 	Station *station.Station
 	Store   *store.Store
 	Log     *slog.Logger
+	Now     func() time.Time // the clock
 
 	Self   *store.Station      // this station's record (OpenInForce)
 	Result *chain.Result       // the replay of the medium (OpenInForce)
@@ -88,7 +90,7 @@ func Open(o Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Session{Station: st, Store: store.New(st.DB), Log: o.Log, release: release}, nil
+	return &Session{Station: st, Store: store.New(st.DB), Log: o.Log, Now: o.Now, release: release}, nil
 }
 
 // OpenInForce opens a session for writing to the medium, requires an initialised station,
@@ -123,6 +125,14 @@ func (s *Session) inForce(ctx context.Context) error {
 	}
 	s.Self, s.Result, s.Policy = self, res, cur
 	return nil
+}
+
+// now reads the session's clock.
+func (s *Session) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
 }
 
 // Close releases the ledger and the medium.

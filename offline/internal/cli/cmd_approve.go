@@ -179,7 +179,7 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 					theirs = append(theirs, u.id)
 				}
 			}
-			got, err := custodianApproves(ctx, env, o.HSM.withDefaults(st).Module, c, files, theirs...)
+			got, err := sess.CustodianApproves(ctx, custodianOpener(env, o.HSM.withDefaults(st).Module, files), c, theirs...)
 			if err != nil {
 				return err
 			}
@@ -215,7 +215,7 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 			out.Approved = append(out.Approved, c.Name)
 			out.Custodians = append(out.Custodians, keyInfo{Name: c.Name, Token: c.TokenLabel, Label: c.KeyLabel, Fingerprint: c.Fingerprint(), KeyID: c.Key.ID().String()})
 		}
-		out.Approvals = approverNames(pol.Policy, pkg.Approvals)
+		out.Approvals = ceremony.ApproverNames(pol.Policy, pkg.Approvals)
 		readiness(out, pol.Policy, pkg)
 		env.Log.Info("approval written", "package", t.id.Short(), "approvals", len(out.Approvals), "threshold", out.Threshold)
 		outs = append(outs, out)
@@ -297,7 +297,7 @@ func writeApproval(ctx context.Context, env *clirun.Env, sess *ceremony.Session,
 	target bundle.ID, kind bundle.Kind, pol *chain.PolicyRecord) (*bundle.Bundle, error) {
 	var sigs []payload.Signature
 	for _, c := range custs {
-		sig, err := custodianApproves(ctx, env, module, c, files, target)
+		sig, err := sess.CustodianApproves(ctx, custodianOpener(env, module, files), c, target)
 		if err != nil {
 			return nil, err
 		}
@@ -306,35 +306,7 @@ func writeApproval(ctx context.Context, env *clirun.Env, sess *ceremony.Session,
 	}
 	payload.SortSignatures(sigs)
 	a := &payload.Approval{Target: target, TargetKind: kind.String(), Signatures: sigs}
-	return appendBundle(ctx, sess, pol.ID, a, signer, ceremony.PolicyLifetime(pol))
-}
-
-// custodianApproves opens a custodian's token (one PIN entry) and has their key sign the
-// approval of each of ids, returning the signatures in the order of ids.
-func custodianApproves(ctx context.Context, env *clirun.Env, module string, c *store.Custodian, files map[string]string, ids ...bundle.ID) ([]payload.Signature, error) {
-	tok, err := openToken(ctx, env, module, c.TokenLabel, "", custodianSource(c.Name, c.TokenLabel, files),
-		fmt.Sprintf("give %s's PIN with --custodian-pin-file %s=PATH or $%s, or run on a terminal", c.Name, c.Name, custodianPINEnv(c.Name)))
-	if err != nil {
-		return nil, fmt.Errorf("custodian %s: %w", c.Name, err)
-	}
-	defer tok.Close()
-	key, err := tok.FindSigner(ctx, c.KeyLabel)
-	if err != nil {
-		return nil, fmt.Errorf("custodian %s: %w", c.Name, hsmErr(err))
-	}
-	if !ceremony.SamePublic(key.Public(), c.Key.SPKI) {
-		return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("token %q holds another key than custodian %s's", c.TokenLabel, c.Name), "is this the custodian's token?")
-	}
-	var sigs []payload.Signature
-	for _, id := range ids {
-		sig, err := approveWith(&custodianSession{rec: c, tok: tok, key: key}, id)
-		if err != nil {
-			return nil, err
-		}
-		env.Log.Info("custodian approved", "custodian", c.Name, "target", id.Short(), "fingerprint", c.Fingerprint())
-		sigs = append(sigs, sig)
-	}
-	return sigs, nil
+	return sess.Append(ctx, pol.ID, a, signer, ceremony.PolicyLifetime(pol))
 }
 
 // approvers picks the custodians who approve what now: those named, each once, each one of

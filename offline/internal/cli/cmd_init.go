@@ -3,7 +3,6 @@ package cli
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -13,10 +12,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
-	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
@@ -273,13 +270,6 @@ func summarize(id bundle.ID, p *payload.Policy, inForce bool) policySummary {
 	return s
 }
 
-// custodianSession is a custodian's open token and signing key.
-type custodianSession struct {
-	rec *store.Custodian
-	tok *hsm.Token
-	key *hsm.SigningKey
-}
-
 func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	p, err := o.plan()
 	if err != nil {
@@ -367,10 +357,10 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	env.Log.Info("station key ready", "label", stRec.KeyLabel, "fingerprint", stRec.Fingerprint())
 
 	// The custodians' keys; their tokens stay open until they have approved the policy.
-	var custs []*custodianSession
+	var custs []*ceremony.CustodianSigner
 	defer func() {
 		for _, c := range custs {
-			_ = c.tok.Close()
+			_ = c.Token.Close()
 		}
 	}()
 	for _, spec := range p.custodians {
@@ -388,7 +378,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	res := initResult{Station: keyInfo{Name: stRec.Name, Token: stRec.TokenLabel, Label: stRec.KeyLabel, Fingerprint: stRec.Fingerprint(), KeyID: stRec.Key.ID().String(), Adopted: stRec.Adopted},
 		Online: keyInfo{Name: online.Name, Fingerprint: online.Key.ID().Short(), KeyID: online.Key.ID().String()}, Vaults: p.vaults}
 	for _, c := range custs {
-		res.Custodians = append(res.Custodians, keyInfo{Name: c.rec.Name, Token: c.rec.TokenLabel, Label: c.rec.KeyLabel, Fingerprint: c.rec.Fingerprint(), KeyID: c.rec.Key.ID().String(), Adopted: c.rec.Adopted})
+		res.Custodians = append(res.Custodians, keyInfo{Name: c.Record.Name, Token: c.Record.TokenLabel, Label: c.Record.KeyLabel, Fingerprint: c.Record.Fingerprint(), KeyID: c.Record.Key.ID().String(), Adopted: c.Record.Adopted})
 	}
 	lifetime := o.BundleLifetime.Truncate(time.Second)
 	// The policy about to be written sets the clock tolerance its own bundles must meet.
@@ -397,7 +387,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	// This station's enrollment.
 	if _, err := s.Enrollment(); errors.Is(err, store.ErrNotFound) {
 		enr := &payload.Enrollment{Station: "offline", Name: o.Name, Key: stRec.Key, Software: software(), HSM: &stRec.Token}
-		b, err := appendBundle(ctx, sess, bundle.ID{}, enr, signer, lifetime)
+		b, err := sess.Append(ctx, bundle.ID{}, enr, signer, lifetime)
 		if err != nil {
 			return err
 		}
@@ -414,7 +404,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 		BundleLifetimeSeconds: int64(lifetime / time.Second), MaxClockSkewSeconds: int64(o.MaxClockSkew / time.Second),
 	}
 	for _, c := range custs {
-		pol.Custodians = append(pol.Custodians, payload.Custodian{Name: c.rec.Name, Key: c.rec.Key})
+		pol.Custodians = append(pol.Custodians, payload.Custodian{Name: c.Record.Name, Key: c.Record.Key})
 	}
 	if err := pol.Validate(); err != nil {
 		return clirun.Usagef("the policy is not valid: %v", err)
@@ -422,7 +412,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	rec, err := s.LatestPolicy()
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		b, err := appendBundle(ctx, sess, bundle.ID{}, pol, signer, lifetime)
+		b, err := sess.Append(ctx, bundle.ID{}, pol, signer, lifetime)
 		if err != nil {
 			return err
 		}
@@ -447,20 +437,20 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 		if rec.InForce(nil) {
 			break
 		}
-		if slices.ContainsFunc(rec.Approvals, func(a store.Approval) bool { return a.Key == c.rec.Key.ID() }) {
+		if slices.ContainsFunc(rec.Approvals, func(a store.Approval) bool { return a.Key == c.Record.Key.ID() }) {
 			continue
 		}
-		sig, err := approveWith(c, rec.ID)
+		sig, err := c.Approve(rec.ID)
 		if err != nil {
 			return err
 		}
-		env.Log.Info("custodian approved the policy", "custodian", c.rec.Name, "fingerprint", c.rec.Fingerprint())
+		env.Log.Info("custodian approved the policy", "custodian", c.Record.Name, "fingerprint", c.Record.Fingerprint())
 		sigs = append(sigs, sig)
 	}
 	if len(sigs) > 0 {
 		payload.SortSignatures(sigs)
 		a := &payload.Approval{Target: rec.ID, TargetKind: bundle.KindPolicy.String(), Signatures: sigs}
-		b, err := appendBundle(ctx, sess, rec.ID, a, signer, lifetime)
+		b, err := sess.Append(ctx, rec.ID, a, signer, lifetime)
 		if err != nil {
 			return err
 		}
@@ -473,14 +463,14 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 	if rec, err = s.LatestPolicy(); err != nil {
 		return err
 	}
-	res.Approvals = approverNames(rec.Policy, rec.Approvals)
+	res.Approvals = ceremony.ApproverNames(rec.Policy, rec.Approvals)
 	res.Policy = summarize(done.Policy, rec.Policy, true)
 	env.Log.Info("station initialised", "policy", done.Policy.Short())
 	return env.Result(res, func(w io.Writer) error { return writeInit(w, res) })
 }
 
 // enrolCustodian opens a custodian's token and finds or generates their signing key.
-func enrolCustodian(ctx context.Context, env *clirun.Env, s *store.Store, module string, spec ceremony.CustodianSpec, files map[string]string, label string, reuse bool) (*custodianSession, error) {
+func enrolCustodian(ctx context.Context, env *clirun.Env, s *store.Store, module string, spec ceremony.CustodianSpec, files map[string]string, label string, reuse bool) (*ceremony.CustodianSigner, error) {
 	rec, err := s.Custodian(spec.Name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -519,42 +509,10 @@ func enrolCustodian(ctx context.Context, env *clirun.Env, s *store.Store, module
 		}
 	}
 	env.Log.Info("custodian enrolled", "custodian", spec.Name, "token", spec.Token, "fingerprint", rec.Fingerprint())
-	return &custodianSession{rec: rec, tok: tok, key: key}, nil
+	return &ceremony.CustodianSigner{Record: rec, Token: tok, Key: key}, nil
 }
 
 func idBytes(id bundle.ID) []byte { return id[:] }
-
-// approveWith has a custodian sign an approval of id, for an approval bundle of the format
-// version this station writes, and checks the signature against the custodian's recorded key.
-func approveWith(c *custodianSession, id bundle.ID) (payload.Signature, error) {
-	sig, err := bundle.Approve(c.key, rand.Reader, bundle.Version, id)
-	if err != nil {
-		return payload.Signature{}, hsmErr(fmt.Errorf("custodian %s: sign approval: %w", c.rec.Name, err))
-	}
-	pub, err := c.rec.Key.Parse()
-	if err != nil {
-		return payload.Signature{}, err
-	}
-	if err := bundle.VerifyApproval(pub, bundle.Version, id, sig); err != nil {
-		return payload.Signature{}, exitcode.Wrap(exitcode.HSM, fmt.Errorf("custodian %s: the token's approval does not verify with the enrolled key: %w", c.rec.Name, err), "")
-	}
-	return payload.Signature{Custodian: c.rec.Key.ID(), Sig: sig[:]}, nil
-}
-
-// appendBundle appends v to this station's chain under policy (zero for the enrollment and
-// the first policy), recording it with store.Record (store.RecordOwn without decoding the
-// payload again; a recovery uses RecordOwn).
-func appendBundle(ctx context.Context, sess *ceremony.Session, policy bundle.ID, v any, signer *hsm.SigningKey, lifetime time.Duration) (*bundle.Bundle, error) {
-	pos, err := sess.Station.Position(policy)
-	if err != nil {
-		return nil, err
-	}
-	b, err := sess.Station.Append(ctx, pos, v, signer, now(), lifetime, func(tx *bolt.Tx, b *bundle.Bundle) error { return store.Record(tx, b, v) })
-	if err != nil {
-		return nil, hsmErr(err)
-	}
-	return b, nil
-}
 
 // confirmOnline reads the online station's enrollment from the medium, has the operator
 // confirm its key fingerprint, verifies it, and records it. A ledger that confirmed it
@@ -688,14 +646,3 @@ func writeInit(w io.Writer, r initResult) error {
 
 // software names this tool in enrollments and manifests.
 func software() string { return Name + " " + clirun.Version() }
-
-// approverNames lists the custodians among approvals in the policy's order.
-func approverNames(p *payload.Policy, approvals []store.Approval) []string {
-	names := []string{}
-	for _, c := range p.Custodians {
-		if slices.ContainsFunc(approvals, func(a store.Approval) bool { return a.Key == c.Key.ID() }) {
-			names = append(names, c.Name)
-		}
-	}
-	return names
-}

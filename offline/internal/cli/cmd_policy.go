@@ -255,9 +255,9 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 		if err != nil {
 			return err
 		}
-		_ = cs.tok.Close()
-		next.Custodians = append(next.Custodians, payload.Custodian{Name: spec.Name, Key: cs.rec.Key})
-		out.NewKeys = append(out.NewKeys, keyInfo{Name: cs.rec.Name, Token: cs.rec.TokenLabel, Label: cs.rec.KeyLabel, Fingerprint: cs.rec.Fingerprint(), KeyID: cs.rec.Key.ID().String(), Adopted: cs.rec.Adopted})
+		_ = cs.Token.Close()
+		next.Custodians = append(next.Custodians, payload.Custodian{Name: spec.Name, Key: cs.Record.Key})
+		out.NewKeys = append(out.NewKeys, keyInfo{Name: cs.Record.Name, Token: cs.Record.TokenLabel, Label: cs.Record.KeyLabel, Fingerprint: cs.Record.Fingerprint(), KeyID: cs.Record.Key.ID().String(), Adopted: cs.Record.Adopted})
 	}
 	if err := next.Validate(); err != nil {
 		return clirun.Usagef("the new policy is not valid: %v", err)
@@ -277,7 +277,7 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 		}
 	}
 	if propID.IsZero() {
-		b, err := appendBundle(ctx, sess, cur.ID, next, signer, ceremony.PolicyLifetime(cur))
+		b, err := sess.Append(ctx, cur.ID, next, signer, ceremony.PolicyLifetime(cur))
 		if err != nil {
 			return err
 		}

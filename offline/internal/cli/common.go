@@ -211,6 +211,15 @@ func parsePairs(flag string, vals []string) (map[string]string, error) {
 	return out, nil
 }
 
+// custodianOpener opens custodians' tokens for the ceremony package, each with the
+// custodian's PIN from files (--custodian-pin-file), the environment or a prompt.
+func custodianOpener(env *clirun.Env, module string, files map[string]string) ceremony.OpenCustodianToken {
+	return func(ctx context.Context, name, token string) (*hsm.Token, error) {
+		return openToken(ctx, env, module, token, "", custodianSource(name, token, files),
+			fmt.Sprintf("give %s's PIN with --custodian-pin-file %s=PATH or $%s, or run on a terminal", name, name, custodianPINEnv(name)))
+	}
+}
+
 // custodianSource returns where custodian name's PIN comes from.
 func custodianSource(name, token string, files map[string]string) secret.Source {
 	return secret.Source{
@@ -227,13 +236,13 @@ func (o stateOptions) open(env *clirun.Env, so ceremony.Options) (*ceremony.Sess
 	if o.Media == "" {
 		return nil, clirun.Usagef("--media is required (the airgap-byok folder on the transfer medium)")
 	}
-	so.StateDir, so.Media, so.Wait, so.Context, so.Log = o.StateDir, o.Media, o.Wait, env.Context(), env.Log
+	so.StateDir, so.Media, so.Wait, so.Context, so.Log, so.Now = o.StateDir, o.Media, o.Wait, env.Context(), env.Log, now
 	return ceremony.Open(so)
 }
 
 // openLedger opens the command's session on the ledger alone.
 func (o stateOptions) openLedger(env *clirun.Env) (*ceremony.Session, error) {
-	return ceremony.Open(ceremony.Options{StateDir: o.StateDir, Wait: o.Wait, Context: env.Context(), Log: env.Log})
+	return ceremony.Open(ceremony.Options{StateDir: o.StateDir, Wait: o.Wait, Context: env.Context(), Log: env.Log, Now: now})
 }
 
 // openInForce opens the command's session for writing to the medium, with the policy in
@@ -242,7 +251,7 @@ func (o stateOptions) openInForce(ctx context.Context, env *clirun.Env) (*ceremo
 	if o.Media == "" {
 		return nil, clirun.Usagef("--media is required (the airgap-byok folder on the transfer medium)")
 	}
-	return ceremony.OpenInForce(ctx, ceremony.Options{StateDir: o.StateDir, Media: o.Media, Wait: o.Wait, Context: env.Context(), Log: env.Log})
+	return ceremony.OpenInForce(ctx, ceremony.Options{StateDir: o.StateDir, Media: o.Media, Wait: o.Wait, Context: env.Context(), Log: env.Log, Now: now})
 }
 
 // openForMedia opens the station for the media commands (mediacmd.Opener).
