@@ -65,7 +65,7 @@ func (e *Env) Context() context.Context {
 
 // WaitFlag is the --wait flag of every command that takes the medium's lock.
 func WaitFlag(dst *time.Duration) cli.Flag {
-	return &cli.DurationFlag{Name: "wait", Usage: "if another byok command holds the medium, wait up to `DURATION` (e.g. 30s, 10m) for it to finish; 0 fails at once (exit 8)", Destination: dst}
+	return &cli.DurationFlag{Name: "wait", Usage: "if another byok command holds the medium or the state folder, wait up to `DURATION` (e.g. 30s, 10m) for it to finish; 0 fails at once (exit 8)", Destination: dst}
 }
 
 // globals are the options every command accepts before or after its name.

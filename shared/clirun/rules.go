@@ -63,7 +63,7 @@ func sharedRule(err error) (exitcode.Class, bool) {
 		{station.ErrUnreadable, exitcode.Class{Code: exitcode.Bundle, Sentinel: true}},
 		{station.ErrWriteMedium, exitcode.Class{Code: exitcode.Media, Sentinel: true}},
 		{station.ErrOtherAnchor, exitcode.Class{Code: exitcode.Refused, Hint: "a station trusts one policy for its life; use a new state folder for a new ceremony"}},
-		{ledger.ErrLocked, exitcode.Class{Code: exitcode.Locked, Sentinel: true}},
+		{ledger.ErrLocked, exitcode.Class{Code: exitcode.Locked, Hint: "another byok command of this station is still running: let it finish, then run this one again (a command that takes --media waits for it with --wait DURATION)"}},
 		{ledger.ErrStateFolder, exitcode.Class{Code: exitcode.Media, Sentinel: true}},
 		{medialock.ErrLocked, exitcode.Class{Code: exitcode.Locked, Sentinel: true}},
 		{medialock.ErrReadOnly, exitcode.Class{Code: exitcode.Media, Sentinel: true}},

@@ -56,7 +56,7 @@ func TestSharedRules(t *testing.T) {
 		{"unreadable", fmt.Errorf("%w: list the medium: x", station.ErrUnreadable), exitcode.Bundle, ""},
 		{"read back fails", fmt.Errorf("%w: read back p: x", station.ErrWriteMedium), exitcode.Media, ""},
 		{"other anchor", station.ErrOtherAnchor, exitcode.Refused, "a station trusts one policy for its life; use a new state folder for a new ceremony"},
-		{"ledger locked", fmt.Errorf("p: %w", ledger.ErrLocked), exitcode.Locked, ""},
+		{"ledger locked", fmt.Errorf("p: %w", ledger.ErrLocked), exitcode.Locked, "another byok command of this station is still running: let it finish, then run this one again (a command that takes --media waits for it with --wait DURATION)"},
 		{"state folder", fmt.Errorf("%w: x", ledger.ErrStateFolder), exitcode.Media, ""},
 		{"other schema", &ledger.SchemaError{Found: "a", Want: "b"}, exitcode.Usage, ""},
 		{"medium locked", &medialock.LockedError{}, exitcode.Locked, "another byok command is using this medium: let it finish, or run this command again with --wait DURATION (e.g. --wait 10m) to wait for it"},

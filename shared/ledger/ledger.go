@@ -15,6 +15,7 @@
 package ledger
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -66,17 +67,50 @@ type Schema struct {
 var LockTimeout = 500 * time.Millisecond
 
 // Open opens (creating if needed, mode 0600) the state file at path and brings it to the
-// schema's version.
+// schema's version. A file another process holds is ErrLocked after LockTimeout.
 func Open(path string, s Schema) (*bolt.DB, error) {
+	return OpenWait(context.Background(), path, s, WaitOptions{})
+}
+
+// WaitOptions say how long OpenWait waits for another process to release the state file.
+type WaitOptions struct {
+	// Wait is how long to go on trying after the first LockTimeout; 0 gives up then.
+	Wait time.Duration
+	// Waiting, if set, is called once, when the first try finds the file held and Wait is
+	// not 0 (to tell the operator).
+	Waiting func()
+}
+
+// OpenWait is Open for a command that may wait for the file: it tries for LockTimeout, then
+// for up to w.Wait more, in tries of LockTimeout each, until the holder lets go (ErrLocked
+// once the time is up). ctx ends the wait early with its error.
+func OpenWait(ctx context.Context, path string, s Schema, w WaitOptions) (*bolt.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrStateFolder, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: LockTimeout})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("%s: %w", path, ErrLocked)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open state ledger %s: %w", path, err)
+	deadline := time.Now().Add(LockTimeout + w.Wait)
+	var db *bolt.DB
+	for first := true; ; first = false {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: LockTimeout})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open state ledger %s: %w", path, err)
+		}
+		if !time.Now().Before(deadline) {
+			if w.Wait > 0 {
+				return nil, fmt.Errorf("%s: %w; still locked after waiting %s", path, ErrLocked, w.Wait)
+			}
+			return nil, fmt.Errorf("%s: %w", path, ErrLocked)
+		}
+		if first && w.Waiting != nil {
+			w.Waiting()
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
 	if err := migrate(db, s); err != nil {
 		db.Close()

@@ -2,10 +2,13 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -78,6 +81,71 @@ func TestSecondOpenIsLocked(t *testing.T) {
 	defer func() { LockTimeout = old }()
 	if _, err := Open(p, schema(1)); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open() = %v, want ErrLocked", err)
+	}
+}
+
+// shortLock makes each try of a lock short for the test.
+func shortLock(t *testing.T) {
+	old := LockTimeout
+	LockTimeout = 50 * time.Millisecond
+	t.Cleanup(func() { LockTimeout = old })
+}
+
+// OpenWait waits for the holder to let go (--wait), and says so once.
+func TestOpenWaitForHolder(t *testing.T) {
+	shortLock(t)
+	p := filepath.Join(t.TempDir(), "state.db")
+	db, err := Open(p, schema(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	waiting := 0
+	go func() {
+		<-released
+		db.Close()
+	}()
+	got, err := OpenWait(context.Background(), p, schema(1), WaitOptions{Wait: time.Hour, Waiting: func() {
+		waiting++
+		close(released) // the holder lets go only once the waiter says it waits
+	}})
+	if err != nil {
+		t.Fatalf("OpenWait() = %v, want the ledger once the holder closed it", err)
+	}
+	got.Close()
+	if waiting != 1 {
+		t.Errorf("Waiting called %d times, want once", waiting)
+	}
+}
+
+// A holder that keeps the file past the wait is ErrLocked, saying how long it waited.
+func TestOpenWaitGivesUp(t *testing.T) {
+	shortLock(t)
+	p := filepath.Join(t.TempDir(), "state.db")
+	db, err := Open(p, schema(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, err = OpenWait(context.Background(), p, schema(1), WaitOptions{Wait: 120 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "still locked after waiting 120ms") {
+		t.Fatalf("OpenWait() = %v, want ErrLocked after waiting 120ms", err)
+	}
+}
+
+// An interrupted command stops waiting with the context's error.
+func TestOpenWaitInterrupted(t *testing.T) {
+	shortLock(t)
+	p := filepath.Join(t.TempDir(), "state.db")
+	db, err := Open(p, schema(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err = OpenWait(ctx, p, schema(1), WaitOptions{Wait: time.Hour, Waiting: cancel})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("OpenWait() = %v, want context.Canceled", err)
 	}
 }
 

@@ -40,9 +40,10 @@ type OpenOptions struct {
 	// Create allows creating a new ledger; otherwise the state folder must hold one.
 	Create bool
 	Log    *slog.Logger
-	// Wait is how long to wait for another process that holds the medium's lock (the --wait
-	// flag), telling the operator on Log whom it waits for; 0 fails at once with
-	// medialock.ErrLocked. Context, if set, ends the wait early (an interrupted command).
+	// Wait is how long to wait for another process that holds the medium's lock or the state
+	// folder's ledger (the --wait flag), telling the operator on Log whom it waits for; 0
+	// fails at once with medialock.ErrLocked or ledger.ErrLocked. Context, if set, ends the
+	// wait early (an interrupted command).
 	Wait    time.Duration
 	Context context.Context
 }
@@ -93,7 +94,15 @@ func Open(o OpenOptions, recoverApply Apply) (*Station, func() error, error) {
 			m.Close()
 		}
 	}
-	db, err := ledger.Open(lp, o.Schema)
+	ctx := o.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	db, err := ledger.OpenWait(ctx, lp, o.Schema, ledger.WaitOptions{Wait: o.Wait, Waiting: func() {
+		if o.Log != nil {
+			o.Log.Warn("the state folder's ledger is in use by another byok command; waiting for it", "dir", o.StateDir, "up_to", o.Wait.String())
+		}
+	}})
 	if err != nil {
 		closeMedium()
 		return nil, nil, err
