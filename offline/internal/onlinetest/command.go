@@ -58,6 +58,7 @@ func command(args []string, stdout io.Writer) error {
 	fs.DurationVar(&oo.Lifetime, "lifetime", 0, "offer bundle lifetime")
 	fs.StringVar(&oo.Name, "name", "kek", "KEK name")
 	tamper := fs.Bool("tamper", false, "flip a bit of the written offer")
+	at := fs.Uint64("at", 0, "write the offer at this seq of the online chain, beside the bundle there (a signed fork)")
 	truncate := fs.Bool("truncate", false, "cut the written offer in half")
 	pkg := fs.String("package", "all", "key package ID, fingerprint, or all")
 	outcome := fs.String("outcome", payload.OutcomeImported, "receipt outcome")
@@ -97,6 +98,11 @@ func command(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "online station key fingerprint %s\n", s.Fingerprint())
 	case "offer":
+		if *at != 0 {
+			if err := s.Rewind(*at); err != nil {
+				return err
+			}
+		}
 		b, offer, err := s.Offer(oo)
 		if err != nil {
 			return err

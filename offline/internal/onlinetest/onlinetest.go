@@ -208,6 +208,28 @@ func (s *Station) Offer(o OfferOptions) (*bundle.Bundle, *payload.KEKOffer, erro
 	return b, offer, nil
 }
 
+// Rewind positions the station's online head at seq-1, so that its next bundle is a second,
+// validly signed bundle at seq: a fork made by someone holding the online station's key.
+func (s *Station) Rewind(seq uint64) error {
+	if seq < 2 || seq > s.C.Heads.Online.Seq {
+		return fmt.Errorf("rewind to seq %d: the online chain holds seqs 1 to %d", seq, s.C.Heads.Online.Seq)
+	}
+	e, err := s.C.M.Find(bundle.ChainOnline, seq-1)
+	if err != nil {
+		return err
+	}
+	data, err := s.C.M.Read(e)
+	if err != nil {
+		return err
+	}
+	b, err := bundle.Parse(data)
+	if err != nil {
+		return err
+	}
+	s.C.Heads.Online = chain.Head{Seq: b.Header.Seq, ID: b.ID(), Created: b.Header.Created}
+	return nil
+}
+
 // AttestationRootPEM returns the certificate that the stand-in Managed HSM attestations of
 // this station chain to, PEM encoded.
 func (s *Station) AttestationRootPEM() []byte {
