@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
+	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
@@ -55,5 +58,39 @@ func TestErrorChain(t *testing.T) {
 	}
 	if err := (&ceremony.ReplayError{Err: cause}); !errors.Is(err, fs.ErrPermission) || err.Error() != cause.Error() {
 		t.Errorf("ReplayError = %v, want the replay's error unchanged", err)
+	}
+}
+
+// TestResolveID: a full ID or a fingerprint (as typed) names one of the candidates; one that
+// names none is ErrNoSuchBundle listing the candidates; anything else is a usage error.
+func TestResolveID(t *testing.T) {
+	a, b := bundle.ID{1, 2, 3}, bundle.ID{4, 5, 6}
+	ids := []bundle.ID{a, b}
+	tests := []struct {
+		name     string
+		in       string
+		want     bundle.ID
+		wantKind error
+	}{
+		{"full ID", a.String(), a, nil},
+		{"full ID in capitals", strings.ToUpper(b.String()), b, nil},
+		{"fingerprint", b.Short(), b, nil},
+		{"fingerprint as typed", strings.ToLower(strings.ReplaceAll(b.Short(), "-", "")), b, nil},
+		{"unknown fingerprint", bundle.ID{7}.Short(), bundle.ID{}, ceremony.ErrNoSuchBundle},
+		{"unknown ID", bundle.ID{7}.String(), bundle.ID{}, ceremony.ErrNoSuchBundle},
+		{"garbage", "hello!", bundle.ID{}, ceremony.ErrUsage},
+	}
+	for _, tt := range tests {
+		got, err := ceremony.ResolveID("key package", tt.in, ids, func(id bundle.ID) string { return "pkg " + id.Short() })
+		if got != tt.want || (tt.wantKind == nil) != (err == nil) || (tt.wantKind != nil && !errors.Is(err, tt.wantKind)) {
+			t.Errorf("%s: ResolveID(%q) = %s, %v; want %s, kind %v", tt.name, tt.in, got.Short(), err, tt.want.Short(), tt.wantKind)
+		}
+		var ce *ceremony.Error
+		if tt.wantKind == ceremony.ErrNoSuchBundle && (!errors.As(err, &ce) || !slices.Equal(ce.Have, []string{"pkg " + a.Short(), "pkg " + b.Short()})) {
+			t.Errorf("%s: ResolveID(%q) = %v, want the candidates as described", tt.name, tt.in, err)
+		}
+	}
+	if _, err := ceremony.ResolveID("KEK offer", (bundle.ID{7}).Short(), nil, nil); err == nil || err.Error() != "no KEK offer "+(bundle.ID{7}).Short() {
+		t.Errorf("ResolveID among none = %v", err)
 	}
 }

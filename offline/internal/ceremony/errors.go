@@ -24,6 +24,8 @@ type Error struct {
 	// ErrSignerLabelTaken); Flag is the option that allows reusing a key and What the key's
 	// role (ErrSignerHeld).
 	Token, Label, Flag, What string
+	// Have lists, for people, what there is instead of what was asked for (ErrNoSuchBundle).
+	Have []string
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -53,6 +55,10 @@ var (
 	ErrKeyTypeNotAllowed = errors.New("key type not allowed")
 	// ErrKEKRefused: the KEK asked for was refused at kek accept, or belongs to another vault.
 	ErrKEKRefused = errors.New("KEK refused")
+	// ErrOfferRefused: kek accept refused a KEK offer, now or before.
+	ErrOfferRefused = errors.New("KEK offer refused")
+	// ErrNoSuchOffer: no KEK offer on the medium has the kid asked for.
+	ErrNoSuchOffer = errors.New("no such KEK offer")
 	// ErrOfferMissing: the KEK's offer is not on the medium.
 	ErrOfferMissing = errors.New("KEK offer missing")
 	// ErrNoSuchKEK: no accepted KEK matches what was asked for.
@@ -116,6 +122,9 @@ var (
 	// ErrApprovalUnverified: a custodian's token signed an approval that does not verify
 	// with the custodian's enrolled key.
 	ErrApprovalUnverified = errors.New("approval does not verify")
+	// ErrNoSuchBundle: no bundle of the medium, among those the step can take, is the one
+	// named (Have lists those there are).
+	ErrNoSuchBundle = errors.New("no such bundle")
 	// ErrNotCustodianKey: the custodian's token holds another key than the one enrolled for
 	// them (Token names it).
 	ErrNotCustodianKey = errors.New("not the custodian's key")

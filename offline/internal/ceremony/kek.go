@@ -1,6 +1,7 @@
 package ceremony
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -13,9 +14,130 @@ import (
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
+// KEKDecision is a KEK offer AcceptKEKs decided in this run (New), or one decided before
+// that --offer named again.
+type KEKDecision struct {
+	KEK store.KEK
+	New bool
+}
+
+// KEKAcceptance is what AcceptKEKs did, in the order of the offers on the medium.
+type KEKAcceptance struct {
+	Offers    int // the KEK offers on the medium
+	Decisions []KEKDecision
+	Accepted  int // new offers accepted
+	Refused   int // new offers refused
+	// Refusal is the first refusal (ErrOfferRefused), or nil: the step fails with it once the
+	// decisions are recorded and shown.
+	Refusal error
+}
+
+// AcceptKEKs replays the medium, finishes the plain .byok copies an interrupted package left,
+// and decides every KEK offer on the medium not decided yet (or only the one offer names: its
+// fingerprint, bundle ID or the KEK's kid) against the policy in force, the clock and the
+// attestation roots (nil: a Managed HSM attestation is not checked). It records the
+// decisions in the ledger. An offer named that was refused before is a refusal again. The
+// session must hold the medium's write lock (LedgerOnly or WriteMedium).
+func (s *Session) AcceptKEKs(ctx context.Context, offer string, roots *x509.CertPool) (*KEKAcceptance, error) {
+	if _, _, err := s.RequireInit(); err != nil {
+		return nil, err
+	}
+	var offers []*chain.Verified
+	res, err := s.Replay(ctx, func(v *chain.Verified) error {
+		if _, ok := v.Payload.(*payload.KEKOffer); ok {
+			offers = append(offers, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.WarnFindings(res)
+	// The replay checked that the medium holds this station's chain: now finish the plain
+	// .byok copies an interrupted package did not write.
+	if err := s.EnsureByokCopies(); err != nil {
+		return nil, err
+	}
+	pol := res.State.Current()
+	if pol == nil {
+		return nil, ErrNoPolicy
+	}
+	s.Log.Info("replayed the medium", "offers", len(offers), "online_head", res.State.Heads.Online.Seq)
+
+	var selected *bundle.ID
+	if offer != "" {
+		id, err := selectOffer(offer, offers)
+		if err != nil {
+			return nil, err
+		}
+		selected = &id
+	}
+	t := s.now()
+	out := &KEKAcceptance{Offers: len(offers)}
+	var decided []store.KEK
+	for _, v := range offers {
+		id := v.Bundle.ID()
+		if selected != nil && id != *selected {
+			continue
+		}
+		prev, err := s.Store.KEK(id)
+		switch {
+		case err == nil:
+			if selected != nil {
+				out.Decisions = append(out.Decisions, KEKDecision{KEK: *prev})
+				if prev.State == store.KEKRefused {
+					out.Refusal = errorf(ErrOfferRefused, "KEK offer %s was refused: %s", id.Short(), prev.Reason)
+				}
+			}
+			continue
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, err
+		}
+		k, why := DecideKEK(v, pol.Policy, t, roots)
+		decided = append(decided, k)
+		out.Decisions = append(out.Decisions, KEKDecision{KEK: k, New: true})
+		if why == nil {
+			out.Accepted++
+			s.Log.Info("accepted KEK", "kek_fingerprint", k.Fingerprint, "kid", k.KID, "vault", k.Vault, "bits", k.Bits, "attestation", k.Attestation)
+			continue
+		}
+		out.Refused++
+		s.Log.Warn("refused KEK offer", "offer", id.Short(), "kid", k.KID, "reason", k.Reason)
+		if out.Refusal == nil {
+			out.Refusal = errorOf(ErrOfferRefused, fmt.Errorf("KEK offer %s refused: %w", id.Short(), why))
+		}
+	}
+	if len(decided) > 0 {
+		if err := s.Store.PutKEKs(decided); err != nil {
+			return nil, err
+		}
+	}
+	if len(out.Decisions) == 0 {
+		s.Log.Info("no new KEK offers on the medium")
+	}
+	return out, nil
+}
+
+// selectOffer resolves the offer asked for among the offers on the medium: a kid (an
+// https:// URL) that none has is ErrNoSuchOffer; anything else is a fingerprint or bundle ID
+// (ResolveID).
+func selectOffer(s string, offers []*chain.Verified) (bundle.ID, error) {
+	var ids []bundle.ID
+	for _, v := range offers {
+		if strings.HasPrefix(s, "https://") && v.Payload.(*payload.KEKOffer).KID == s {
+			return v.Bundle.ID(), nil
+		}
+		ids = append(ids, v.Bundle.ID())
+	}
+	if strings.HasPrefix(s, "https://") {
+		return bundle.ID{}, errorf(ErrNoSuchOffer, "no KEK offer for %s on the medium", s)
+	}
+	return ResolveID("KEK offer", s, ids, nil)
+}
+
 // DecideKEK checks one verified offer against the policy in force, the clock and the
-// attestation roots. The error is the reason for a refusal, which
-// the returned record holds too (the caller sets its exit code).
+// attestation roots. The error is the reason for a refusal, which the returned record holds
+// too (its state, reason and verdict).
 func DecideKEK(v *chain.Verified, p *payload.Policy, t time.Time, roots *x509.CertPool) (store.KEK, error) {
 	o := v.Payload.(*payload.KEKOffer)
 	h := &v.Bundle.Header

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,11 +15,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/jsonout"
-	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
-	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
-	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
 // kekAcceptOptions are the options of "kek accept".
@@ -96,109 +91,21 @@ func runKEKAccept(ctx context.Context, o kekAcceptOptions, env *clirun.Env) erro
 		return err
 	}
 	defer sess.Close()
-	if _, _, err := sess.RequireInit(); err != nil {
-		return err
-	}
-	var offers []*chain.Verified
-	res, err := sess.Replay(ctx, func(v *chain.Verified) error {
-		if _, ok := v.Payload.(*payload.KEKOffer); ok {
-			offers = append(offers, v)
-		}
-		return nil
-	})
+	acc, err := sess.AcceptKEKs(ctx, o.Offer, roots)
 	if err != nil {
 		return err
 	}
-	sess.WarnFindings(res)
-	// The replay checked that the medium holds this station's chain: now finish the plain
-	// .byok copies an interrupted package did not write.
-	if err := sess.EnsureByokCopies(); err != nil {
-		return err
-	}
-	pol := res.State.Current()
-	if pol == nil {
-		return exitcode.Wrap(exitcode.Verify, errors.New("no policy is in force on the medium"), "")
-	}
-	env.Log.Info("replayed the medium", "offers", len(offers), "online_head", res.State.Heads.Online.Seq)
-
-	var selected *bundle.ID
-	if o.Offer != "" {
-		id, err := selectOffer(o.Offer, offers)
-		if err != nil {
-			return err
+	out := kekAcceptResult{KEKs: []kekInfo{}, Accepted: acc.Accepted, Refused: acc.Refused}
+	for _, d := range acc.Decisions {
+		out.KEKs = append(out.KEKs, kekInfoOf(&d.KEK, d.New))
+		if d.New && d.KEK.State == store.KEKAccepted && d.KEK.Attestation == store.AttestationUnchecked {
+			env.Log.Warn("the Managed HSM attestation was not checked: give --attestation-root", "kid", d.KEK.KID)
 		}
-		selected = &id
-	}
-	t := now()
-	var out kekAcceptResult
-	var decided []store.KEK
-	var firstRefusal error
-	for _, v := range offers {
-		id := v.Bundle.ID()
-		if selected != nil && id != *selected {
-			continue
-		}
-		prev, err := sess.Store.KEK(id)
-		switch {
-		case err == nil:
-			if selected != nil {
-				out.KEKs = append(out.KEKs, kekInfoOf(prev, false))
-				if prev.State == store.KEKRefused {
-					firstRefusal = exitcode.Wrap(exitcode.Verify, fmt.Errorf("KEK offer %s was refused: %s", id.Short(), prev.Reason), "ask the online operator for a new KEK offer")
-				}
-			}
-			continue
-		case !errors.Is(err, store.ErrNotFound):
-			return err
-		}
-		k, why := ceremony.DecideKEK(v, pol.Policy, t, roots)
-		if why != nil {
-			k.ExitCode = exitcode.Verify
-		}
-		decided = append(decided, k)
-		out.KEKs = append(out.KEKs, kekInfoOf(&k, true))
-		if k.State == store.KEKAccepted {
-			out.Accepted++
-			env.Log.Info("accepted KEK", "kek_fingerprint", k.Fingerprint, "kid", k.KID, "vault", k.Vault, "bits", k.Bits, "attestation", k.Attestation)
-			if k.Attestation == store.AttestationUnchecked {
-				env.Log.Warn("the Managed HSM attestation was not checked: give --attestation-root", "kid", k.KID)
-			}
-			continue
-		}
-		out.Refused++
-		env.Log.Warn("refused KEK offer", "offer", id.Short(), "kid", k.KID, "reason", k.Reason)
-		if firstRefusal == nil {
-			firstRefusal = exitcode.Wrap(exitcode.Verify, fmt.Errorf("KEK offer %s refused: %w", id.Short(), why), "ask the online operator for a new KEK offer")
-		}
-	}
-	if len(decided) > 0 {
-		if err := sess.Store.PutKEKs(decided); err != nil {
-			return err
-		}
-	}
-	if out.KEKs == nil {
-		out.KEKs = []kekInfo{}
-		env.Log.Info("no new KEK offers on the medium")
 	}
 	if err := env.Result(out, func(w io.Writer) error { return writeKEKs(w, out) }); err != nil {
 		return err
 	}
-	return firstRefusal
-}
-
-// selectOffer resolves --offer among the offers on the medium.
-func selectOffer(s string, offers []*chain.Verified) (bundle.ID, error) {
-	var ids []bundle.ID
-	for _, v := range offers {
-		if strings.HasPrefix(s, "https://") && v.Payload.(*payload.KEKOffer).KID == s {
-			return v.Bundle.ID(), nil
-		}
-		ids = append(ids, v.Bundle.ID())
-	}
-	if strings.HasPrefix(s, "https://") {
-		return bundle.ID{}, exitcode.Wrap(exitcode.Refused, fmt.Errorf("no KEK offer for %s on the medium", s), "")
-	}
-	return resolveID("KEK offer", s, ids, nil)
+	return acc.Refusal
 }
 
 func loadRoots(path string) (*x509.CertPool, error) {

@@ -285,46 +285,9 @@ func openStationSigner(ctx context.Context, env *clirun.Env, o hsmOptions, st *s
 	return tok, signer, nil
 }
 
-// resolveID finds the one ID among candidates that s names: 64 hex digits, or a short
-// fingerprint as people read it. One that names none is a missing bundle (exit 4), and the
-// hint lists the candidates, each as describe says (nil: its fingerprint).
+// resolveID finds the one ID among candidates that s names (ceremony.ResolveID).
 func resolveID(what, s string, candidates []bundle.ID, describe func(bundle.ID) string) (bundle.ID, error) {
-	var found []bundle.ID
-	if id, err := bundle.ParseID(strings.ToLower(s)); err == nil {
-		if slices.Contains(candidates, id) {
-			return id, nil
-		}
-	} else {
-		short, err := bundle.ParseShort(s)
-		if err != nil {
-			return bundle.ID{}, clirun.Usagef("%s %q: want a fingerprint (XXXX-XXXX-XXXX-XXXX) or a 64-digit ID", what, s)
-		}
-		s = short
-		for _, c := range candidates {
-			if c.Short() == short {
-				found = append(found, c)
-			}
-		}
-	}
-	switch len(found) {
-	case 0:
-		var have []string
-		for _, c := range candidates {
-			if describe != nil {
-				have = append(have, describe(c))
-			} else {
-				have = append(have, c.Short())
-			}
-		}
-		hint := "there is none"
-		if len(have) > 0 {
-			hint = "there are: " + strings.Join(have, ", ")
-		}
-		return bundle.ID{}, exitcode.Wrap(exitcode.Bundle, fmt.Errorf("no %s %s", what, s), hint)
-	case 1:
-		return found[0], nil
-	}
-	return bundle.ID{}, clirun.Usagef("fingerprint %s names %d %ss: give the full ID", s, len(found), what)
+	return ceremony.ResolveID(what, s, candidates, describe)
 }
 
 // splitList splits comma-separated flag values and drops empty items.

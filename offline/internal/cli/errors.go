@@ -95,6 +95,8 @@ var ceremonyKinds = map[error]exitcode.Class{
 	ceremony.ErrKeyGenerating:      {Code: exitcode.Usage, Hint: "rerun the interrupted keygen"},
 	ceremony.ErrKeyTypeNotAllowed:  {Code: exitcode.Refused},
 	ceremony.ErrKEKRefused:         {Code: exitcode.Refused},
+	ceremony.ErrOfferRefused:       {Code: exitcode.Verify, Hint: "ask the online operator for a new KEK offer"},
+	ceremony.ErrNoSuchOffer:        {Code: exitcode.Refused},
 	ceremony.ErrOfferMissing:       {Code: exitcode.Verify, Hint: "is this the right stick?"},
 	ceremony.ErrNoSuchKEK:          {Code: exitcode.Refused, Hint: "list them with byok-offline status; accept offers with byok-offline kek accept"},
 	ceremony.ErrNoKEK:              {Code: exitcode.Refused, Hint: "have the online station offer one (byok-online kek create), then run byok-offline kek accept"},
@@ -139,6 +141,12 @@ func ceremonyClass(e *ceremony.Error) (exitcode.Class, bool) {
 		return exitcode.Class{Code: exitcode.Refused, Hint: fmt.Sprintf("adopt it with --select-label %s, or choose another --ident", e.Label)}, true
 	case ceremony.ErrSignerHeld:
 		return exitcode.Class{Code: exitcode.Refused, Hint: fmt.Sprintf("pass %s to use it as the %s, or remove it", e.Flag, e.What)}, true
+	case ceremony.ErrNoSuchBundle:
+		hint := "there is none"
+		if len(e.Have) > 0 {
+			hint = "there are: " + strings.Join(e.Have, ", ")
+		}
+		return exitcode.Class{Code: exitcode.Bundle, Hint: hint}, true
 	case ceremony.ErrSignerLabelTaken:
 		return exitcode.Class{Code: exitcode.Refused, Hint: fmt.Sprintf("another object in token %q carries label %q: choose another label", e.Token, e.Label)}, true
 	}

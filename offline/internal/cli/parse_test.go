@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
+	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -96,8 +97,8 @@ func TestResolveID(t *testing.T) {
 		if got != tt.want || exitCode(err) != tt.wantCode {
 			t.Errorf("%s: resolveID(%q) = %s, %v; want %s, exit %d", tt.name, tt.in, got.Short(), err, tt.want.Short(), tt.wantCode)
 		}
-		if tt.wantCode == exitcode.Bundle && exitcode.Hint(err) != "there are: "+a.Short()+", "+b.Short() {
-			t.Errorf("%s: resolveID(%q) hint %q, want the fingerprints there are", tt.name, tt.in, exitcode.Hint(err))
+		if tt.wantCode == exitcode.Bundle && clirun.Hint(err, rules...) != "there are: "+a.Short()+", "+b.Short() {
+			t.Errorf("%s: resolveID(%q) hint %q, want the fingerprints there are", tt.name, tt.in, clirun.Hint(err, rules...))
 		}
 	}
 }

@@ -109,7 +109,6 @@ type KEK struct {
 	State        string            `json:"state"`
 	Reason       string            `json:"reason,omitempty"`  // why it was refused
 	Verdict      string            `json:"verdict,omitempty"` // chain.Verdict of the refusal
-	ExitCode     int               `json:"exit_code,omitempty"`
 	Vault        string            `json:"vault"`
 	KID          string            `json:"kid"`
 	Bits         int               `json:"bits"`

@@ -387,3 +387,30 @@ func TestInForceAll(t *testing.T) {
 		}
 	}
 }
+
+// A KEK refused by an earlier version of byok-offline was stored with the exit code of its
+// refusal ("exit_code"); the ledger still reads it, with its state, reason and verdict.
+func TestKEKRecordWithExitCodeStillDecodes(t *testing.T) {
+	s := storetest.Open(t)
+	offer := bundle.ID{9}
+	old := `{"offer":"` + offer.String() + `","seq":3,"state":"refused","reason":"KEK offer expired","verdict":"expired","exit_code":3,` +
+		`"vault":"https://a.vault.azure.net","kid":"https://a.vault.azure.net/keys/kek/1","bits":2048,"fingerprint":"AAAA-BBBB-CCCC-DDDD",` +
+		`"expires":1700000000,"offer_expires":1690000000,"attestation":"none","decided_at":"2026-01-02T03:04:05Z","payload":null}`
+	err := s.DB().Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("v1")).Bucket([]byte("keks")).Put(offer[:], []byte(old))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.KEK(offer)
+	if err != nil {
+		t.Fatalf("KEK: %v", err)
+	}
+	if k.Offer != offer || k.State != store.KEKRefused || k.Reason != "KEK offer expired" || k.Verdict != "expired" || k.Bits != 2048 {
+		t.Errorf("KEK = %+v, want the refused record as stored", k)
+	}
+	all, err := s.KEKs()
+	if err != nil || len(all) != 1 || all[0].Offer != offer {
+		t.Errorf("KEKs = %+v, %v; want the one stored", all, err)
+	}
+}
