@@ -24,6 +24,8 @@ type Error struct {
 	// ErrSignerLabelTaken); Flag is the option that allows reusing a key and What the key's
 	// role (ErrSignerHeld).
 	Token, Label, Flag, What string
+	// Region is the region concerned (ErrNoVaultInRegion).
+	Region string
 	// Have lists, for people, what there is instead of what was asked for (ErrNoSuchBundle).
 	Have []string
 }
@@ -122,6 +124,15 @@ var (
 	// ErrApprovalUnverified: a custodian's token signed an approval that does not verify
 	// with the custodian's enrolled key.
 	ErrApprovalUnverified = errors.New("approval does not verify")
+	// ErrKeyExists: the ledger holds a key of that ident already.
+	ErrKeyExists = errors.New("key exists")
+	// ErrKeygenPending: an interrupted keygen of that ident is pending, and the request would
+	// adopt another key under it.
+	ErrKeygenPending = errors.New("keygen pending")
+	// ErrResumeRegions: the interrupted keygen being finished binds the key to other regions.
+	ErrResumeRegions = errors.New("other regions")
+	// ErrNoVaultInRegion: no vault of the policy in force is in the region named (Region).
+	ErrNoVaultInRegion = errors.New("no vault in region")
 	// ErrNoSuchBundle: no bundle of the medium, among those the step can take, is the one
 	// named (Have lists those there are).
 	ErrNoSuchBundle = errors.New("no such bundle")

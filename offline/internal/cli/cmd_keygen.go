@@ -2,15 +2,12 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 
@@ -20,7 +17,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/secret"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
@@ -121,112 +117,71 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 			return clirun.Usagef("--select-id %q: want the CKA_ID in hex", o.SelectID)
 		}
 	}
+	var kt payload.KeyType
+	if !selecting {
+		var err error
+		if kt, err = payload.ParseKeyType(strings.ToUpper(o.Type)); err != nil {
+			return clirun.Usagef("--type: %v", err)
+		}
+	}
 	sess, err := o.State.openLedger(env)
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
-	st, pol, err := sess.RequireInit()
+	plan, err := sess.PlanKeygen(ceremony.KeygenRequest{Ident: o.Ident, Type: kt, Adopt: selecting, Regions: o.Regions.Value()})
 	if err != nil {
-		return err
+		return regionsFlag(err)
 	}
-	s := sess.Store
-	prev, err := s.Key(o.Ident)
-	switch {
-	case err == nil && prev.State == store.KeyReady:
-		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("key %q exists already (%s, label %q)", o.Ident, prev.Type, prev.Label), "choose another --ident")
-	case err == nil && selecting:
-		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("an interrupted keygen of %q is pending", o.Ident), "rerun that keygen, or choose another --ident")
-	case errors.Is(err, store.ErrNotFound):
-		prev = nil
-	case err != nil:
-		return err
+	if plan.WeakerKEK {
+		// Said before the key is made: package refuses it until the policy changes.
+		env.Log.Warn("package will refuse this key until the policy allows weaker KEKs", "key_type", string(kt), "hint", weakerKEKHint(kt))
 	}
-
-	regions, err := residency(pol.Policy, o.Regions.Value())
-	if err != nil {
-		return err
-	}
-	if prev != nil && !slices.Equal(prev.Regions, regions) {
-		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("the interrupted keygen of %q binds it to regions %q, not %q", o.Ident, prev.Regions, regions),
-			"rerun it with the same --regions")
-	}
-	var kt payload.KeyType
-	if !selecting {
-		if kt, err = payload.ParseKeyType(strings.ToUpper(o.Type)); err != nil {
-			return clirun.Usagef("--type: %v", err)
-		}
-		if err := ceremony.AllowedType(pol.Policy, kt); err != nil {
-			return err
-		}
-		if payload.RSAStrength(maxKEKBits) < kt.Strength() && !pol.Policy.AllowWeakerKEK {
-			// Said before the key is made: package refuses it until the policy changes.
-			env.Log.Warn("package will refuse this key until the policy allows weaker KEKs", "key_type", string(kt), "hint", weakerKEKHint(kt))
-		}
-	}
-	tok, err := openStationToken(ctx, env, o.HSM.withDefaults(st))
+	tok, err := openStationToken(ctx, env, o.HSM.withDefaults(plan.Station))
 	if err != nil {
 		return err
 	}
 	defer tok.Close()
 
-	keys := ceremony.Keys{Store: s, Token: tok, Log: env.Log, Now: now}
+	keys := ceremony.Keys{Store: sess.Store, Token: tok, Log: env.Log, Now: now}
 	var rec *store.Key
 	trial := o.WrapWithTrusted && (o.SOPINFile != "" || envSet(envSOPIN))
 	if selecting {
-		rec, err = keys.Adopt(ctx, pol.Policy, o.Ident, hsm.KeyRef{Label: o.SelectLabel, ID: selectID}, regions)
+		rec, err = keys.Adopt(ctx, plan.Policy, o.Ident, hsm.KeyRef{Label: o.SelectLabel, ID: selectID}, plan.Regions)
 	} else {
 		var check func(*hsm.Key) error
 		if trial {
 			// The key is recorded as ready only once the SO has shown they can release it;
 			// a failed trial leaves the keygen to be rerun.
-			check = func(k *hsm.Key) error { return trialExport(ctx, env, tok, k, o.SOPINFile) }
+			check = func(k *hsm.Key) error {
+				so, err := readSecret(secret.Source{What: fmt.Sprintf("security officer PIN of token %q", tok.Label()), File: o.SOPINFile, Env: envSOPIN, Prompt: true},
+					"give the SO PIN with --so-pin-file or $"+envSOPIN)
+				if err != nil {
+					return err
+				}
+				defer so.Wipe()
+				return keys.TrialExport(ctx, k, so)
+			}
 		}
-		rec, err = keys.Generate(ctx, o.Ident, kt, o.WrapWithTrusted, regions, prev != nil, check)
+		rec, err = keys.Generate(ctx, o.Ident, kt, o.WrapWithTrusted, plan.Regions, plan.Resuming, check)
 	}
 	if err != nil {
 		return err
 	}
 	res := keyResultOf(rec)
-	res.Resumed = prev != nil
+	res.Resumed = plan.Resuming
 	res.TrialExport = trial && !selecting
 	return env.Result(res, func(w io.Writer) error { return writeKey(w, res) })
 }
 
-// residency parses --regions: region labels, each the region of a vault of the policy,
-// returned sorted and each once (nil for none).
-func residency(p *payload.Policy, vals []string) ([]string, error) {
-	var out []string
-	for _, r := range splitList(vals) {
-		r = strings.ToLower(r)
-		if !slices.Contains(p.VaultRegions(), r) {
-			return nil, clirun.Usagef("--regions %s: no vault of the policy in force is in region %s (its regions are %s)", r, r, strings.Join(p.VaultRegions(), ", "))
-		}
-		out = append(out, r)
+// regionsFlag names --regions in the error of a region it gave that no vault of the policy
+// is in.
+func regionsFlag(err error) error {
+	var ce *ceremony.Error
+	if errors.As(err, &ce) && ce.Kind == ceremony.ErrNoVaultInRegion {
+		return clirun.Usagef("--regions %s: %v", ce.Region, ce.Err)
 	}
-	slices.Sort(out)
-	return slices.Compact(out), nil
-}
-
-// trialExport proves that the security officer can release a CKA_WRAP_WITH_TRUSTED key: it
-// wraps the key for a fresh RSA key whose private half is discarded at once, so that the
-// ciphertext can be opened by nobody.
-func trialExport(ctx context.Context, env *clirun.Env, tok *hsm.Token, k *hsm.Key, soPINFile string) error {
-	so, err := readSecret(secret.Source{What: fmt.Sprintf("security officer PIN of token %q", tok.Label()), File: soPINFile, Env: envSOPIN, Prompt: true},
-		"give the SO PIN with --so-pin-file or $"+envSOPIN)
-	if err != nil {
-		return err
-	}
-	defer so.Wipe()
-	throwaway, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return err
-	}
-	if _, err := tok.WrapTrusted(ctx, k, &throwaway.PublicKey, so); err != nil {
-		return hsmErr(err)
-	}
-	env.Log.Info("the security officer can release the key", "label", k.Label)
-	return nil
+	return err
 }
 
 func writeKey(w io.Writer, r keyResult) error {

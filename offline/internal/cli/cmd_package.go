@@ -276,8 +276,8 @@ func runPackage(ctx context.Context, o packageOptions, env *clirun.Env) error {
 	if vaults, err = o.withRegions(p.Policy().Policy, vaults); err != nil {
 		return err
 	}
-	if p.Bind, err = residency(p.Policy().Policy, o.Bind.Value()); err != nil {
-		return err
+	if p.Bind, err = ceremony.Residency(p.Policy().Policy, o.Bind.Value()); err != nil {
+		return regionsFlag(err)
 	}
 	reqs, err := o.requests(now(), vaults)
 	if err != nil {

@@ -95,6 +95,10 @@ var ceremonyKinds = map[error]exitcode.Class{
 	ceremony.ErrKeyGenerating:      {Code: exitcode.Usage, Hint: "rerun the interrupted keygen"},
 	ceremony.ErrKeyTypeNotAllowed:  {Code: exitcode.Refused},
 	ceremony.ErrKEKRefused:         {Code: exitcode.Refused},
+	ceremony.ErrKeyExists:          {Code: exitcode.Refused, Hint: "choose another --ident"},
+	ceremony.ErrKeygenPending:      {Code: exitcode.Refused, Hint: "rerun that keygen, or choose another --ident"},
+	ceremony.ErrResumeRegions:      {Code: exitcode.Refused, Hint: "rerun it with the same --regions"},
+	ceremony.ErrNoVaultInRegion:    {Code: exitcode.Usage},
 	ceremony.ErrOfferRefused:       {Code: exitcode.Verify, Hint: "ask the online operator for a new KEK offer"},
 	ceremony.ErrNoSuchOffer:        {Code: exitcode.Refused},
 	ceremony.ErrOfferMissing:       {Code: exitcode.Verify, Hint: "is this the right stick?"},
@@ -189,18 +193,15 @@ func hsmHint(err error) string {
 	return ""
 }
 
-// maxKEKBits is the largest KEK Key Vault makes (RSA-HSM 4096).
-const maxKEKBits = 4096
-
 // weakerKEKHint is the way out for a key type stronger than a KEK: a larger KEK where one
 // is strong enough, else a policy that allows weaker KEKs.
 func weakerKEKHint(kt payload.KeyType) string {
 	amend := "byok-offline policy amend --allow-weaker-kek (the custodians approve it with byok-offline policy approve)"
-	if payload.RSAStrength(maxKEKBits) < kt.Strength() {
+	if payload.RSAStrength(ceremony.MaxKEKBits) < kt.Strength() {
 		return fmt.Sprintf("no KEK is as strong as an %s key (Azure's largest, RSA-%d, has %d-bit strength): the policy must allow weaker KEKs: %s",
-			kt, maxKEKBits, payload.RSAStrength(maxKEKBits), amend)
+			kt, ceremony.MaxKEKBits, payload.RSAStrength(ceremony.MaxKEKBits), amend)
 	}
-	return fmt.Sprintf("have the online station offer a larger KEK (byok-online kek create --size %d), or allow weaker KEKs: %s", maxKEKBits, amend)
+	return fmt.Sprintf("have the online station offer a larger KEK (byok-online kek create --size %d), or allow weaker KEKs: %s", ceremony.MaxKEKBits, amend)
 }
 
 // newKEKHint is the way out for an expired KEK or offer: the online station offers a new one.
