@@ -4,7 +4,8 @@
 // binaries built with the byok_crashpoints build tag, Now is shifted by the duration in
 // BYOK_TEST_CLOCK_OFFSET (for example "+10m" or "-90s"), so that a test can run one station
 // with a clock that disagrees with the other's. Production builds ignore the variable and
-// return time.Now.
+// return time.Now. The command-line script tests, which run the stations inside the test
+// binary, honour the same variable through their command wrappers (shared/clitest.Clock).
 package testclock
 
 import "time"

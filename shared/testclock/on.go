@@ -12,9 +12,6 @@ import (
 // Enabled reports whether this build honours BYOK_TEST_CLOCK_OFFSET.
 const Enabled = true
 
-// EnvOffset names the variable holding the clock offset, a time.ParseDuration string.
-const EnvOffset = "BYOK_TEST_CLOCK_OFFSET"
-
 // offset is read once per process.
 var offset = sync.OnceValue(readOffset)
 

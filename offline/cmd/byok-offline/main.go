@@ -9,6 +9,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"time"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/cli"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
@@ -20,11 +21,16 @@ import (
 var Version = ""
 
 func main() {
-	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr, nil))
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// run runs the command line args. now, if not nil, is the clock: only the script tests give
+// one (main passes nil, the wall clock).
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, now func() time.Time) int {
 	clirun.SetVersion(Version)
+	if now != nil {
+		cli.SetClock(now)
+	}
 	// Resilience tests stop the process inside media writes; production builds compile
 	// crashpoint.Hit to nothing.
 	media.Hook = crashpoint.Hit

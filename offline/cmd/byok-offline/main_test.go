@@ -20,10 +20,15 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"byok-offline": func() { os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+		// A script shifts the clock with env BYOK_TEST_CLOCK_OFFSET=+192h (clitest.Clock).
+		"byok-offline": func() { os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr, clitest.Clock())) },
 		"byok-test":    func() { os.Exit(onlinetest.Command(os.Args[1:], os.Stdout, os.Stderr)) },
 	})
 }
+
+// TestBinaryIgnoresTestClock checks that the binary itself never reads the scripts' clock:
+// only the command wrapper above gives run one.
+func TestBinaryIgnoresTestClock(t *testing.T) { clitest.CheckBinaryHasNoClock(t) }
 
 // Script tokens and their PINs. The PINs are distinctive so that the scripts can check that
 // no output ever holds one.

@@ -82,6 +82,10 @@ func NewApp(env *clirun.Env) *cli.App {
 // testOnlyNow, when set, replaces the clock.
 var testOnlyNow func() time.Time
 
+// SetClock makes the commands read the time from now. Only the script tests call it (see
+// shared/clitest.Clock); the binary runs on the wall clock.
+func SetClock(now func() time.Time) { testOnlyNow = now }
+
 func now() time.Time {
 	if testOnlyNow != nil {
 		return testOnlyNow()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"time"
 
 	"github.com/airgap-byok/airgap-byok/online/internal/cli"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
@@ -18,16 +19,17 @@ import (
 var Version = ""
 
 func main() {
-	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr, nil))
 }
 
-// run runs the command line and returns the exit code.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// run runs the command line and returns the exit code. now, if not nil, is the clock: only
+// the script tests give one (main passes nil, the wall clock).
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, now func() time.Time) int {
 	clirun.SetVersion(Version)
 	if crashpoint.Enabled {
 		// Resilience tests kill the process inside medium writes too.
 		media.Hook = func(point string) { crashpoint.Hit("media-" + point) }
 	}
 	env := clirun.NewEnv(cli.Name, stdin, stdout, stderr)
-	return clirun.Run(ctx, cli.NewApp(env), env, args)
+	return clirun.Run(ctx, cli.NewAppClock(env, now), env, args)
 }

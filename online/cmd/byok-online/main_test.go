@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -10,13 +11,19 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/airgap-byok/airgap-byok/shared/clitest"
+	"github.com/airgap-byok/airgap-byok/shared/testclock"
 )
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"byok-online": func() { os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+		// A script shifts the clock with env BYOK_TEST_CLOCK_OFFSET=+192h (clitest.Clock).
+		"byok-online": func() { os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr, clitest.Clock())) },
 	})
 }
+
+// TestBinaryIgnoresTestClock checks that the binary itself never reads the scripts' clock:
+// only the command wrapper above gives run one.
+func TestBinaryIgnoresTestClock(t *testing.T) { clitest.CheckBinaryHasNoClock(t) }
 
 // TestScripts runs the command-line scripts that need no Key Vault; the integration module
 // runs the ones that do.
@@ -63,9 +70,14 @@ func TestBuildsWithoutCgoOrPKCS11(t *testing.T) {
 	if !sawAzkeys {
 		t.Error("the dependency list lacks azkeys: is it the right package?")
 	}
-	build := exec.Command("go", "build", "-o", t.TempDir()+"/byok-online", ".")
+	bin := t.TempDir() + "/byok-online"
+	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
+	}
+	// Nor does the binary name the scripts' clock variable.
+	if b, err := os.ReadFile(bin); err != nil || bytes.Contains(b, []byte(testclock.EnvOffset)) {
+		t.Errorf("the built binary holds %q (or is unreadable: %v)", testclock.EnvOffset, err)
 	}
 }

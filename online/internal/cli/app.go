@@ -43,7 +43,17 @@ func defaultDeps() deps {
 }
 
 // NewApp returns the byok-online application writing to env's streams.
-func NewApp(env *clirun.Env) *cli.App { return newApp(env, defaultDeps()) }
+func NewApp(env *clirun.Env) *cli.App { return NewAppClock(env, nil) }
+
+// NewAppClock is NewApp on the clock now (nil: the wall clock). Only the script tests give a
+// clock (see shared/clitest.Clock).
+func NewAppClock(env *clirun.Env, now func() time.Time) *cli.App {
+	d := defaultDeps()
+	if now != nil {
+		d.now = now
+	}
+	return newApp(env, d)
+}
 
 const description = `byok-online is the online half of an air-gapped Bring Your Own Key ceremony for Azure
 Key Vault. It enrolls this station, pins the policy the offline station made, creates Key
