@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
@@ -121,6 +122,32 @@ func TestPolicyAmend(t *testing.T) {
 
 // approve counts, in "approved so far", only the custodians of the policy in force: bob's
 // approval, given before a policy version that removed him took effect, no longer counts.
+// An expired proposal is a verification failure (exit 3) that names the next step, and
+// approving it writes nothing; on the station's own clock it is approved.
+func TestPolicyApproveExpired(t *testing.T) {
+	f := newFixture(t)
+	f.setup()
+	var r policyResult
+	f.mustJSON(&r, "policy", "amend", "--add-vault", "https://fabrikam.vault.azure.net=premium:eastus", "--custodian", "alice")
+	if r.InForce {
+		t.Fatalf("amend approved by alice alone = %+v, want a proposal awaiting approval", r)
+	}
+	head := f.offlineHead()
+	setClock(t, time.Now().Add(8*24*time.Hour))
+	errs := f.exits(exitcode.Verify, "policy", "approve", "--custodian", "bob")
+	if want := "(?s)the proposed policy version 2 \\(" + r.Proposal.Fingerprint + "\\) expired at .*hint: propose it again with byok-offline policy amend"; !matches(want, errs) {
+		t.Errorf("stderr %q does not match %q", errs, want)
+	}
+	setClock(t, time.Now())
+	if got := f.offlineHead(); got != head {
+		t.Errorf("approving the expired proposal moved the offline chain from %d to %d", head, got)
+	}
+	f.mustJSON(&r, "policy", "approve", "--custodian", "bob")
+	if !r.InForce {
+		t.Errorf("policy approve on the station's clock = %+v, want version 2 in force", r)
+	}
+}
+
 func TestApproveCountsOnlyCustodiansInForce(t *testing.T) {
 	f := newFixture(t)
 	f.setup()
