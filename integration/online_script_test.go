@@ -35,7 +35,9 @@ func scriptRig(ts *testscript.TestScript) *onlineRig {
 // runOnlineScripts runs testdata/script/online_*.txtar. Each script has its own local Key
 // Vault (premium, allow_weaker_kek in the policy) and these variables: BYOK_ONLINE_STATE_DIR
 // ($WORK/state), BYOK_MEDIA ($WORK/media), BYOK_ONLINE_CA_FILE, BYOK_ONLINE_TOKEN_FILE,
-// BYOK_ONLINE_LOG_LEVEL (info) and VAULT (the vault URL); byok-online is on PATH. Commands:
+// BYOK_ONLINE_LOG_LEVEL (info), VAULT (the vault URL) and TESTBUILD (byok-online built with
+// -tags byok_crashpoints, whose clock BYOK_TEST_CLOCK_OFFSET shifts); byok-online, the
+// released build, is on PATH. Commands:
 //
 //	exits N prog args...            run prog, expect exit code N (shared/clitest)
 //	ceremony policy [unapproved]    the offline station's enrollment and policy v1
@@ -67,6 +69,7 @@ func runOnlineScripts(t *testing.T, bins onlineBinaries) {
 			// The INFO transcript on (the default is warnings only): the scripts read it.
 			env.Setenv("BYOK_ONLINE_LOG_LEVEL", "info")
 			env.Setenv("VAULT", r.vault.URL())
+			env.Setenv("TESTBUILD", bins.crash)
 			env.Setenv("PATH", filepath.Dir(bins.plain)+string(os.PathListSeparator)+env.Getenv("PATH"))
 			return nil
 		},

@@ -53,6 +53,7 @@ type statusResult struct {
 	Uploads    []uploadStatus `json:"uploads"`
 	Counts     map[string]int `json:"upload_counts"`
 	Medium     *mediumHeads   `json:"medium,omitempty"`
+	now        time.Time      // the station's clock: what has expired by now
 }
 
 // mediumHeads are the last sequence numbers on the medium, unverified.
@@ -82,7 +83,7 @@ type pinnedPolicy struct {
 	Pinned  time.Time `json:"pinned"`
 }
 
-func runStatus(_ context.Context, o statusOptions, env *clirun.Env, _ deps) error {
+func runStatus(_ context.Context, o statusOptions, env *clirun.Env, d deps) error {
 	if err := o.check(false); err != nil {
 		return err
 	}
@@ -100,7 +101,7 @@ func runStatus(_ context.Context, o statusOptions, env *clirun.Env, _ deps) erro
 	if err != nil {
 		return err
 	}
-	r := statusResult{StationKey: fp(keyID(key)), Online: state.Head, Offline: state.Peer, Pending: state.Pending, Counts: map[string]int{}}
+	r := statusResult{StationKey: fp(keyID(key)), Online: state.Head, Offline: state.Peer, Pending: state.Pending, Counts: map[string]int{}, now: d.now()}
 	if id, err := s.Identity(); err != nil {
 		return err
 	} else if id != nil {
@@ -146,6 +147,14 @@ func runStatus(_ context.Context, o statusOptions, env *clirun.Env, _ deps) erro
 	return env.Result(r, r.write)
 }
 
+// expiryText is "expires T", or "expired T" if T is not after now.
+func expiryText(t, now time.Time) string {
+	if now.Before(t) {
+		return "expires " + timeText(t)
+	}
+	return "expired " + timeText(t)
+}
+
 // readHeads lists the medium's chain heads (the station holds its read lock).
 func readHeads(m *media.Media) (*mediumHeads, error) {
 	var out mediumHeads
@@ -189,9 +198,9 @@ func (r statusResult) write(w io.Writer) error {
 	for _, k := range r.KEKs {
 		offer := k.Offer.Fingerprint
 		if k.OfferExpires != nil {
-			offer += " (expires " + timeText(*k.OfferExpires) + ")"
+			offer += " (" + expiryText(*k.OfferExpires, r.now) + ")"
 		}
-		fmt.Fprintf(&b, "  %s  RSA-%d  expires %s  offer %s\n", k.KID, k.KeySize, timeText(time.Unix(k.Expires, 0)), offer)
+		fmt.Fprintf(&b, "  %s  RSA-%d  %s  offer %s\n", k.KID, k.KeySize, expiryText(time.Unix(k.Expires, 0), r.now), offer)
 	}
 	fmt.Fprintf(&b, "uploads:        %d\n", len(r.Uploads))
 	for _, u := range r.Uploads {

@@ -108,7 +108,8 @@ type uploadItem struct {
 	Error    string   `json:"error,omitempty"`
 	Reasons  []string `json:"reasons,omitempty"`
 
-	err error // the failure behind Error, for its exit code
+	err     error // the failure behind Error, for its exit code
+	expired bool  // refused because the package has expired
 }
 
 type uploadResult struct {
@@ -247,7 +248,7 @@ func runUpload(ctx context.Context, o uploadOptions, env *clirun.Env, d deps) er
 	}
 	for _, p := range plan.refused {
 		it := pkgItem(p, outcomeRefused)
-		it.Reasons = p.Reasons
+		it.Reasons, it.expired = p.Reasons, p.Expired
 		res.add(it)
 	}
 	for _, p := range plan.awaiting {
@@ -514,7 +515,11 @@ func (r *uploadResult) err(ctx context.Context) error {
 			it.KID, it.Package.Fingerprint, r.Counts[upload.OutcomePublicKeyMismatch]), "the receipt records it; do not use this key until the difference is understood")
 	}
 	if it := first(outcomeRefused); it != nil {
-		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("key package %s (%s) cannot be uploaded: %s", it.Package.Fingerprint, it.KeyName, strings.Join(it.Reasons, "; ")), "")
+		hint := ""
+		if it.expired {
+			hint = "an expired key package is never uploaded: the offline station packages the key again (byok-offline package) and its custodians approve the new one (byok-offline approve)"
+		}
+		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("key package %s (%s) cannot be uploaded: %s", it.Package.Fingerprint, it.KeyName, strings.Join(it.Reasons, "; ")), hint)
 	}
 	if it := first(outcomeAwaiting); it != nil && r.selected {
 		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("key package %s (%s) awaits approval: %s", it.Package.Fingerprint, it.KeyName, strings.Join(it.Reasons, "; ")),
