@@ -139,6 +139,24 @@ var (
 	// ErrNotCustodianKey: the custodian's token holds another key than the one enrolled for
 	// them (Token names it).
 	ErrNotCustodianKey = errors.New("not the custodian's key")
+	// ErrInitDone: init finished on this ledger already.
+	ErrInitDone = errors.New("initialised already")
+	// ErrInitPolicyDiffers: an interrupted init wrote a policy other than the one asked for.
+	ErrInitPolicyDiffers = errors.New("interrupted init's policy differs")
+	// ErrNoOnlineEnrollment: the medium holds no online station enrollment (the online
+	// station has not written it yet).
+	ErrNoOnlineEnrollment = errors.New("no online enrollment")
+	// ErrOnlineEnrollments: the medium holds two online enrollments (Err is a
+	// *chain.ForkError).
+	ErrOnlineEnrollments = errors.New("two online enrollments")
+	// ErrOnlineChanged: the medium's online enrollment is not the one this station confirmed.
+	ErrOnlineChanged = errors.New("online enrollment changed")
+	// ErrWrongFingerprint: the fingerprint the operator confirmed is not that of the key
+	// that signed the online enrollment.
+	ErrWrongFingerprint = errors.New("fingerprint mismatch")
+	// ErrOnlineUnverified: the online enrollment does not verify (its file name, its key or
+	// its signature).
+	ErrOnlineUnverified = errors.New("online enrollment does not verify")
 )
 
 // hsmErr marks an error of the HSM as such; the command line adds the operator's next step

@@ -3,10 +3,8 @@ package cli
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -14,13 +12,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
+	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
-	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
-	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
-	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/media"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
@@ -289,319 +285,65 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 		return clirun.Usagef("--media is required (the airgap-byok folder on the transfer medium)")
 	}
 	// The online station writes the medium first: without its marker there is no
-	// enrollment to read (and nothing is created here). A missing folder is an unmounted
-	// stick.
-	if err := media.CheckFolder(o.State.Media); err != nil {
+	// enrollment to read (and nothing is created here).
+	if err := ceremony.CheckInitMedium(o.State.Media); err != nil {
 		return err
-	}
-	if !fileExists(filepath.Join(o.State.Media, media.MarkerName)) {
-		return exitcode.Wrap(exitcode.Bundle, fmt.Errorf("the medium holds no online station enrollment (%s is not an airgap-byok medium yet)", o.State.Media),
-			"run byok-online init with this medium first, then bring it here")
 	}
 	sess, err := o.State.open(env, ceremony.Options{Access: ceremony.WriteMedium, Create: true})
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
-	s := sess.Store
-	if d, err := s.InitDone(); err == nil {
-		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("this station is initialised already: policy %s is in force since %s", d.Policy.Short(), d.At.Format(time.RFC3339)),
-			"init runs once per state folder; use a new --state-dir for a new ceremony")
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
+	req := ceremony.InitRequest{
+		Name: o.Name, Module: o.HSM.Module, StationKeyLabel: o.StationKeyLabel, ReuseStationKey: o.ReuseStationKey,
+		Custodians: p.custodians, CustodianKeyLabel: o.CustodianKeyLabel, ReuseCustodianKeys: o.ReuseCustodianKeys,
+		Threshold: o.Threshold, Vaults: p.vaults, Regions: p.regions, GlobalApproval: o.GlobalApproval,
+		MinKEKBits: o.MinKEKBits, KeyTypes: p.keyTypes, AllowWeakerKEK: o.AllowWeakerKEK,
+		BundleLifetime: o.BundleLifetime, MaxClockSkew: o.MaxClockSkew, Software: software(),
 	}
-
-	online, err := confirmOnline(env, sess, o.OnlineFingerprint)
+	hooks := ceremony.InitHooks{
+		ConfirmOnline:      confirmFingerprint(env, o.OnlineFingerprint),
+		OpenStationToken:   func(ctx context.Context) (*hsm.Token, error) { return openStationToken(ctx, env, o.HSM) },
+		OpenCustodianToken: custodianOpener(env, o.HSM.Module, p.pinFiles),
+	}
+	r, err := ceremony.Init(ctx, sess, req, hooks)
 	if err != nil {
 		return err
 	}
-
-	// The station key.
-	tok, err := openStationToken(ctx, env, o.HSM)
-	if err != nil {
-		return err
+	st := r.Station
+	res := initResult{Station: keyInfo{Name: st.Name, Token: st.TokenLabel, Label: st.KeyLabel, Fingerprint: st.Fingerprint(), KeyID: st.Key.ID().String(), Adopted: st.Adopted},
+		Online: keyInfo{Name: r.Online.Name, Fingerprint: r.Online.Key.ID().Short(), KeyID: r.Online.Key.ID().String()}, Vaults: p.vaults}
+	for _, c := range r.Custodians {
+		res.Custodians = append(res.Custodians, custodianInfo(c))
 	}
-	defer tok.Close()
-	stRec, err := s.Station()
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		stRec = nil
-	case err != nil:
-		return err
-	case stRec.TokenLabel != tok.Label() || stRec.KeyLabel != o.StationKeyLabel:
-		return clirun.Usagef("an interrupted init used station key %q on token %q: rerun with the same --token-label and --station-key-label", stRec.KeyLabel, stRec.TokenLabel)
-	}
-	req := ceremony.SignerRequest{What: "station key", Label: o.StationKeyLabel, Reuse: o.ReuseStationKey, Flag: "--reuse-station-key"}
-	if stRec != nil {
-		req.Recorded = stRec.Key.SPKI
-	}
-	signer, adopted, err := ceremony.Keys{Store: s, Token: tok, Log: env.Log, Now: now}.EnsureSigner(ctx, req)
-	if err != nil {
-		return err
-	}
-	if stRec == nil {
-		info, err := tok.Info(ctx)
-		if err != nil {
-			return hsmErr(err)
-		}
-		pk, err := payload.NewPublicKey(signer.Public())
-		if err != nil {
-			return err
-		}
-		stRec = &store.Station{Name: o.Name, Module: o.HSM.Module, TokenLabel: tok.Label(), TokenSerial: tok.Serial(),
-			KeyLabel: signer.Label, KeyID: store.KeyIDHex(signer.ID), Key: pk, Token: ceremony.TokenInfo(info), Adopted: adopted}
-		if err := s.PutStation(stRec); err != nil {
-			return err
-		}
-	}
-	env.Log.Info("station key ready", "label", stRec.KeyLabel, "fingerprint", stRec.Fingerprint())
-
-	// The custodians' keys; their tokens stay open until they have approved the policy.
-	var custs []*ceremony.CustodianSigner
-	defer func() {
-		for _, c := range custs {
-			_ = c.Token.Close()
-		}
-	}()
-	for _, spec := range p.custodians {
-		cs, err := enrolCustodian(ctx, env, s, o.HSM.Module, spec, p.pinFiles, o.CustodianKeyLabel+"-"+spec.Name, o.ReuseCustodianKeys)
-		if err != nil {
-			return err
-		}
-		custs = append(custs, cs)
-	}
-
-	// Replay what is on the medium: the peer reference of this station's bundles.
-	if _, err := sess.Replay(ctx, nil); err != nil {
-		return err
-	}
-	res := initResult{Station: keyInfo{Name: stRec.Name, Token: stRec.TokenLabel, Label: stRec.KeyLabel, Fingerprint: stRec.Fingerprint(), KeyID: stRec.Key.ID().String(), Adopted: stRec.Adopted},
-		Online: keyInfo{Name: online.Name, Fingerprint: online.Key.ID().Short(), KeyID: online.Key.ID().String()}, Vaults: p.vaults}
-	for _, c := range custs {
-		res.Custodians = append(res.Custodians, keyInfo{Name: c.Record.Name, Token: c.Record.TokenLabel, Label: c.Record.KeyLabel, Fingerprint: c.Record.Fingerprint(), KeyID: c.Record.Key.ID().String(), Adopted: c.Record.Adopted})
-	}
-	lifetime := o.BundleLifetime.Truncate(time.Second)
-	// The policy about to be written sets the clock tolerance its own bundles must meet.
-	sess.Station.SetMaxSkew(o.MaxClockSkew)
-
-	// This station's enrollment.
-	if _, err := s.Enrollment(); errors.Is(err, store.ErrNotFound) {
-		enr := &payload.Enrollment{Station: "offline", Name: o.Name, Key: stRec.Key, Software: software(), HSM: &stRec.Token}
-		b, err := sess.Append(ctx, bundle.ID{}, enr, signer, lifetime)
-		if err != nil {
-			return err
-		}
-		res.Bundles = append(res.Bundles, infoOf(b))
-		crashpoint.Hit("init-enrolled")
-	} else if err != nil {
-		return err
-	}
-
-	// Policy version 1.
-	pol := &payload.Policy{
-		Version: 1, OfflineStation: stRec.Key, OnlineStation: online.Key, Threshold: o.Threshold,
-		Regions: p.regions, GlobalApproval: o.GlobalApproval, Vaults: p.vaults, MinKEKBits: o.MinKEKBits, KeyTypes: p.keyTypes, AllowWeakerKEK: o.AllowWeakerKEK,
-		BundleLifetimeSeconds: int64(lifetime / time.Second), MaxClockSkewSeconds: int64(o.MaxClockSkew / time.Second),
-	}
-	for _, c := range custs {
-		pol.Custodians = append(pol.Custodians, payload.Custodian{Name: c.Record.Name, Key: c.Record.Key})
-	}
-	if err := pol.Validate(); err != nil {
-		return clirun.Usagef("the policy is not valid: %v", err)
-	}
-	rec, err := s.LatestPolicy()
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		b, err := sess.Append(ctx, bundle.ID{}, pol, signer, lifetime)
-		if err != nil {
-			return err
-		}
-		res.Bundles = append(res.Bundles, infoOf(b))
-		crashpoint.Hit("init-policy-written")
-		if rec, err = s.LatestPolicy(); err != nil {
-			return err
-		}
-	case err != nil:
-		return err
-	default:
-		if ceremony.PolicyTerms(pol) != ceremony.PolicyTerms(rec.Policy) {
-			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("an interrupted init wrote policy %s, which differs from the one these flags describe", rec.ID.Short()),
-				"rerun init with exactly the flags of the interrupted run")
-		}
-	}
-	env.Log.Info("policy written", "version", 1, "fingerprint", rec.ID.Short())
-
-	// The custodians approve it.
-	var sigs []payload.Signature
-	for _, c := range custs {
-		if rec.InForce(nil) {
-			break
-		}
-		if slices.ContainsFunc(rec.Approvals, func(a store.Approval) bool { return a.Key == c.Record.Key.ID() }) {
-			continue
-		}
-		sig, err := c.Approve(rec.ID)
-		if err != nil {
-			return err
-		}
-		env.Log.Info("custodian approved the policy", "custodian", c.Record.Name, "fingerprint", c.Record.Fingerprint())
-		sigs = append(sigs, sig)
-	}
-	if len(sigs) > 0 {
-		payload.SortSignatures(sigs)
-		a := &payload.Approval{Target: rec.ID, TargetKind: bundle.KindPolicy.String(), Signatures: sigs}
-		b, err := sess.Append(ctx, rec.ID, a, signer, lifetime)
-		if err != nil {
-			return err
-		}
+	for _, b := range r.Written {
 		res.Bundles = append(res.Bundles, infoOf(b))
 	}
-	done, err := s.InitDone()
-	if err != nil {
-		return fmt.Errorf("policy %s is not in force after its approval: %w", rec.ID.Short(), err)
-	}
-	if rec, err = s.LatestPolicy(); err != nil {
-		return err
-	}
-	res.Approvals = ceremony.ApproverNames(rec.Policy, rec.Approvals)
-	res.Policy = summarize(done.Policy, rec.Policy, true)
-	env.Log.Info("station initialised", "policy", done.Policy.Short())
+	res.Approvals = ceremony.ApproverNames(r.Policy.Policy, r.Policy.Approvals)
+	res.Policy = summarize(r.Done.Policy, r.Policy.Policy, true)
 	return env.Result(res, func(w io.Writer) error { return writeInit(w, res) })
 }
 
-// enrolCustodian opens a custodian's token and finds or generates their signing key.
-func enrolCustodian(ctx context.Context, env *clirun.Env, s *store.Store, module string, spec ceremony.CustodianSpec, files map[string]string, label string, reuse bool) (*ceremony.CustodianSigner, error) {
-	rec, err := s.Custodian(spec.Name)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		rec = nil
-	case err != nil:
-		return nil, err
-	case rec.TokenLabel != spec.Token || rec.KeyLabel != label:
-		// An interrupted run enrolled the custodian elsewhere; start over for them.
-		rec = nil
-	}
-	tok, err := openToken(ctx, env, module, spec.Token, "", custodianSource(spec.Name, spec.Token, files),
-		fmt.Sprintf("give %s's PIN with --custodian-pin-file %s=PATH or $%s, or run on a terminal", spec.Name, spec.Name, custodianPINEnv(spec.Name)))
-	if err != nil {
-		return nil, err
-	}
-	req := ceremony.SignerRequest{What: "custodian key", Label: label, Reuse: reuse, Flag: "--reuse-custodian-keys"}
-	if rec != nil {
-		req.Recorded = rec.Key.SPKI
-	}
-	key, adopted, err := ceremony.Keys{Store: s, Token: tok, Log: env.Log, Now: now}.EnsureSigner(ctx, req)
-	if err != nil {
-		tok.Close()
-		return nil, err
-	}
-	if rec == nil {
-		pk, err := payload.NewPublicKey(key.Public())
-		if err != nil {
-			tok.Close()
-			return nil, err
-		}
-		rec = &store.Custodian{Name: spec.Name, TokenLabel: tok.Label(), TokenSerial: tok.Serial(), KeyLabel: key.Label,
-			KeyID: store.KeyIDHex(key.ID), Key: pk, Adopted: adopted}
-		if err := s.PutCustodian(rec); err != nil {
-			tok.Close()
-			return nil, err
-		}
-	}
-	env.Log.Info("custodian enrolled", "custodian", spec.Name, "token", spec.Token, "fingerprint", rec.Fingerprint())
-	return &ceremony.CustodianSigner{Record: rec, Token: tok, Key: key}, nil
+// custodianInfo describes an enrolled custodian's key for people.
+func custodianInfo(c *store.Custodian) keyInfo {
+	return keyInfo{Name: c.Name, Token: c.TokenLabel, Label: c.KeyLabel, Fingerprint: c.Fingerprint(), KeyID: c.Key.ID().String(), Adopted: c.Adopted}
 }
 
-func idBytes(id bundle.ID) []byte { return id[:] }
-
-// confirmOnline reads the online station's enrollment from the medium, has the operator
-// confirm its key fingerprint, verifies it, and records it. A ledger that confirmed it
-// before only checks that the medium still holds the same one.
-func confirmOnline(env *clirun.Env, sess *ceremony.Session, flagFP string) (*store.Online, error) {
-	m := sess.Station.Media
-	e, err := m.Find(bundle.ChainOnline, 1)
-	var dup *media.DuplicateError
-	switch {
-	case errors.As(err, &dup):
-		return nil, exitcode.Wrap(exitcode.Verify, &chain.ForkError{Chain: bundle.ChainOnline, Seq: 1, A: dup.IDs[0], B: dup.IDs[1], Reason: "two online enrollments"},
-			"the medium must hold exactly one online station's enrollment")
-	case errors.Is(err, media.ErrNotFound):
-		return nil, exitcode.Wrap(exitcode.Bundle, errors.New("the medium holds no online station enrollment"),
-			"run byok-online init with this medium first, then bring it here")
-	case err != nil:
-		return nil, exitcode.Wrap(exitcode.Bundle, err, "")
-	}
-	data, err := m.Read(e)
-	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Bundle, fmt.Errorf("read %s: %w", e.Path, err), "")
-	}
-	b, err := bundle.Parse(data)
-	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Bundle, fmt.Errorf("%s: %w", e.Path, err), "")
-	}
-	switch {
-	case b.ID() != e.ID:
-		return nil, exitcode.Wrap(exitcode.Verify, &bundle.HashMismatchError{What: "file name", Want: e.ID[:], Got: idBytes(b.ID())}, "")
-	case b.Header.Kind != bundle.KindEnrollment || b.Header.Chain != bundle.ChainOnline || b.Header.Seq != 1:
-		return nil, exitcode.Wrap(exitcode.Bundle, fmt.Errorf("%s is a %s, not the online enrollment", e.Path, b.Header.Kind), "")
-	}
-	fp := b.Header.Signer.Short()
-	if rec, err := sess.Store.Online(); err == nil {
-		if rec.Enrollment != b.ID() {
-			return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("the medium's online enrollment %s is not the one confirmed before (%s)", b.ID().Short(), rec.Enrollment.Short()), "is this the right stick?")
+// confirmFingerprint has the operator confirm the online station's key fingerprint: the one
+// given with --online-fingerprint (flagFP), else one typed at the prompt on stderr.
+func confirmFingerprint(env *clirun.Env, flagFP string) ceremony.ConfirmFingerprint {
+	return func(fp string) (string, string, error) {
+		if flagFP != "" {
+			return flagFP, "flag", nil
 		}
-		return rec, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	env.Log.Info("read the online station's enrollment", "fingerprint", fp, "path", e.Path)
-
-	// The operator confirms the key ID the header names before anything else is read:
-	// its payload is decoded only once a person vouched for the key.
-	by := "flag"
-	typed := flagFP
-	if typed == "" {
-		by = "terminal"
 		fmt.Fprintf(env.Stderr, "The online station's key fingerprint on this medium is %s.\nType the fingerprint the online operator reads aloud: ", fp)
 		line, err := bufio.NewReader(env.Stdin).ReadString('\n')
 		if strings.TrimSpace(line) == "" {
-			return nil, exitcode.Wrap(exitcode.Usage, fmt.Errorf("no fingerprint given for the online station (%v)", errOrEOF(err)),
+			return "", "", exitcode.Wrap(exitcode.Usage, fmt.Errorf("no fingerprint given for the online station (%v)", errOrEOF(err)),
 				"pass --online-fingerprint with the fingerprint byok-online init showed, or type it when asked")
 		}
-		typed = line
+		return line, "terminal", nil
 	}
-	got, err := bundle.ParseShort(strings.TrimSpace(typed))
-	if err != nil {
-		return nil, clirun.Usagef("online fingerprint %q: %v", strings.TrimSpace(typed), err)
-	}
-	if got != fp {
-		return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("the online station's key on the medium is %s, not %s", fp, got),
-			"do not continue: the medium or the fingerprint read aloud is not the online station's")
-	}
-	payloadBytes, err := b.Open()
-	if err != nil {
-		return nil, station.VerifyErr(err)
-	}
-	var enr payload.Enrollment
-	if err := payload.Unmarshal(payloadBytes, &enr); err != nil {
-		return nil, exitcode.Wrap(exitcode.Bundle, err, "")
-	}
-	if enr.Station != "online" || enr.Key.ID() != b.Header.Signer {
-		return nil, exitcode.Wrap(exitcode.Verify, errors.New("the online enrollment does not carry the key that signed it"), "")
-	}
-	pub, err := enr.Key.Parse()
-	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Bundle, err, "")
-	}
-	if err := b.VerifySignature(pub); err != nil {
-		return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("online enrollment: %w", err), "")
-	}
-	rec := &store.Online{Enrollment: b.ID(), Name: enr.Name, Key: enr.Key, ConfirmedAt: now().UTC(), ConfirmedBy: by}
-	if err := sess.Store.PutOnline(rec); err != nil {
-		return nil, err
-	}
-	env.Log.Info("online station confirmed", "name", enr.Name, "fingerprint", fp, "by", by)
-	return rec, nil
 }
 
 func errOrEOF(err error) error {

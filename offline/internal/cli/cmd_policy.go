@@ -251,13 +251,13 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 	}
 	out := &policyResult{}
 	for _, spec := range adds {
-		cs, err := enrolCustodian(ctx, env, sess.Store, o.HSM.withDefaults(st).Module, spec, files, o.CustodianKeyLabel+"-"+spec.Name, o.ReuseCustodianKeys)
+		cs, err := sess.EnrolCustodian(ctx, custodianOpener(env, o.HSM.withDefaults(st).Module, files), spec, o.CustodianKeyLabel+"-"+spec.Name, o.ReuseCustodianKeys)
 		if err != nil {
 			return err
 		}
 		_ = cs.Token.Close()
 		next.Custodians = append(next.Custodians, payload.Custodian{Name: spec.Name, Key: cs.Record.Key})
-		out.NewKeys = append(out.NewKeys, keyInfo{Name: cs.Record.Name, Token: cs.Record.TokenLabel, Label: cs.Record.KeyLabel, Fingerprint: cs.Record.Fingerprint(), KeyID: cs.Record.Key.ID().String(), Adopted: cs.Record.Adopted})
+		out.NewKeys = append(out.NewKeys, custodianInfo(cs.Record))
 	}
 	if err := next.Validate(); err != nil {
 		return clirun.Usagef("the new policy is not valid: %v", err)

@@ -125,6 +125,13 @@ var ceremonyKinds = map[error]exitcode.Class{
 	ceremony.ErrKeyGone:            {Code: exitcode.HSM, Hint: "is this the right token?"},
 	ceremony.ErrApprovalUnverified: {Code: exitcode.HSM},
 	ceremony.ErrNotCustodianKey:    {Code: exitcode.Verify, Hint: "is this the custodian's token?"},
+	ceremony.ErrInitDone:           {Code: exitcode.Refused, Hint: "init runs once per state folder; use a new --state-dir for a new ceremony"},
+	ceremony.ErrInitPolicyDiffers:  {Code: exitcode.Refused, Hint: "rerun init with exactly the flags of the interrupted run"},
+	ceremony.ErrNoOnlineEnrollment: {Code: exitcode.Bundle, Hint: "run byok-online init with this medium first, then bring it here"},
+	ceremony.ErrOnlineEnrollments:  {Code: exitcode.Verify, Hint: "the medium must hold exactly one online station's enrollment"},
+	ceremony.ErrOnlineChanged:      {Code: exitcode.Verify, Hint: "is this the right stick?"},
+	ceremony.ErrWrongFingerprint:   {Code: exitcode.Verify, Hint: "do not continue: the medium or the fingerprint read aloud is not the online station's"},
+	ceremony.ErrOnlineUnverified:   {Code: exitcode.Verify},
 }
 
 func ceremonyClass(e *ceremony.Error) (exitcode.Class, bool) {

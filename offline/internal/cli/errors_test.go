@@ -49,6 +49,14 @@ func TestRules(t *testing.T) {
 		{"signer held", &ceremony.Error{Kind: ceremony.ErrSignerHeld, Err: errors.New("x"), Flag: "--reuse-station-key", What: "station key"}, exitcode.Refused, "pass --reuse-station-key to use it as the station key, or remove it"},
 		{"signer label taken", &ceremony.Error{Kind: ceremony.ErrSignerLabelTaken, Err: errors.New("x"), Token: "t", Label: "l"}, exitcode.Refused, `another object in token "t" carries label "l": choose another label`},
 		{"replay malformed", &ceremony.ReplayError{Err: station.VerifyErr(&bundle.ParseError{What: "header", Err: errors.New("x")})}, exitcode.Bundle, ""},
+		{"init done", &ceremony.Error{Kind: ceremony.ErrInitDone, Err: errors.New("x")}, exitcode.Refused, "init runs once per state folder; use a new --state-dir for a new ceremony"},
+		{"interrupted init's policy", &ceremony.Error{Kind: ceremony.ErrInitPolicyDiffers, Err: errors.New("x")}, exitcode.Refused, "rerun init with exactly the flags of the interrupted run"},
+		{"no online enrollment", &ceremony.Error{Kind: ceremony.ErrNoOnlineEnrollment, Err: errors.New("x")}, exitcode.Bundle, "run byok-online init with this medium first, then bring it here"},
+		{"two online enrollments", &ceremony.Error{Kind: ceremony.ErrOnlineEnrollments, Err: &chain.ForkError{Chain: bundle.ChainOnline, Seq: 1}}, exitcode.Verify, "the medium must hold exactly one online station's enrollment"},
+		{"online enrollment changed", &ceremony.Error{Kind: ceremony.ErrOnlineChanged, Err: errors.New("x")}, exitcode.Verify, "is this the right stick?"},
+		{"wrong fingerprint", &ceremony.Error{Kind: ceremony.ErrWrongFingerprint, Err: errors.New("x")}, exitcode.Verify, "do not continue: the medium or the fingerprint read aloud is not the online station's"},
+		{"online enrollment unverified", &ceremony.Error{Kind: ceremony.ErrOnlineUnverified, Err: &bundle.HashMismatchError{What: "file name"}}, exitcode.Verify, ""},
+		{"online enrollment malformed", &ceremony.Error{Kind: ceremony.ErrMalformed, Err: &bundle.ParseError{What: "header", Err: errors.New("x")}}, exitcode.Bundle, ""},
 	}
 	for kind, want := range ceremonyKinds {
 		tests = append(tests, test{"kind " + kind.Error(), fmt.Errorf("key k: %w", &ceremony.Error{Kind: kind, Err: errors.New("x")}), want.Code, want.Hint})
