@@ -309,3 +309,51 @@ func TestCheckInitMedium(t *testing.T) {
 		t.Errorf("CheckInitMedium(missing folder) = %v, want the medium's not-mounted error", err)
 	}
 }
+
+// TestEnrolCustodian checks the enrolment init and policy amend share: a key that the
+// token holds under the custodian's label, which the ledger does not know, is refused unless
+// reuse is asked (nothing recorded), then adopted; a later enrolment finds the recorded key
+// again.
+func TestEnrolCustodian(t *testing.T) {
+	f := newInitFixture(t)
+	ctx := context.Background()
+	tok, err := f.openToken(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := tok.GenerateSigner(ctx, "byok-custodian-alice", []byte("held-by-alice"))
+	tok.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := f.open(nil)
+	open := f.hooks("").OpenCustodianToken
+	alice := ceremony.CustodianSpec{Name: "alice", Token: "alice"}
+
+	_, err = sess.EnrolCustodian(ctx, open, alice, "byok-custodian-alice", false)
+	var ce *ceremony.Error
+	if !errors.As(err, &ce) || ce.Kind != ceremony.ErrSignerHeld || ce.Flag != "--reuse-custodian-keys" || ce.What != "custodian key" {
+		t.Fatalf("EnrolCustodian over an unknown key = %v, want ErrSignerHeld naming --reuse-custodian-keys", err)
+	}
+	if _, err := sess.Store.Custodian("alice"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("store.Custodian after the refusal = %v, want ErrNotFound", err)
+	}
+
+	cs, err := sess.EnrolCustodian(ctx, open, alice, "byok-custodian-alice", true)
+	if err != nil {
+		t.Fatalf("EnrolCustodian with reuse = %v", err)
+	}
+	cs.Token.Close()
+	if !cs.Record.Adopted || !ceremony.SamePublic(held.Public(), cs.Record.Key.SPKI) {
+		t.Errorf("EnrolCustodian with reuse recorded %+v, want the held key, adopted", cs.Record)
+	}
+
+	again, err := sess.EnrolCustodian(ctx, open, alice, "byok-custodian-alice", false)
+	if err != nil {
+		t.Fatalf("EnrolCustodian of an enrolled custodian = %v", err)
+	}
+	again.Token.Close()
+	if again.Record.Key.ID() != cs.Record.Key.ID() || !again.Record.Adopted {
+		t.Errorf("EnrolCustodian again recorded key %s (adopted %t), want %s as before", again.Record.Key.ID().Short(), again.Record.Adopted, cs.Record.Key.ID().Short())
+	}
+}
