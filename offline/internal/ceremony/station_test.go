@@ -16,17 +16,18 @@ import (
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
-// The tokens of a test station: the station's and one custodian's.
+// The tokens of a test station: the station's and its custodians'.
 var stationTokens = []softhsmtest.Token{
 	{Label: "station", PIN: "station-pin-1357", SOPIN: "station-so-2468"},
 	{Label: "alice", PIN: "alice-pin-9753", SOPIN: "alice-so-8642"},
+	{Label: "bob", PIN: "bob-pin-1122", SOPIN: "bob-so-3344"},
 }
 
 const premium = onlinetest.DefaultVault
 
 // station is an initialised offline station on SoftHSM2, with its ledger and its medium:
-// init run by byok-offline itself, with alice as the one custodian, threshold 1, the premium
-// vault in westeurope, and the extra flags given.
+// init run by byok-offline itself, with the custodians alice and bob, threshold 2, the
+// premium vault in westeurope, and the extra flags given.
 type station struct {
 	t      *testing.T
 	module string
@@ -39,25 +40,28 @@ func newStation(t *testing.T, extra ...string) *station {
 	mod := softhsmtest.Setup(t, stationTokens...)
 	dir := t.TempDir()
 	s := &station{t: t, module: mod, state: filepath.Join(dir, "state"), media: filepath.Join(dir, "medium")}
+	t.Setenv("BYOK_OFFLINE_STATE_DIR", s.state)
+	t.Setenv("BYOK_MEDIA", s.media)
 	t.Setenv("BYOK_OFFLINE_PIN", stationTokens[0].PIN)
 	t.Setenv("BYOK_OFFLINE_CUSTODIAN_PIN_ALICE", stationTokens[1].PIN)
+	t.Setenv("BYOK_OFFLINE_CUSTODIAN_PIN_BOB", stationTokens[2].PIN)
 	on := s.online()
 	if _, err := on.Enroll(); err != nil {
 		t.Fatal(err)
 	}
 	fp := on.Fingerprint()
 	on.Close()
-	s.run(append([]string{"init", "--hsm-module", mod, "--token-label", "station", "--custodian", "alice=alice", "--threshold", "1",
+	s.run(append([]string{"init", "--hsm-module", mod, "--token-label", "station", "--custodian", "alice=alice", "--custodian", "bob=bob", "--threshold", "2",
 		"--vault", premium + "=premium:westeurope", "--online-fingerprint", fp}, extra...)...)
 	return s
 }
 
-// run runs byok-offline with the station's state folder and medium, and fails the test
-// unless it succeeds.
+// run runs byok-offline on the station's state folder and medium (from the environment), and
+// fails the test unless it succeeds.
 func (s *station) run(args ...string) string {
 	s.t.Helper()
 	var out, errb bytes.Buffer
-	args = append([]string{cli.Name}, append(args, "--state-dir", s.state, "--media", s.media)...)
+	args = append([]string{cli.Name}, args...)
 	if code := cli.Main(context.Background(), args, strings.NewReader(""), &out, &errb); code != 0 {
 		s.t.Fatalf("%s: exit %d: %s", strings.Join(args, " "), code, errb.String())
 	}

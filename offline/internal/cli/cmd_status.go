@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -10,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/airgap-byok/airgap-byok/offline/internal/store"
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -55,75 +54,48 @@ func runStatus(_ context.Context, o statusOptions, env *clirun.Env) error {
 		return err
 	}
 	defer sess.Close()
-	s := sess.Store
-	out := statusResult{Custodians: []keyInfo{}, Vaults: []payload.Vault{}, KEKs: []kekInfo{}, Keys: []keyResult{}, Packages: []packageStatus{}}
-	if _, err := s.InitDone(); err == nil {
-		out.Initialised = true
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if st, err := s.Station(); err == nil {
-		out.Station = &keyInfo{Name: st.Name, Token: st.TokenLabel, Label: st.KeyLabel, Fingerprint: st.Fingerprint(), KeyID: st.Key.ID().String(), Adopted: st.Adopted}
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if on, err := s.Online(); err == nil {
-		out.Online = &keyInfo{Name: on.Name, Fingerprint: on.Key.ID().Short(), KeyID: on.Key.ID().String()}
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	custs, err := s.Custodians()
+	st, err := sess.Status()
 	if err != nil {
 		return err
 	}
-	for _, c := range custs {
+	out := statusResultOf(st)
+	return env.Result(out, func(w io.Writer) error { return writeStatus(w, out) })
+}
+
+// statusResultOf is what "status" prints of the ledger's status.
+func statusResultOf(st *ceremony.Status) statusResult {
+	out := statusResult{Initialised: st.Initialised, Custodians: []keyInfo{}, Vaults: []payload.Vault{}, KEKs: []kekInfo{}, Keys: []keyResult{}, Packages: []packageStatus{},
+		Head: st.Head, Peer: st.Peer, Pending: st.Pending}
+	if s := st.Station; s != nil {
+		out.Station = &keyInfo{Name: s.Name, Token: s.TokenLabel, Label: s.KeyLabel, Fingerprint: s.Fingerprint(), KeyID: s.Key.ID().String(), Adopted: s.Adopted}
+	}
+	if on := st.Online; on != nil {
+		out.Online = &keyInfo{Name: on.Name, Fingerprint: on.Key.ID().Short(), KeyID: on.Key.ID().String()}
+	}
+	for _, c := range st.Custodians {
 		out.Custodians = append(out.Custodians, keyInfo{Name: c.Name, Token: c.TokenLabel, Label: c.KeyLabel, Fingerprint: c.Fingerprint(), KeyID: c.Key.ID().String(), Adopted: c.Adopted})
 	}
-	if ps, err := s.Policies(); err == nil && len(ps) > 0 {
-		in := store.InForceAll(ps)
-		cur := len(ps) - 1
-		for cur > 0 && !in[cur] {
-			cur--
-		}
-		sum := summarize(ps[cur].ID, ps[cur].Policy, in[cur])
+	if p := st.Policy; p != nil {
+		sum := summarize(p.ID, p.Policy, st.InForce)
 		out.Policy = &sum
-		out.Vaults = ps[cur].Policy.Vaults
-		if last := len(ps) - 1; last > cur && in[cur] {
-			prop := summarize(ps[last].ID, ps[last].Policy, false)
-			out.Proposal = &prop
-		}
-	} else if err != nil {
-		return err
+		out.Vaults = p.Policy.Vaults
 	}
-	ls, err := sess.Station.Load()
-	if err != nil {
-		return err
+	if p := st.Proposal; p != nil {
+		prop := summarize(p.ID, p.Policy, false)
+		out.Proposal = &prop
 	}
-	out.Head, out.Peer, out.Pending = ls.Head, ls.Peer, ls.Pending
-	keks, err := s.KEKs()
-	if err != nil {
-		return err
+	for i := range st.KEKs {
+		out.KEKs = append(out.KEKs, kekInfoOf(&st.KEKs[i], false))
 	}
-	for i := range keks {
-		out.KEKs = append(out.KEKs, kekInfoOf(&keks[i], false))
-	}
-	keys, err := s.Keys()
-	if err != nil {
-		return err
-	}
-	for i := range keys {
-		k := keyResultOf(&keys[i])
+	for i := range st.Keys {
+		k := keyResultOf(&st.Keys[i])
 		k.PublicKey = nil
 		out.Keys = append(out.Keys, k)
 	}
-	pkgs, err := s.Packages()
-	if err != nil {
-		return err
+	for i := range st.Packages {
+		out.Packages = append(out.Packages, packageStatusOf(&st.Packages[i]))
 	}
-	for i := range pkgs {
-		out.Packages = append(out.Packages, packageStatusOf(&pkgs[i]))
-	}
-	return env.Result(out, func(w io.Writer) error { return writeStatus(w, out) })
+	return out
 }
 
 func writeStatus(w io.Writer, r statusResult) error {
