@@ -26,7 +26,8 @@ type Error struct {
 	Token, Label, Flag, What string
 	// Region is the region concerned (ErrNoVaultInRegion).
 	Region string
-	// Have lists, for people, what there is instead of what was asked for (ErrNoSuchBundle).
+	// Have lists, for people, what there is instead of what was asked for (ErrNoSuchBundle,
+	// ErrNoVaultInRegion).
 	Have []string
 }
 

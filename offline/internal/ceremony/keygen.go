@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -81,13 +80,13 @@ func (s *Session) PlanKeygen(r KeygenRequest) (*KeygenPlan, error) {
 
 // Residency returns the regions of vals (comma-separated region labels, each the region of a
 // vault of p), sorted and each once (nil for none). A region without a vault of p is
-// ErrNoVaultInRegion, naming it in Error.Region.
+// ErrNoVaultInRegion (see RegionVaults).
 func Residency(p *payload.Policy, vals []string) ([]string, error) {
 	var out []string
 	for _, r := range SplitList(vals) {
 		r = strings.ToLower(r)
 		if !slices.Contains(p.VaultRegions(), r) {
-			return nil, &Error{Kind: ErrNoVaultInRegion, Err: fmt.Errorf("no vault of the policy in force is in region %s (its regions are %s)", r, strings.Join(p.VaultRegions(), ", ")), Region: r}
+			return nil, noVaultIn(p, r)
 		}
 		out = append(out, r)
 	}

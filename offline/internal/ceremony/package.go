@@ -189,6 +189,70 @@ func (p *Packer) Plan(req PackageRequest) (*PackagePlan, error) {
 	return plan, nil
 }
 
+// Package checks every request before any key is wrapped (a refusal names the key, and the
+// vault when the requests go to several, and says that no key was packaged), records the
+// regions Bind binds keys to, and wraps and writes the key packages (PackAll).
+func (p *Packer) Package(ctx context.Context, reqs []PackageRequest) ([]*Packaged, error) {
+	var vaults []string
+	for _, r := range reqs {
+		if !slices.Contains(vaults, r.Vault) {
+			vaults = append(vaults, r.Vault)
+		}
+	}
+	var plans []*PackagePlan
+	for _, req := range reqs {
+		plan, err := p.Plan(req)
+		if err != nil {
+			switch {
+			case len(vaults) > 1:
+				err = fmt.Errorf("key %s for %s: %w (no key was packaged)", req.Ident, req.Vault, err)
+			case len(reqs) > 1:
+				err = fmt.Errorf("key %s: %w (no key was packaged)", req.Ident, err)
+			}
+			return nil, err
+		}
+		plans = append(plans, plan)
+	}
+	if err := p.BindAll(plans); err != nil {
+		return nil, err
+	}
+	return p.PackAll(ctx, plans)
+}
+
+// RegionVaults adds to vaults the vaults of p in regions, or every vault of p with all. A
+// region that no vault of p is in is ErrNoVaultInRegion (Error.Region names it, Error.Have
+// lists p's regions).
+func RegionVaults(p *payload.Policy, vaults, regions []string, all bool) ([]string, error) {
+	if all {
+		for _, v := range p.Vaults {
+			vaults = append(vaults, v.URL)
+		}
+		return vaults, nil
+	}
+	for _, r := range SplitList(regions) {
+		r = strings.ToLower(r)
+		n := 0
+		for _, v := range p.Vaults {
+			if v.Region == r {
+				n++
+				if !slices.Contains(vaults, v.URL) {
+					vaults = append(vaults, v.URL)
+				}
+			}
+		}
+		if n == 0 {
+			return nil, noVaultIn(p, r)
+		}
+	}
+	return vaults, nil
+}
+
+// noVaultIn refuses region r, which no vault of p is in.
+func noVaultIn(p *payload.Policy, r string) error {
+	return &Error{Kind: ErrNoVaultInRegion, Err: fmt.Errorf("no vault of the policy in force is in region %s (its regions are %s)", r, strings.Join(p.VaultRegions(), ", ")),
+		Region: r, Have: p.VaultRegions()}
+}
+
 // bindKey returns key bound to the regions of Bind, if set: a key bound already must be
 // bound to the same, and one not bound yet must never have been packaged. The binding is
 // recorded in the ledger by BindAll, once every plan is checked.

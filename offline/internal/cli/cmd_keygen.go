@@ -131,7 +131,7 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 	defer sess.Close()
 	plan, err := sess.PlanKeygen(ceremony.KeygenRequest{Ident: o.Ident, Type: kt, Adopt: selecting, Regions: o.Regions.Value()})
 	if err != nil {
-		return regionsFlag(err)
+		return regionFlag("--regions", err)
 	}
 	if plan.WeakerKEK {
 		// Said before the key is made: package refuses it until the policy changes.
@@ -174,14 +174,17 @@ func runKeygen(ctx context.Context, o keygenOptions, env *clirun.Env) error {
 	return env.Result(res, func(w io.Writer) error { return writeKey(w, res) })
 }
 
-// regionsFlag names --regions in the error of a region it gave that no vault of the policy
-// is in.
-func regionsFlag(err error) error {
+// regionFlag names the flag (--region or --regions) in the error of a region it gave that no
+// vault of the policy is in.
+func regionFlag(flag string, err error) error {
 	var ce *ceremony.Error
-	if errors.As(err, &ce) && ce.Kind == ceremony.ErrNoVaultInRegion {
-		return clirun.Usagef("--regions %s: %v", ce.Region, ce.Err)
+	if !errors.As(err, &ce) || ce.Kind != ceremony.ErrNoVaultInRegion {
+		return err
 	}
-	return err
+	if flag == "--region" {
+		return clirun.Usagef("--region %s: no vault of the policy in force is in it (its regions are %s)", ce.Region, strings.Join(ce.Have, ", "))
+	}
+	return clirun.Usagef("%s %s: %v", flag, ce.Region, ce.Err)
 }
 
 func writeKey(w io.Writer, r keyResult) error {

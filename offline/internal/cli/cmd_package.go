@@ -128,33 +128,6 @@ func (o packageOptions) vaultURLs() ([]string, error) {
 	return out, nil
 }
 
-// withRegions adds to vaults the vaults of p in the regions of --region, or every vault of p
-// with --all-vaults.
-func (o packageOptions) withRegions(p *payload.Policy, vaults []string) ([]string, error) {
-	if o.AllVaults {
-		for _, v := range p.Vaults {
-			vaults = append(vaults, v.URL)
-		}
-		return vaults, nil
-	}
-	for _, r := range splitList(o.Regions.Value()) {
-		r = strings.ToLower(r)
-		n := 0
-		for _, v := range p.Vaults {
-			if v.Region == r {
-				n++
-				if !slices.Contains(vaults, v.URL) {
-					vaults = append(vaults, v.URL)
-				}
-			}
-		}
-		if n == 0 {
-			return nil, clirun.Usagef("--region %s: no vault of the policy in force is in it (its regions are %s)", r, strings.Join(p.VaultRegions(), ", "))
-		}
-	}
-	return vaults, nil
-}
-
 // request checks the options for the key ident; the caller sets the vault.
 func (o packageOptions) request(ident string, t time.Time) (ceremony.PackageRequest, error) {
 	r := ceremony.PackageRequest{Ident: ident, KeyName: o.Name, KEK: o.KEK, Enabled: !o.Disabled}
@@ -273,34 +246,17 @@ func runPackage(ctx context.Context, o packageOptions, env *clirun.Env) error {
 		return err
 	}
 	defer p.close()
-	if vaults, err = o.withRegions(p.Policy().Policy, vaults); err != nil {
-		return err
+	if vaults, err = ceremony.RegionVaults(p.Policy().Policy, vaults, o.Regions.Value(), o.AllVaults); err != nil {
+		return regionFlag("--region", err)
 	}
 	if p.Bind, err = ceremony.Residency(p.Policy().Policy, o.Bind.Value()); err != nil {
-		return regionsFlag(err)
+		return regionFlag("--regions", err)
 	}
 	reqs, err := o.requests(now(), vaults)
 	if err != nil {
 		return err
 	}
-	var plans []*ceremony.PackagePlan
-	for _, req := range reqs {
-		plan, err := p.Plan(req)
-		if err != nil {
-			switch {
-			case len(vaults) > 1:
-				err = fmt.Errorf("key %s for %s: %w (no key was packaged)", req.Ident, req.Vault, err)
-			case len(reqs) > 1:
-				err = fmt.Errorf("key %s: %w (no key was packaged)", req.Ident, err)
-			}
-			return err
-		}
-		plans = append(plans, plan)
-	}
-	if err := p.BindAll(plans); err != nil {
-		return err
-	}
-	done, err := p.PackAll(ctx, plans)
+	done, err := p.Package(ctx, reqs)
 	if err != nil {
 		return err
 	}
