@@ -177,6 +177,13 @@ func TestResidencyAndFanOut(t *testing.T) {
 	}
 	var eu packageResult
 	f.mustJSON(&eu, "package", "--key", "eu-only", "--region", "westeurope")
+	// A region no vault is in, for either flag, names the flag and the regions there are.
+	if errs := f.exits(exitcode.Usage, "package", "--key", "eu-only", "--region", "EastUS"); !strings.Contains(errs, "usage: --region eastus: no vault of the policy in force is in it (its regions are northeurope, westeurope)") {
+		t.Errorf("package --region eastus: %s", errs)
+	}
+	if errs := f.exits(exitcode.Usage, "package", "--key", "late-2", "--vault", premium, "--regions", "eastus"); !strings.Contains(errs, "usage: --regions eastus: no vault of the policy in force is in region eastus (its regions are northeurope, westeurope)") {
+		t.Errorf("package --regions eastus: %s", errs)
+	}
 
 	// A key not bound at keygen is bound by its first package; a key packaged before is not.
 	f.must("keygen", "--type", "EC-P256", "--ident", "late")
