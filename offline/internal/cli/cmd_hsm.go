@@ -2,18 +2,15 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
-	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
-	"github.com/airgap-byok/airgap-byok/shared/station"
 )
 
 // hsmCheckOptions are the options of "hsm check".
@@ -116,7 +113,7 @@ func writeCheck(w io.Writer, r hsmCheckResult) error {
 // recordedHSM fills the module and the token label that init recorded in the state folder,
 // where the flags leave them out and init has run there.
 func recordedHSM(env *clirun.Env, stateDir string, o hsmOptions) (hsmOptions, error) {
-	if (o.Module != "" && o.TokenLabel != "") || stateDir == "" || !fileExists(filepath.Join(stateDir, station.LedgerFile)) {
+	if (o.Module != "" && o.TokenLabel != "") || !ceremony.HasLedger(stateDir) {
 		return o, nil
 	}
 	sess, err := stateOptions{StateDir: stateDir}.openLedger(env)
@@ -124,10 +121,7 @@ func recordedHSM(env *clirun.Env, stateDir string, o hsmOptions) (hsmOptions, er
 		return o, err
 	}
 	defer sess.Close()
-	st, err := sess.Store.Station()
-	if errors.Is(err, store.ErrNotFound) {
-		return o, nil
-	}
+	st, err := sess.StationRecord()
 	if err != nil {
 		return o, err
 	}

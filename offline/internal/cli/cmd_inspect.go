@@ -5,16 +5,15 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/inspect"
-	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
 // inspectOptions are the options of "inspect".
@@ -75,36 +74,13 @@ func runInspect(_ context.Context, o inspectOptions, env *clirun.Env) error {
 
 // ledgerKeys returns the station and custodian keys the ledger knows, if there is one.
 func ledgerKeys(env *clirun.Env, o stateOptions) (map[bundle.ID]crypto.PublicKey, error) {
-	keys := map[bundle.ID]crypto.PublicKey{}
-	if o.StateDir == "" || !fileExists(filepath.Join(o.StateDir, station.LedgerFile)) {
-		return keys, nil
+	if !ceremony.HasLedger(o.StateDir) {
+		return map[bundle.ID]crypto.PublicKey{}, nil
 	}
 	sess, err := o.openLedger(env)
 	if err != nil {
 		return nil, err
 	}
 	defer sess.Close()
-	pols, err := sess.Store.Policies()
-	if err != nil {
-		return nil, err
-	}
-	add := func(k payload.PublicKey) {
-		if pub, err := k.Parse(); err == nil {
-			keys[k.ID()] = pub
-		}
-	}
-	for _, p := range pols {
-		add(p.Policy.OfflineStation)
-		add(p.Policy.OnlineStation)
-		for _, c := range p.Policy.Custodians {
-			add(c.Key)
-		}
-	}
-	if st, err := sess.Store.Station(); err == nil {
-		add(st.Key)
-	}
-	if on, err := sess.Store.Online(); err == nil {
-		add(on.Key)
-	}
-	return keys, nil
+	return sess.KnownKeys()
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
-	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -63,7 +61,7 @@ func runLog(ctx context.Context, o logOptions, env *clirun.Env) error {
 	defer sess.Close()
 	out := logResult{Entries: []logEntry{}, Findings: []string{}}
 	names := map[bundle.ID]string{}
-	res, rerr := sess.Replay(ctx, func(v *chain.Verified) error {
+	res, rerr := sess.Timeline(ctx, func(v *chain.Verified) error {
 		h := &v.Bundle.Header
 		e := logEntry{Chain: h.Chain.String(), Seq: h.Seq, Kind: h.Kind.String(), ID: v.Bundle.ID().String(), Fingerprint: v.Bundle.ID().Short(),
 			Created: when(h.Created), Expires: when(h.Expires), Summary: summary(v.Payload, names), Findings: []string{}}
@@ -81,12 +79,6 @@ func runLog(ctx context.Context, o logOptions, env *clirun.Env) error {
 		for _, f := range res.Findings {
 			out.Findings = append(out.Findings, fmt.Sprintf("%s: %v", chain.Verdict(f.Err), f))
 		}
-	}
-	if ls, err := sess.Station.Load(); err == nil && ls.Pending && errors.Is(rerr, station.ErrForeignBundles) {
-		// The medium is one bundle ahead of the ledger: an interrupted write that the next
-		// command that writes finishes. The timeline is complete; say so and go on.
-		env.Log.Warn("the medium holds a bundle whose write was interrupted; the next package, approve, kek accept or sync records it")
-		rerr = nil
 	}
 	if rerr != nil {
 		out.Error = rerr.Error()
