@@ -97,18 +97,14 @@ func TestPlanKeygen(t *testing.T) {
 func TestTrialExport(t *testing.T) {
 	s := newStation(t)
 	ctx := context.Background()
-	tok, err := hsm.Open(ctx, hsm.Config{Module: s.module, TokenLabel: "station", PIN: secret.New(stationTokens[0].PIN)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tok.Close()
+	tok := s.token()
 	s.with(ledgerOnly, nil, func(sess *ceremony.Session) {
 		keys := ceremony.Keys{Store: sess.Store, Token: tok, Log: sess.Log, Now: time.Now}
 		if _, err := keys.Generate(ctx, "guarded", payload.RSA3072, true, nil, false, func(k *hsm.Key) error {
 			if err := keys.TrialExport(ctx, k, secret.New("wrong-so-pin")); !errors.Is(err, ceremony.ErrToken) {
 				t.Errorf("TrialExport with a wrong SO PIN = %v, want an HSM error", err)
 			}
-			return keys.TrialExport(ctx, k, secret.New(stationTokens[0].SOPIN))
+			return keys.TrialExport(ctx, k, secret.New(initTokens[0].SOPIN))
 		}); err != nil {
 			t.Fatalf("Generate with the trial export: %v", err)
 		}

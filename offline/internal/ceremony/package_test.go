@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
-	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/onlinetest"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
-	"github.com/airgap-byok/airgap-byok/shared/secret"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
@@ -57,18 +55,14 @@ func TestRegionVaults(t *testing.T) {
 // package is written, and a rerun finds them written.
 func TestPackage(t *testing.T) {
 	const other = "https://other.vault.azure.net"
-	s := newStation(t, "--vault", other+"=premium:eastus")
+	s := newStation(t, payload.Vault{URL: other, Kind: payload.VaultPremium, Region: "eastus"})
 	s.offer(onlinetest.OfferOptions{Name: "kek-a"})
 	s.offer(onlinetest.OfferOptions{Name: "kek-b", Vault: other})
 	if acc, err := s.accept(""); err != nil || acc.Accepted != 2 {
 		t.Fatalf("AcceptKEKs = %+v, %v; want two accepted", acc, err)
 	}
 	ctx := context.Background()
-	tok, err := hsm.Open(ctx, hsm.Config{Module: s.module, TokenLabel: "station", PIN: secret.New(stationTokens[0].PIN)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tok.Close()
+	tok := s.token()
 	s.with(ledgerOnly, nil, func(sess *ceremony.Session) {
 		keys := ceremony.Keys{Store: sess.Store, Token: tok, Log: sess.Log, Now: time.Now}
 		for ident, kt := range map[string]payload.KeyType{"app": payload.RSA3072, "big": payload.ECP384} {

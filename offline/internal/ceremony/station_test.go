@@ -1,71 +1,39 @@
 package ceremony_test
 
 import (
-	"bytes"
 	"context"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
-	"github.com/airgap-byok/airgap-byok/offline/internal/cli"
+	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/onlinetest"
-	"github.com/airgap-byok/airgap-byok/shared/softhsmtest"
+	"github.com/airgap-byok/airgap-byok/shared/secret"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
-// The tokens of a test station: the station's and its custodians'.
-var stationTokens = []softhsmtest.Token{
-	{Label: "station", PIN: "station-pin-1357", SOPIN: "station-so-2468"},
-	{Label: "alice", PIN: "alice-pin-9753", SOPIN: "alice-so-8642"},
-	{Label: "bob", PIN: "bob-pin-1122", SOPIN: "bob-so-3344"},
-}
-
 const premium = onlinetest.DefaultVault
 
 // station is an initialised offline station on SoftHSM2, with its ledger and its medium:
-// init run by byok-offline itself, with the custodians alice and bob, threshold 2, the
-// premium vault in westeurope, and the extra flags given.
+// the init fixture's request (custodians alice and bob, threshold 2, the premium vault in
+// westeurope), every key type the vault takes, and the extra vaults given.
 type station struct {
-	t      *testing.T
-	module string
-	state  string
-	media  string
+	*initFixture
 }
 
-func newStation(t *testing.T, extra ...string) *station {
+func newStation(t *testing.T, vaults ...payload.Vault) *station {
 	t.Helper()
-	mod := softhsmtest.Setup(t, stationTokens...)
-	dir := t.TempDir()
-	s := &station{t: t, module: mod, state: filepath.Join(dir, "state"), media: filepath.Join(dir, "medium")}
-	t.Setenv("BYOK_OFFLINE_STATE_DIR", s.state)
-	t.Setenv("BYOK_MEDIA", s.media)
-	t.Setenv("BYOK_OFFLINE_PIN", stationTokens[0].PIN)
-	t.Setenv("BYOK_OFFLINE_CUSTODIAN_PIN_ALICE", stationTokens[1].PIN)
-	t.Setenv("BYOK_OFFLINE_CUSTODIAN_PIN_BOB", stationTokens[2].PIN)
-	on := s.online()
-	if _, err := on.Enroll(); err != nil {
-		t.Fatal(err)
+	s := &station{newInitFixture(t)}
+	req := s.request()
+	req.Vaults = append(req.Vaults, vaults...)
+	req.KeyTypes = []payload.KeyType{payload.RSA2048, payload.RSA3072, payload.RSA4096, payload.ECP256, payload.ECP384, payload.ECP521}
+	sess := s.open(nil)
+	if _, err := ceremony.Init(context.Background(), sess, req, s.hooks(s.onlineFP)); err != nil {
+		t.Fatalf("Init: %v", err)
 	}
-	fp := on.Fingerprint()
-	on.Close()
-	s.run(append([]string{"init", "--hsm-module", mod, "--token-label", "station", "--custodian", "alice=alice", "--custodian", "bob=bob", "--threshold", "2",
-		"--vault", premium + "=premium:westeurope", "--online-fingerprint", fp}, extra...)...)
+	sess.Close()
 	return s
-}
-
-// run runs byok-offline on the station's state folder and medium (from the environment), and
-// fails the test unless it succeeds.
-func (s *station) run(args ...string) string {
-	s.t.Helper()
-	var out, errb bytes.Buffer
-	args = append([]string{cli.Name}, args...)
-	if code := cli.Main(context.Background(), args, strings.NewReader(""), &out, &errb); code != 0 {
-		s.t.Fatalf("%s: exit %d: %s", strings.Join(args, " "), code, errb.String())
-	}
-	return out.String()
 }
 
 // online opens the online station on the medium; the caller closes it.
@@ -88,6 +56,17 @@ func (s *station) offer(o onlinetest.OfferOptions) (bundle.ID, *payload.KEKOffer
 		s.t.Fatal(err)
 	}
 	return b.ID(), kp
+}
+
+// token opens the station's token; it closes at the end of the test.
+func (s *station) token() *hsm.Token {
+	s.t.Helper()
+	tok, err := hsm.Open(context.Background(), hsm.Config{Module: s.module, TokenLabel: "station", PIN: secret.New(initTokens[0].PIN)})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { tok.Close() })
+	return tok
 }
 
 // with runs fn on a session on the ledger and, unless access is ledgerOnly, on the medium,

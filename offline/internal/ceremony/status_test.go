@@ -1,11 +1,15 @@
 package ceremony_test
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/onlinetest"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
+	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
+	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
 // status returns the ledger's status.
@@ -46,8 +50,31 @@ func TestStatus(t *testing.T) {
 	if _, err := s.accept(""); err != nil {
 		t.Fatal(err)
 	}
-	s.run("keygen", "--type", "EC-P256", "--ident", "web")
-	s.run("policy", "amend", "--allow-weaker-kek", "--custodian", "alice") // bob has not approved it
+	tok := s.token()
+	yes := true
+	s.with(ceremony.WriteMedium, nil, func(sess *ceremony.Session) {
+		keys := ceremony.Keys{Store: sess.Store, Token: tok, Log: sess.Log, Now: time.Now}
+		if _, err := keys.Generate(context.Background(), "web", payload.ECP256, false, nil, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		// Policy version 2, which no custodian has approved yet.
+		self, cur, err := sess.RequireInit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &chain.PolicyRecord{ID: cur.ID, Policy: cur.Policy}
+		next, _, err := ceremony.Amend(rec, ceremony.PolicyChange{AllowWeakerKEK: &yes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, err := ceremony.StationSigner(context.Background(), tok, self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sess.Append(context.Background(), cur.ID, next, signer, ceremony.PolicyLifetime(rec)); err != nil {
+			t.Fatal(err)
+		}
+	})
 
 	st = s.status()
 	if len(st.KEKs) != 2 || st.KEKs[0].State != store.KEKAccepted || st.KEKs[1].State != store.KEKRefused {
