@@ -24,11 +24,15 @@ type Error struct {
 	// ErrSignerLabelTaken); Flag is the option that allows reusing a key and What the key's
 	// role (ErrSignerHeld).
 	Token, Label, Flag, What string
-	// Region is the region concerned (ErrNoVaultInRegion).
+	// Region is the region concerned (ErrNoVaultInRegion; ErrNotEligible: the vault's, if
+	// it has custodians of its own).
 	Region string
 	// Have lists, for people, what there is instead of what was asked for (ErrNoSuchBundle,
 	// ErrNoVaultInRegion).
 	Have []string
+	// Custodians are those whose approvals count, and Proposed the custodians of a proposed
+	// policy version (ErrNotEligible).
+	Custodians, Proposed []string
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -158,6 +162,29 @@ var (
 	// ErrOnlineUnverified: the online enrollment does not verify (its file name, its key or
 	// its signature).
 	ErrOnlineUnverified = errors.New("online enrollment does not verify")
+	// ErrNotAwaitingUpload: the key package to approve was uploaded already.
+	ErrNotAwaitingUpload = errors.New("not awaiting upload")
+	// ErrPackageExpired: the key package to approve has expired (a verification failure).
+	ErrPackageExpired = errors.New("package expired")
+	// ErrNotEligible: a custodian named to approve is not one whose approval counts
+	// (Custodians, Region and Proposed say whose do).
+	ErrNotEligible = errors.New("not an eligible custodian")
+	// ErrApprovedAlready: the custodians named, or all of them, approved already.
+	ErrApprovedAlready = errors.New("approved already")
+	// ErrNothingToApprove: no key package awaits upload for a vault of the region.
+	ErrNothingToApprove = errors.New("nothing to approve")
+	// ErrNotPolicyKey: the ledger's key for a custodian is not the one the policy names.
+	ErrNotPolicyKey = errors.New("not the policy's key")
+	// ErrNoProposal: no policy version awaits approval.
+	ErrNoProposal = errors.New("no proposal")
+	// ErrProposalExpired: the policy version awaiting approval has expired (a verification
+	// failure).
+	ErrProposalExpired = errors.New("proposal expired")
+	// ErrKeyMismatch: Key Vault holds keys that are not the ones this station packaged
+	// (wraps chain.ErrKeyMismatch).
+	ErrKeyMismatch = errors.New("key mismatch")
+	// ErrPolicyFindings: uploads broke the policy.
+	ErrPolicyFindings = errors.New("uploads against the policy")
 )
 
 // hsmErr marks an error of the HSM as such; the command line adds the operator's next step

@@ -4,24 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
-	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
-	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/jsonout"
-	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
-	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
-	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
 // approveOptions are the options of "approve".
@@ -82,14 +75,6 @@ type approveBatchResult struct {
 	Packages []*approveResult `json:"packages"`
 }
 
-// approveTarget is one package to approve and who approves it now.
-type approveTarget struct {
-	id    bundle.ID
-	pkg   *store.Package
-	custs []*store.Custodian
-	out   *approveResult
-}
-
 func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	refs := splitList(o.Packages.Value())
 	switch {
@@ -107,118 +92,32 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 		return err
 	}
 	defer sess.Close()
-	st, res, pol := sess.Self, sess.Result, sess.Policy
-	s := sess.Store
-	// The replay checked that the medium holds this station's chain: now finish the plain
-	// .byok copies an interrupted package did not write.
-	if err := sess.EnsureByokCopies(); err != nil {
-		return err
-	}
-	pkgs, err := s.Packages()
+	targets, err := sess.PlanApprovals(ceremony.ApprovalRequest{
+		Refs: refs, Resolve: resolvePackage, Region: o.Region, Custodians: splitList(o.Custodians.Value()), PINFiles: slices.Sorted(maps.Keys(files)),
+	})
 	if err != nil {
 		return err
 	}
-	var ids []bundle.ID
-	names := map[bundle.ID]string{}
-	for _, p := range pkgs {
-		ids = append(ids, p.ID)
-		names[p.ID] = fmt.Sprintf("%s (%s, %s)", p.ID.Short(), p.KeyName, p.State)
-	}
-	region := strings.ToLower(o.Region)
-	if region != "" {
-		if refs, err = regionPackages(pol.Policy, res, pkgs, region); err != nil {
-			return err
-		}
-	}
-	var targets []*approveTarget
-	for _, ref := range refs {
-		t, err := approveTargetOf(s, res, pol, ref, ids, names, splitList(o.Custodians.Value()), files, region != "")
-		if err != nil {
-			return err
-		}
-		if t == nil {
-			continue // approved by them already (--region)
-		}
-		if slices.ContainsFunc(targets, func(o *approveTarget) bool { return o.id == t.id }) {
-			return clirun.Usagef("key package %s is given twice", t.id.Short())
-		}
-		targets = append(targets, t)
+	// Everything to approve is shown before anyone enters a PIN.
+	for _, t := range targets {
+		p := t.Package
 		fmt.Fprintf(env.Stderr, "Approving key package %s:\n  key %q (%s, ident %s) for %s\n  wrapped with KEK %s (%s)\n  approved so far by %d of the %d needed\n",
-			t.out.Package.Fingerprint, t.out.KeyName, t.out.KeyType, t.pkg.Ident, t.out.Vault, t.out.KEK, t.pkg.KID,
-			pol.Policy.VaultQuorums(t.pkg.Vault)[0].Count(res.State.Packages[t.id].ApproversUpTo(res.State.Heads.Offline.Seq)), t.out.Threshold)
-	}
-	if len(targets) == 0 {
-		return exitcode.Wrap(exitcode.Refused, fmt.Errorf("every key package of region %s is approved by them already", region), "")
-	}
-	// PIN files may name only custodians who approve something now.
-	for n := range files {
-		if !slices.ContainsFunc(targets, func(t *approveTarget) bool {
-			return slices.ContainsFunc(t.custs, func(c *store.Custodian) bool { return c.Name == n })
-		}) {
-			return clirun.Usagef("--custodian-pin-file names %s, who is not approving now", n)
-		}
+			p.ID.Short(), p.KeyName, p.KeyType, p.Ident, p.Vault, t.KEK, p.KID, t.SoFar, t.Quorum.Threshold)
 	}
 
+	st := sess.Self
 	tok, signer, err := openStationSigner(ctx, env, o.HSM, st)
 	if err != nil {
 		return err
 	}
 	defer tok.Close()
-	// Each custodian enters their PIN once and signs every package they approve now.
-	sigs := map[bundle.ID][]payload.Signature{}
-	var done []string
-	for _, t := range targets {
-		for _, c := range t.custs {
-			if slices.Contains(done, c.Name) {
-				continue
-			}
-			done = append(done, c.Name)
-			var theirs []bundle.ID
-			for _, u := range targets {
-				if slices.ContainsFunc(u.custs, func(x *store.Custodian) bool { return x.Name == c.Name }) {
-					theirs = append(theirs, u.id)
-				}
-			}
-			got, err := sess.CustodianApproves(ctx, custodianOpener(env, o.HSM.withDefaults(st).Module, files), c, theirs...)
-			if err != nil {
-				return err
-			}
-			for i, id := range theirs {
-				sigs[id] = append(sigs[id], got[i])
-			}
-			crashpoint.Hit("approve-signed")
-		}
-	}
-	items := make([]station.Item, len(targets))
-	for i, t := range targets {
-		payload.SortSignatures(sigs[t.id])
-		a := &payload.Approval{Target: t.id, TargetKind: bundle.KindKeyPackage.String(), Signatures: sigs[t.id]}
-		items[i] = station.Item{Payload: a, Apply: func(tx *bolt.Tx, b *bundle.Bundle) error { return store.Record(tx, b, a) }}
-	}
-	pos, err := sess.Station.Position(pol.ID)
+	done, err := sess.Approve(ctx, signer, targets, custodianOpener(env, o.HSM.withDefaults(st).Module, files))
 	if err != nil {
 		return err
 	}
-	bs, err := sess.Station.AppendBatch(ctx, pos, items, signer, now(), ceremony.PolicyLifetime(pol))
-	if err != nil {
-		return hsmErr(err)
-	}
 	var outs []*approveResult
-	for i, t := range targets {
-		out := t.out
-		pkg, err := s.Package(t.id)
-		if err != nil {
-			return err
-		}
-		out.Bundle = infoOf(bs[i])
-		for _, c := range t.custs {
-			out.Approved = append(out.Approved, c.Name)
-			out.Custodians = append(out.Custodians, keyInfo{Name: c.Name, Token: c.TokenLabel, Label: c.KeyLabel, Fingerprint: c.Fingerprint(), KeyID: c.Key.ID().String()})
-		}
-		out.Approvals = ceremony.ApproverNames(pol.Policy, pkg.Approvals)
-		readiness(out, pol.Policy, pkg)
-		env.Log.Info("approval written", "package", t.id.Short(), "approvals", len(out.Approvals), "threshold", out.Threshold)
-		outs = append(outs, out)
+	for _, a := range done {
+		outs = append(outs, approveResultOf(a))
 	}
 	if len(outs) == 1 {
 		return env.Result(outs[0], func(w io.Writer) error { return writeApprove(w, outs[0]) })
@@ -233,160 +132,27 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	})
 }
 
-// approveTargetOf resolves one --package and picks who approves it now: of the custodians
-// whose approvals count for its vault, those named in custodians, or every one who has not
-// approved yet. With skipDone (--region) the named who approved it already are left out, and
-// a package with nobody left returns nil.
-func approveTargetOf(s *store.Store, res *chain.Result, pol *chain.PolicyRecord, ref string, ids []bundle.ID, names map[bundle.ID]string,
-	custodians []string, files map[string]string, skipDone bool) (*approveTarget, error) {
-	id, err := resolveID("key package", ref, ids, func(id bundle.ID) string { return names[id] })
-	if err != nil {
-		return nil, err
-	}
-	pkg, err := s.Package(id)
-	if err != nil {
-		return nil, err
-	}
-	rec, outstanding := res.State.Packages[id]
-	switch {
-	case !outstanding:
-		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("key package %s is not awaiting upload: it was uploaded already", id.Short()), "byok-offline sync shows the receipt")
-	case now().Unix() > rec.Expires:
-		return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("key package %s expired at %s", id.Short(), time.Unix(rec.Expires, 0).UTC().Format(time.RFC3339)),
-			"package the key again")
-	}
-	eligible, region := ceremony.PackageApprovers(pol.Policy, pkg.Vault)
-	if skipDone {
-		var left []string
-		for _, n := range custodians {
-			i := slices.IndexFunc(eligible, func(c payload.Custodian) bool { return c.Name == n })
-			if i < 0 || !slices.Contains(rec.Approvals, eligible[i].Key.ID()) {
-				left = append(left, n)
-			}
-		}
-		if len(custodians) > 0 && len(left) == 0 {
-			return nil, nil
-		}
-		custodians = left
-		if len(custodians) == 0 && !slices.ContainsFunc(eligible, func(c payload.Custodian) bool { return !slices.Contains(rec.Approvals, c.Key.ID()) }) {
-			return nil, nil
-		}
-	}
-	custs, err := approvers(s, eligible, rec.Approvals, custodians, nil, "key package "+id.Short(),
-		func(n string) error {
-			if region != "" {
-				return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s does not approve keys for %s, a vault of region %s", n, pkg.Vault, region),
-					"the approvals that count are those of "+ceremony.JoinNames(eligible))
-			}
-			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a custodian of the policy in force", n), "the custodians are "+ceremony.CustodianNames(pol.Policy))
-		})
-	if err != nil {
-		return nil, err
-	}
-	q := pol.Policy.VaultQuorums(pkg.Vault)[0]
-	out := &approveResult{Package: jsonout.RefOf(id), KeyName: pkg.KeyName, Vault: pkg.Vault, KeyType: string(pkg.KeyType), Threshold: q.Threshold, Quorum: q.String()}
-	if k, err := s.KEK(pkg.Offer); err == nil {
-		out.KEK = k.Fingerprint
-	}
-	return &approveTarget{id: id, pkg: pkg, custs: custs, out: out}, nil
-}
-
-// writeApproval has custs sign target with their tokens, one after the other, and appends
-// their approval bundle under the policy in force, pol.
-func writeApproval(ctx context.Context, env *clirun.Env, sess *ceremony.Session, signer *hsm.SigningKey, module string, custs []*store.Custodian, files map[string]string,
-	target bundle.ID, kind bundle.Kind, pol *chain.PolicyRecord) (*bundle.Bundle, error) {
-	var sigs []payload.Signature
-	for _, c := range custs {
-		sig, err := sess.CustodianApproves(ctx, custodianOpener(env, module, files), c, target)
-		if err != nil {
-			return nil, err
-		}
-		sigs = append(sigs, sig[0])
-		crashpoint.Hit("approve-signed")
-	}
-	payload.SortSignatures(sigs)
-	a := &payload.Approval{Target: target, TargetKind: kind.String(), Signatures: sigs}
-	return sess.Append(ctx, pol.ID, a, signer, ceremony.PolicyLifetime(pol))
-}
-
-// approvers picks the custodians who approve what now: those named, each once, each one of
-// eligible who has not approved yet; or, if none is named, every one of eligible who has not.
-// files (PIN files) may name only them. notEligible makes the error for a name not in
-// eligible.
-func approvers(s *store.Store, eligible []payload.Custodian, approved []bundle.ID, names []string, files map[string]string, what string, notEligible func(name string) error) ([]*store.Custodian, error) {
-	explicit := len(names) > 0
-	if !explicit {
-		for _, c := range eligible {
-			if !slices.Contains(approved, c.Key.ID()) {
-				names = append(names, c.Name)
-			}
-		}
-		if len(names) == 0 {
-			return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("every custodian approved %s already", what), "")
-		}
-	}
-	for n := range files {
-		if !slices.Contains(names, n) {
-			return nil, clirun.Usagef("--custodian-pin-file names %s, who is not approving now", n)
-		}
-	}
-	var custs []*store.Custodian
-	for _, n := range names {
-		if slices.ContainsFunc(custs, func(c *store.Custodian) bool { return c.Name == n }) {
-			return nil, clirun.Usagef("custodian %s is given twice", n)
-		}
-		i := slices.IndexFunc(eligible, func(c payload.Custodian) bool { return c.Name == n })
-		if i < 0 {
-			return nil, notEligible(n)
-		}
-		if slices.Contains(approved, eligible[i].Key.ID()) {
-			return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("custodian %s approved %s already", n, what), "")
-		}
-		c, err := s.Custodian(n)
-		if err != nil {
-			return nil, fmt.Errorf("custodian %s: %w", n, err)
-		}
-		if c.Key.ID() != eligible[i].Key.ID() {
-			return nil, exitcode.Wrap(exitcode.Verify, fmt.Errorf("the ledger's key for custodian %s is not the policy's", n), "")
-		}
-		custs = append(custs, c)
-	}
-	return custs, nil
-}
-
-// regionPackages returns the IDs of the key packages of pkgs that await upload, unexpired,
-// for a vault of region under policy p.
-func regionPackages(p *payload.Policy, res *chain.Result, pkgs []store.Package, region string) ([]string, error) {
-	if !slices.Contains(p.VaultRegions(), region) {
-		return nil, clirun.Usagef("--region %s: no vault of the policy in force is in it (its regions are %s)", region, strings.Join(p.VaultRegions(), ", "))
-	}
-	var refs []string
-	t := now().Unix()
-	for _, pkg := range pkgs {
-		rec, outstanding := res.State.Packages[pkg.ID]
-		v, _ := p.Vault(pkg.Vault)
-		if outstanding && rec.Expires >= t && v.Region == region {
-			refs = append(refs, pkg.ID.String())
-		}
-	}
-	if len(refs) == 0 {
-		return nil, exitcode.Wrap(exitcode.Refused, fmt.Errorf("no key package awaits upload for a vault of region %s", region), "byok-offline status lists the packages")
-	}
-	return refs, nil
-}
-
-// readiness fills in whose approvals out's package needs under p and how far it is.
-func readiness(out *approveResult, p *payload.Policy, pkg *store.Package) {
-	quorums := p.VaultQuorums(pkg.Vault)
+// resolvePackage finds the key package of pkgs that ref (--package) names.
+func resolvePackage(ref string, pkgs []store.Package) (bundle.ID, error) {
 	var ids []bundle.ID
-	for _, a := range pkg.Approvals {
-		ids = append(ids, a.Key)
+	names := map[bundle.ID]string{}
+	for _, p := range pkgs {
+		ids = append(ids, p.ID)
+		names[p.ID] = fmt.Sprintf("%s (%s, %s)", p.ID.Short(), p.KeyName, p.State)
 	}
-	q, have, ok := payload.Unmet(quorums, ids)
-	if ok {
-		q, have = quorums[0], quorums[0].Count(ids)
+	return resolveID("key package", ref, ids, func(id bundle.ID) string { return names[id] })
+}
+
+// approveResultOf is the result of "approve" for one package that custodians approved.
+func approveResultOf(a *ceremony.PackageApproval) *approveResult {
+	t, r := a.Target, a.Readiness
+	out := &approveResult{Package: jsonout.RefOf(t.Package.ID), KeyName: t.Package.KeyName, Vault: t.Package.Vault, KeyType: string(t.Package.KeyType), KEK: t.KEK,
+		Approvals: a.Approvals, Threshold: r.Quorum.Threshold, Have: r.Have, Quorum: r.Quorum.String(), Ready: r.Ready, Bundle: infoOf(a.Bundle)}
+	for _, c := range t.Custodians {
+		out.Approved = append(out.Approved, c.Name)
+		out.Custodians = append(out.Custodians, keyInfo{Name: c.Name, Token: c.TokenLabel, Label: c.KeyLabel, Fingerprint: c.Fingerprint(), KeyID: c.Key.ID().String()})
 	}
-	out.Threshold, out.Quorum, out.Have, out.Ready = q.Threshold, q.String(), have, ok
+	return out
 }
 
 func writeApprove(w io.Writer, r *approveResult) error {

@@ -2,9 +2,9 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -15,8 +15,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
-	"github.com/airgap-byok/airgap-byok/shared/station"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -146,12 +144,11 @@ type policyResult struct {
 	OfPrevious int           `json:"approvals_of_previous"`
 	// OfRegions counts, for each region of the policy in force that the proposal changes,
 	// the approvals of that region's custodians; each region's threshold is needed too.
-	OfRegions   []regionCount `json:"approvals_of_regions,omitempty"`
-	InForce     bool          `json:"in_force"`
-	Bundles     []bundleInfo  `json:"bundles"`
-	NewKeys     []keyInfo     `json:"new_custodians,omitempty"`
-	Replaced    string        `json:"replaced,omitempty"` // a proposal this one replaced
-	approvedIDs []bundle.ID
+	OfRegions []regionCount `json:"approvals_of_regions,omitempty"`
+	InForce   bool          `json:"in_force"`
+	Bundles   []bundleInfo  `json:"bundles"`
+	NewKeys   []keyInfo     `json:"new_custodians,omitempty"`
+	Replaced  string        `json:"replaced,omitempty"` // a proposal this one replaced
 }
 
 // change is what the flags change in the policy in force.
@@ -300,87 +297,48 @@ func runPolicyApprove(ctx context.Context, so stateOptions, ho hsmOptions, o pol
 		return err
 	}
 	defer sess.Close()
-	st, res, cur := sess.Self, sess.Result, sess.Policy
-	pend := res.State.Pending
-	if pend == nil {
-		return exitcode.Wrap(exitcode.Refused, errors.New("no policy version awaits approval"), "byok-offline policy amend proposes one")
+	pend, err := sess.Proposal()
+	if err != nil {
+		return err
 	}
-	if now().Unix() > pend.Expires {
-		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("the proposed policy version %d (%s) expired at %s", pend.Policy.Version, pend.ID.Short(), time.Unix(pend.Expires, 0).UTC().Format(time.RFC3339)),
-			"propose it again with byok-offline policy amend")
-	}
-	tok, signer, err := openStationSigner(ctx, env, ho, st)
+	tok, signer, err := openStationSigner(ctx, env, ho, sess.Self)
 	if err != nil {
 		return err
 	}
 	defer tok.Close()
-	return approvePolicy(ctx, env, sess, signer, cur, pend, o, files, &policyResult{})
+	return approvePolicy(ctx, env, sess, signer, sess.Policy, pend, o, files, &policyResult{})
 }
 
-// approvePolicy has the custodians approve the proposal prop, writes their approval bundle,
-// and reports where the proposal stands.
+// approvePolicy has the custodians approve the proposal prop to the policy in force cur,
+// writes their approval bundle, and reports where the proposal stands.
 func approvePolicy(ctx context.Context, env *clirun.Env, sess *ceremony.Session, signer *hsm.SigningKey, cur *chain.PolicyRecord, prop *chain.PendingPolicy,
 	o policyApproveOptions, files map[string]string, out *policyResult) error {
-	s := sess.Store
-	out.Proposal = summarize(prop.ID, prop.Policy, false)
-	out.Previous = summarize(cur.ID, cur.Policy, true)
-	out.Changes = ceremony.PolicyChanges(cur.Policy, prop.Policy)
-	if self, err := station.Toolset(); err == nil && !prop.Policy.AllowsToolset(self.SHA256) {
-		out.Changes = append(out.Changes, fmt.Sprintf("this binary (%s, sha256 %s) is not listed: once this version is in force, it refuses to write", self.Version, self.SHA256))
-	}
-	out.approvedIDs = slices.Clone(prop.Approvals)
-
-	// Who approves now: custodians of either version, each once.
-	eligible := slices.Clone(cur.Policy.Custodians)
-	for _, c := range prop.Policy.Custodians {
-		if !slices.ContainsFunc(eligible, func(e payload.Custodian) bool { return e.Key.ID() == c.Key.ID() }) {
-			eligible = append(eligible, c)
-		}
-	}
-	custs, err := approvers(s, eligible, prop.Approvals, splitList(o.Custodians.Value()), files, fmt.Sprintf("policy version %d", prop.Policy.Version),
-		func(n string) error {
-			return exitcode.Wrap(exitcode.Refused, fmt.Errorf("%s is not a custodian of the policy in force or of the proposed version", n),
-				"the custodians are "+ceremony.CustodianNames(cur.Policy)+" now and "+ceremony.CustodianNames(prop.Policy)+" in the proposal")
-		})
+	a, err := sess.PlanPolicyApproval(prop, splitList(o.Custodians.Value()), slices.Sorted(maps.Keys(files)))
 	if err != nil {
 		return err
 	}
-
+	out.Proposal = summarize(prop.ID, prop.Policy, false)
+	out.Previous = summarize(cur.ID, cur.Policy, true)
+	out.Changes = a.Changes
 	fmt.Fprintf(env.Stderr, "Policy version %d (%s) replaces version %d (%s):\n", prop.Policy.Version, out.Proposal.Fingerprint, cur.Policy.Version, out.Previous.Fingerprint)
 	for _, c := range out.Changes {
 		fmt.Fprintf(env.Stderr, "  - %s\n", c)
 	}
-	if len(custs) > 0 {
-		st, err := s.Station()
-		if err != nil {
-			return err
-		}
-		b, err := writeApproval(ctx, env, sess, signer, st.Module, custs, files, prop.ID, bundle.KindPolicy, cur)
-		if err != nil {
-			return err
-		}
-		for _, c := range custs {
+	done, err := sess.ApprovePolicy(ctx, signer, a, custodianOpener(env, sess.Self.Module, files))
+	if err != nil {
+		return err
+	}
+	if done.Bundle != nil {
+		for _, c := range a.Custodians {
 			out.Approved = append(out.Approved, c.Name)
-			out.approvedIDs = append(out.approvedIDs, c.Key.ID())
 		}
-		out.Bundles = append(out.Bundles, infoOf(b))
+		out.Bundles = append(out.Bundles, infoOf(done.Bundle))
 	}
-	for _, c := range eligible {
-		if slices.Contains(out.approvedIDs, c.Key.ID()) {
-			out.Approvals = append(out.Approvals, c.Name)
-		}
+	out.Approvals, out.OfNew, out.OfPrevious, out.InForce = done.Approvals, done.OfNew, done.OfPrevious, done.InForce
+	for _, rc := range done.OfRegions {
+		out.OfRegions = append(out.OfRegions, regionCount{Region: rc.Region, Have: rc.Have, Need: rc.Need})
 	}
-	out.OfNew = ceremony.CountCustodians(prop.Policy, out.approvedIDs)
-	out.OfPrevious = ceremony.CountCustodians(cur.Policy, out.approvedIDs)
-	qs := cur.Policy.AmendmentQuorums(prop.Policy)
-	for _, q := range qs[2:] {
-		out.OfRegions = append(out.OfRegions, regionCount{Region: q.Region, Have: q.Count(out.approvedIDs), Need: q.Threshold})
-	}
-	_, _, out.InForce = payload.Unmet(qs, out.approvedIDs)
 	out.Proposal.InForce = out.InForce
-	if out.InForce {
-		env.Log.Info("policy version in force", "version", prop.Policy.Version, "fingerprint", prop.ID.Short())
-	}
 	return env.Result(out, func(w io.Writer) error { return writePolicy(w, out) })
 }
 

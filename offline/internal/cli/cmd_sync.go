@@ -12,11 +12,7 @@ import (
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
-	"github.com/airgap-byok/airgap-byok/shared/exitcode"
 	"github.com/airgap-byok/airgap-byok/shared/jsonout"
-	"github.com/airgap-byok/airgap-byok/shared/station"
-	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
-	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
@@ -64,14 +60,12 @@ func packageStatusOf(p *store.Package) packageStatus {
 		s.Approvals = append(s.Approvals, a.Custodian)
 	}
 	for _, r := range p.Receipts {
-		switch r.Outcome {
-		case payload.OutcomeRejected:
-			if s.Error == "" {
-				s.Error = r.Error
-			}
-		default:
-			s.KID, s.Version, s.Finding = r.KID, r.Version, r.Finding
+		if r.Outcome == payload.OutcomeRejected && s.Error == "" {
+			s.Error = r.Error
 		}
+	}
+	if r := ceremony.Landed(p.Receipts); r != nil {
+		s.KID, s.Version, s.Finding = r.KID, r.Version, r.Finding
 	}
 	return s
 }
@@ -94,89 +88,18 @@ func runSync(ctx context.Context, o syncOptions, env *clirun.Env) error {
 		return err
 	}
 	defer sess.Close()
-	if _, _, err := sess.RequireInit(); err != nil {
-		return err
-	}
-	receipts := map[bundle.ID][]store.Receipt{}
-	count := 0
-	var badCopies []string
-	named := map[string]bool{} // the plain copies' names of the packages on the medium
-	res, err := sess.Replay(ctx, func(v *chain.Verified) error {
-		if k, ok := v.Payload.(*payload.KeyPackage); ok {
-			named[station.ByokCopyName(k.KeyName, v.Bundle.ID())] = true
-			if err := station.CheckByokCopy(sess.Station.Media, k.KeyName, v.Bundle.ID(), k.BYOK); err != nil {
-				env.Log.Warn("a plain .byok copy is not its package's .byok", "err", err)
-				badCopies = append(badCopies, err.Error())
-			}
-		}
-		r, ok := v.Payload.(*payload.Receipt)
-		if !ok {
-			return nil
-		}
-		count++
-		receipts[r.Package] = append(receipts[r.Package], ceremony.ReceiptOf(v, r))
-		return nil
-	})
+	rep, err := sess.Sync(ctx)
 	if err != nil {
 		return err
 	}
-	sess.WarnFindings(res)
-	// The replay checked that the medium holds this station's chain: now finish the plain
-	// .byok copies an interrupted package did not write.
-	if err := sess.EnsureByokCopies(); err != nil {
-		return err
+	out := syncResult{Receipts: rep.Receipts, New: rep.New, Packages: []packageStatus{}, Mismatches: rep.Mismatches, Findings: rep.Findings, BadCopies: rep.BadCopies}
+	for i := range rep.Packages {
+		out.Packages = append(out.Packages, packageStatusOf(&rep.Packages[i]))
 	}
-	if res.Complete {
-		for _, err := range station.UnnamedByokCopies(sess.Station.Media, named) {
-			env.Log.Warn("a plain .byok copy names no key package on the medium", "err", err)
-			badCopies = append(badCopies, err.Error())
-		}
-	}
-	out := syncResult{Receipts: count, Packages: []packageStatus{}, BadCopies: badCopies}
-	err = sess.Store.UpdatePackages(func(p *store.Package) (bool, error) {
-		rs := receipts[p.ID]
-		if len(rs) == 0 {
-			return false, nil
-		}
-		state := ceremony.PackageState(rs)
-		changed := state != p.State || len(rs) != len(p.Receipts)
-		if changed {
-			out.New += len(rs) - len(p.Receipts)
-			env.Log.Info("receipt", "package", p.ID.Short(), "key_name", p.KeyName, "vault", p.Vault, "state", state)
-		}
-		p.Receipts, p.State = rs, state
-		return changed, nil
-	})
-	if err != nil {
-		return err
-	}
-	pkgs, err := sess.Store.Packages()
-	if err != nil {
-		return err
-	}
-	for i := range pkgs {
-		s := packageStatusOf(&pkgs[i])
-		switch {
-		case s.State == store.PackageMismatch:
-			out.Mismatches++
-		case s.Finding != "":
-			out.Findings++
-		}
-		out.Packages = append(out.Packages, s)
-	}
-	env.Log.Info("synced with the medium", "receipts", count, "online_head", res.State.Heads.Online.Seq)
 	if err := env.Result(out, func(w io.Writer) error { return writeSync(w, out) }); err != nil {
 		return err
 	}
-	switch {
-	case out.Mismatches > 0:
-		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("%w: %d key(s) in Key Vault are not the keys this station packaged", chain.ErrKeyMismatch, out.Mismatches),
-			"do not use those keys; investigate with the online operator")
-	case out.Findings > 0:
-		return exitcode.Wrap(exitcode.Verify, fmt.Errorf("%d upload(s) broke the policy (see the findings)", out.Findings),
-			"a key reached Key Vault against the policy: investigate with the online operator")
-	}
-	return nil
+	return rep.Err()
 }
 
 func writeSync(w io.Writer, r syncResult) error {

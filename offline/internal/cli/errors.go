@@ -132,6 +132,15 @@ var ceremonyKinds = map[error]exitcode.Class{
 	ceremony.ErrOnlineChanged:      {Code: exitcode.Verify, Hint: "is this the right stick?"},
 	ceremony.ErrWrongFingerprint:   {Code: exitcode.Verify, Hint: "do not continue: the medium or the fingerprint read aloud is not the online station's"},
 	ceremony.ErrOnlineUnverified:   {Code: exitcode.Verify},
+	ceremony.ErrNotAwaitingUpload:  {Code: exitcode.Refused, Hint: "byok-offline sync shows the receipt"},
+	ceremony.ErrPackageExpired:     {Code: exitcode.Verify, Hint: "package the key again"},
+	ceremony.ErrApprovedAlready:    {Code: exitcode.Refused},
+	ceremony.ErrNothingToApprove:   {Code: exitcode.Refused, Hint: "byok-offline status lists the packages"},
+	ceremony.ErrNotPolicyKey:       {Code: exitcode.Verify},
+	ceremony.ErrNoProposal:         {Code: exitcode.Refused, Hint: "byok-offline policy amend proposes one"},
+	ceremony.ErrProposalExpired:    {Code: exitcode.Verify, Hint: "propose it again with byok-offline policy amend"},
+	ceremony.ErrKeyMismatch:        {Code: exitcode.Verify, Hint: "do not use those keys; investigate with the online operator"},
+	ceremony.ErrPolicyFindings:     {Code: exitcode.Verify, Hint: "a key reached Key Vault against the policy: investigate with the online operator"},
 }
 
 func ceremonyClass(e *ceremony.Error) (exitcode.Class, bool) {
@@ -158,11 +167,25 @@ func ceremonyClass(e *ceremony.Error) (exitcode.Class, bool) {
 			hint = "there are: " + strings.Join(e.Have, ", ")
 		}
 		return exitcode.Class{Code: exitcode.Bundle, Hint: hint}, true
+	case ceremony.ErrNotEligible:
+		return exitcode.Class{Code: exitcode.Refused, Hint: notEligibleHint(e)}, true
 	case ceremony.ErrSignerLabelTaken:
 		return exitcode.Class{Code: exitcode.Refused, Hint: fmt.Sprintf("another object in token %q carries label %q: choose another label", e.Token, e.Label)}, true
 	}
 	c, ok := ceremonyKinds[e.Kind]
 	return c, ok
+}
+
+// notEligibleHint says whose approvals count, when a custodian named is not one of them.
+func notEligibleHint(e *ceremony.Error) string {
+	names := strings.Join(e.Custodians, ", ")
+	switch {
+	case e.Region != "":
+		return "the approvals that count are those of " + names
+	case e.Proposed != nil:
+		return "the custodians are " + names + " now and " + strings.Join(e.Proposed, ", ") + " in the proposal"
+	}
+	return "the custodians are " + names
 }
 
 // replayClass adds the operator's next step to a replay failure that has an obvious one and
