@@ -19,10 +19,9 @@ import (
 
 // ApprovalRequest says which key packages custodians approve now, and who.
 type ApprovalRequest struct {
-	// Refs name the key packages as the operator gave them; Resolve finds the package each
-	// names among the ledger's (its errors are returned as they are).
-	Refs    []string
-	Resolve func(ref string, pkgs []store.Package) (bundle.ID, error)
+	// Refs name the key packages as the operator gave them: fingerprints or IDs (see
+	// ResolveID).
+	Refs []string
 	// Region, instead of Refs: every key package awaiting upload, unexpired, for a vault of
 	// this region. A custodian who approved one of them already is left out for it, and a
 	// package nobody is left to approve is left out.
@@ -49,7 +48,8 @@ type ApprovalTarget struct {
 
 // PlanApprovals checks req against the ledger, the policy in force and the medium (the
 // session is opened with OpenInForce), before any token is opened, and returns the key
-// packages to approve, in the order asked. It first writes the plain .byok copies an
+// packages to approve, in the order asked (each reference resolved, then checked, before the
+// next is resolved: ErrNoSuchBundle for one that names none). It first writes the plain .byok copies an
 // interrupted package did not write. Refusals are *Error: ErrNotAwaitingUpload,
 // ErrPackageExpired, ErrNotEligible, ErrApprovedAlready, ErrNothingToApprove,
 // ErrNotPolicyKey, and ErrUsage for a package or custodian given twice, a region with no
@@ -63,9 +63,8 @@ func (s *Session) PlanApprovals(req ApprovalRequest) ([]*ApprovalTarget, error) 
 		return nil, err
 	}
 	region := strings.ToLower(req.Region)
-	// Each package is resolved, then checked, before the next is resolved.
 	var n int
-	resolve := func(i int) (bundle.ID, error) { return req.Resolve(req.Refs[i], pkgs) }
+	resolve := func(i int) (bundle.ID, error) { return resolvePackage(req.Refs[i], pkgs) }
 	if region != "" {
 		ids, err := s.regionPackages(pkgs, region)
 		if err != nil {
@@ -105,6 +104,18 @@ func (s *Session) PlanApprovals(req ApprovalRequest) ([]*ApprovalTarget, error) 
 		}
 	}
 	return targets, nil
+}
+
+// resolvePackage finds the key package of pkgs that ref names; the candidates are described
+// with their key's name and state.
+func resolvePackage(ref string, pkgs []store.Package) (bundle.ID, error) {
+	var ids []bundle.ID
+	desc := map[bundle.ID]string{}
+	for _, p := range pkgs {
+		ids = append(ids, p.ID)
+		desc[p.ID] = fmt.Sprintf("%s (%s, %s)", p.ID.Short(), p.KeyName, p.State)
+	}
+	return ResolveID("key package", ref, ids, func(id bundle.ID) string { return desc[id] })
 }
 
 func pinFileErr(name string) error {

@@ -24,6 +24,7 @@ var initTokens = []softhsmtest.Token{
 	{Label: "station", PIN: "station-pin-1357", SOPIN: "station-so-2468"},
 	{Label: "alice", PIN: "alice-pin-9753", SOPIN: "alice-so-8642"},
 	{Label: "bob", PIN: "bob-pin-1122", SOPIN: "bob-so-3344"},
+	{Label: "carol", PIN: "carol-pin-5566", SOPIN: "carol-so-7788"}, // a custodian of newCustodians
 }
 
 // initFixture is a station about to be initialised: SoftHSM2 tokens for it and two

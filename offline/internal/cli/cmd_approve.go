@@ -11,10 +11,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
-	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/shared/jsonout"
-	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 )
 
 // approveOptions are the options of "approve".
@@ -93,7 +91,7 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 	}
 	defer sess.Close()
 	targets, err := sess.PlanApprovals(ceremony.ApprovalRequest{
-		Refs: refs, Resolve: resolvePackage, Region: o.Region, Custodians: splitList(o.Custodians.Value()), PINFiles: slices.Sorted(maps.Keys(files)),
+		Refs: refs, Region: o.Region, Custodians: splitList(o.Custodians.Value()), PINFiles: slices.Sorted(maps.Keys(files)),
 	})
 	if err != nil {
 		return err
@@ -130,17 +128,6 @@ func runApprove(ctx context.Context, o approveOptions, env *clirun.Env) error {
 		}
 		return nil
 	})
-}
-
-// resolvePackage finds the key package of pkgs that ref (--package) names.
-func resolvePackage(ref string, pkgs []store.Package) (bundle.ID, error) {
-	var ids []bundle.ID
-	names := map[bundle.ID]string{}
-	for _, p := range pkgs {
-		ids = append(ids, p.ID)
-		names[p.ID] = fmt.Sprintf("%s (%s, %s)", p.ID.Short(), p.KeyName, p.State)
-	}
-	return resolveID("key package", ref, ids, func(id bundle.ID) string { return names[id] })
 }
 
 // approveResultOf is the result of "approve" for one package that custodians approved.
