@@ -11,7 +11,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/offline/internal/onlinetest"
 	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
-	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
@@ -134,11 +133,11 @@ func (s *station) propose(ch ceremony.PolicyChange, custodians ...string) {
 	}
 	signer, closeSigner := s.signer(sess)
 	defer closeSigner()
-	b, err := sess.Append(ctx, sess.Policy.ID, next, signer, ceremony.PolicyLifetime(sess.Policy))
+	prop, err := sess.Propose(ctx, signer, next)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	plan, err := sess.PlanPolicyApproval(&chain.PendingPolicy{PolicyRecord: chain.PolicyRecord{ID: b.ID(), Policy: next}}, custodians, nil)
+	plan, err := sess.PlanPolicyApproval(prop.PendingPolicy, custodians, nil)
 	if err != nil {
 		s.t.Fatal(err)
 	}

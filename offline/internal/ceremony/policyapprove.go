@@ -28,6 +28,43 @@ func (s *Session) Proposal() (*chain.PendingPolicy, error) {
 	return pend, nil
 }
 
+// Proposal is a policy version proposed to the custodians.
+type Proposal struct {
+	*chain.PendingPolicy
+	// Bundle is the proposal bundle written now; nil if an interrupted proposal of the same
+	// terms wrote it already (PendingPolicy then carries the approvals it has).
+	Bundle *bundle.Bundle
+	// Replaced is the proposal awaiting approval, of other terms, that this one replaces,
+	// with its approvals.
+	Replaced *chain.PendingPolicy
+}
+
+// Propose writes next, the next version of the policy in force (the session is opened with
+// OpenInForce), signed by the station's signer, unless the proposal awaiting approval has
+// the same terms (an interrupted amend with the same changes wrote it): then that one is
+// returned, with its approvals, to collect the rest.
+func (s *Session) Propose(ctx context.Context, signer *hsm.SigningKey, next *payload.Policy) (*Proposal, error) {
+	cur := s.Policy
+	out := &Proposal{PendingPolicy: &chain.PendingPolicy{PolicyRecord: chain.PolicyRecord{Policy: next}}}
+	if pend := s.Result.State.Pending; pend != nil {
+		if PolicyTerms(pend.Policy) == PolicyTerms(next) {
+			out.ID, out.Approvals = pend.ID, pend.Approvals
+			s.Log.Info("policy version already proposed; collecting approvals", "version", next.Version, "fingerprint", pend.ID.Short())
+			return out, nil
+		}
+		s.Log.Warn("the new proposal replaces the one awaiting approval, and its approvals", "replaced", pend.ID.Short(), "version", pend.Policy.Version)
+		out.Replaced = pend
+	}
+	b, err := s.Append(ctx, cur.ID, next, signer, PolicyLifetime(cur))
+	if err != nil {
+		return nil, err
+	}
+	crashpoint.Hit("policy-proposed")
+	out.ID, out.Bundle = b.ID(), b
+	s.Log.Info("policy version proposed", "version", next.Version, "fingerprint", out.ID.Short())
+	return out, nil
+}
+
 // PolicyApproval is a proposed policy version that custodians approve now.
 type PolicyApproval struct {
 	Proposal *chain.PendingPolicy

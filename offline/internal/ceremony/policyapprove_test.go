@@ -153,3 +153,56 @@ func TestApprovePolicyRegion(t *testing.T) {
 		t.Errorf("after bob: regions %v, %d of the new, in force %t; want westeurope 2 of 2, 3, in force", done.OfRegions, done.OfNew, done.InForce)
 	}
 }
+
+// TestPropose: a proposal is written once; proposing the same terms again (an interrupted
+// amend run again) returns it with its approvals and writes nothing, and other terms replace
+// it.
+func TestPropose(t *testing.T) {
+	s := newStation(t)
+	ctx := context.Background()
+	one, skew := 1, time.Minute
+	propose := func(ch ceremony.PolicyChange, approve ...string) *ceremony.Proposal {
+		t.Helper()
+		sess := s.openInForce()
+		defer sess.Close()
+		next, _, err := ceremony.Amend(sess.Policy, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, closeSigner := s.signer(sess)
+		defer closeSigner()
+		prop, err := sess.Propose(ctx, signer, next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(approve) > 0 {
+			plan, err := sess.PlanPolicyApproval(prop.PendingPolicy, approve, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sess.ApprovePolicy(ctx, signer, plan, s.opener(new([]string))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return prop
+	}
+
+	first := propose(ceremony.PolicyChange{Threshold: &one}, "alice")
+	if first.Bundle == nil || first.ID != first.Bundle.ID() || first.Replaced != nil || first.Policy.Version != 2 {
+		t.Fatalf("first proposal: bundle %v, ID %s, replaced %v; want version 2 written", first.Bundle, first.ID.Short(), first.Replaced)
+	}
+	before := s.offlineBundles()
+	again := propose(ceremony.PolicyChange{Threshold: &one})
+	if again.Bundle != nil || again.ID != first.ID || len(again.Approvals) != 1 || again.Replaced != nil || s.offlineBundles() != before {
+		t.Errorf("the same terms again: bundle %v, ID %s with %d approvals; want the first proposal, alice's approval, nothing written", again.Bundle, again.ID.Short(), len(again.Approvals))
+	}
+	other := propose(ceremony.PolicyChange{MaxClockSkew: &skew})
+	if other.Bundle == nil || other.ID == first.ID || len(other.Approvals) != 0 || other.Replaced == nil || other.Replaced.ID != first.ID || len(other.Replaced.Approvals) != 1 {
+		t.Fatalf("other terms: bundle %v, replaced %v; want a new proposal replacing the first and its approval", other.Bundle, other.Replaced)
+	}
+	sess := s.openInForce()
+	defer sess.Close()
+	if pend, err := sess.Proposal(); err != nil || pend.ID != other.ID || len(pend.Approvals) != 0 {
+		t.Errorf("Proposal() = %v, %v; want the second proposal, without approvals", pend, err)
+	}
+}

@@ -14,8 +14,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
-	"github.com/airgap-byok/airgap-byok/shared/crashpoint"
-	"github.com/airgap-byok/airgap-byok/transfer-format/bundle"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
@@ -202,7 +200,7 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 		return err
 	}
 	defer sess.Close()
-	st, res, cur := sess.Self, sess.Result, sess.Policy
+	st, cur := sess.Self, sess.Policy
 	change := o.change()
 	if err := ceremony.AppliedAlready(sess.Store, cur, change); err != nil {
 		return err
@@ -260,31 +258,17 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 		return clirun.Usagef("the new policy is not valid: %v", err)
 	}
 
-	// The proposal, unless an interrupted amend with these flags wrote it already.
-	pend := res.State.Pending
-	var propID bundle.ID
-	var approvals []bundle.ID
-	if pend != nil {
-		if ceremony.PolicyTerms(pend.Policy) == ceremony.PolicyTerms(next) {
-			propID, approvals = pend.ID, pend.Approvals
-			env.Log.Info("policy version already proposed; collecting approvals", "version", next.Version, "fingerprint", propID.Short())
-		} else {
-			env.Log.Warn("the new proposal replaces the one awaiting approval, and its approvals", "replaced", pend.ID.Short(), "version", pend.Policy.Version)
-			out.Replaced = pend.ID.Short()
-		}
+	prop, err := sess.Propose(ctx, signer, next)
+	if err != nil {
+		return err
 	}
-	if propID.IsZero() {
-		b, err := sess.Append(ctx, cur.ID, next, signer, ceremony.PolicyLifetime(cur))
-		if err != nil {
-			return err
-		}
-		crashpoint.Hit("policy-proposed")
-		propID = b.ID()
-		out.Bundles = append(out.Bundles, infoOf(b))
-		env.Log.Info("policy version proposed", "version", next.Version, "fingerprint", propID.Short())
+	if prop.Replaced != nil {
+		out.Replaced = prop.Replaced.ID.Short()
 	}
-	prop := &chain.PendingPolicy{PolicyRecord: chain.PolicyRecord{ID: propID, Policy: next}, Approvals: approvals}
-	return approvePolicy(ctx, env, sess, signer, cur, prop, o.approve, files, out)
+	if prop.Bundle != nil {
+		out.Bundles = append(out.Bundles, infoOf(prop.Bundle))
+	}
+	return approvePolicy(ctx, env, sess, signer, cur, prop.PendingPolicy, o.approve, files, out)
 }
 
 func runPolicyApprove(ctx context.Context, so stateOptions, ho hsmOptions, o policyApproveOptions, env *clirun.Env) error {
