@@ -175,3 +175,38 @@ func (s *Session) writeApproval(ctx context.Context, signer *hsm.SigningKey, cus
 	a := &payload.Approval{Target: target, TargetKind: kind.String(), Signatures: sigs}
 	return s.Append(ctx, s.Policy.ID, a, signer, PolicyLifetime(s.Policy))
 }
+
+// AddCustodians enrols the custodians a policy change adds (Amend's adds), each on a token
+// of their own: not the station's, not that of a custodian of the policy in force. It lists
+// them in next, checks that next is a valid policy, and returns their records. open asks for
+// each one's PIN.
+func (s *Session) AddCustodians(ctx context.Context, open OpenCustodianToken, next *payload.Policy, adds []CustodianSpec, labelPrefix string, reuse bool) ([]*store.Custodian, error) {
+	custs, err := s.Store.Custodians()
+	if err != nil {
+		return nil, err
+	}
+	for _, spec := range adds {
+		taken := spec.Token == s.Self.TokenLabel
+		for _, c := range custs {
+			_, inForce := s.Policy.Policy.Custodian(c.Key.ID())
+			taken = taken || (inForce && c.TokenLabel == spec.Token)
+		}
+		if taken {
+			return nil, usagef("--add-custodian %s: token %q is the station's or another custodian's: each custodian needs a token of their own", spec.Name, spec.Token)
+		}
+	}
+	var out []*store.Custodian
+	for _, spec := range adds {
+		cs, err := s.EnrolCustodian(ctx, open, spec, labelPrefix+"-"+spec.Name, reuse)
+		if err != nil {
+			return nil, err
+		}
+		_ = cs.Token.Close()
+		next.Custodians = append(next.Custodians, payload.Custodian{Name: spec.Name, Key: cs.Record.Key})
+		out = append(out, cs.Record)
+	}
+	if err := next.Validate(); err != nil {
+		return nil, usagef("the new policy is not valid: %v", err)
+	}
+	return out, nil
+}

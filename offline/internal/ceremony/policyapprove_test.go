@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
+	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
@@ -204,5 +205,44 @@ func TestPropose(t *testing.T) {
 	defer sess.Close()
 	if pend, err := sess.Proposal(); err != nil || pend.ID != other.ID || len(pend.Approvals) != 0 {
 		t.Errorf("Proposal() = %v, %v; want the second proposal, without approvals", pend, err)
+	}
+}
+
+// AddCustodians enrols a new custodian only on a token of their own, lists them in the next
+// version, and refuses a taken token before any PIN is asked.
+func TestAddCustodians(t *testing.T) {
+	s := newStation(t)
+	ctx := context.Background()
+	sess := s.openInForce()
+	defer sess.Close()
+	for _, tok := range []string{"station", "alice"} {
+		next, adds, err := ceremony.Amend(sess.Policy, ceremony.PolicyChange{AddCustodians: []string{"carol=" + tok}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var opened []string
+		_, err = sess.AddCustodians(ctx, s.opener(&opened), next, adds, "byok-custodian", false)
+		if !errors.Is(err, ceremony.ErrUsage) || !strings.Contains(err.Error(), "needs a token of their own") || len(opened) != 0 {
+			t.Errorf("carol on token %s: %v, tokens opened %v; want a usage error and no PIN asked", tok, err, opened)
+		}
+		if _, err := sess.Store.Custodian("carol"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("carol on token %s was enrolled: %v", tok, err)
+		}
+	}
+	next, adds, err := ceremony.Amend(sess.Policy, ceremony.PolicyChange{AddCustodians: []string{"carol=carol"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened []string
+	added, err := sess.AddCustodians(ctx, s.opener(&opened), next, adds, "byok-custodian", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := sess.Store.Custodian("carol")
+	if err != nil || len(added) != 1 || added[0].KeyLabel != "byok-custodian-carol" || rec.Key.ID() != added[0].Key.ID() {
+		t.Fatalf("added %v, ledger %v (%v); want carol's key byok-custodian-carol recorded", added, rec, err)
+	}
+	if c, ok := next.Custodian(rec.Key.ID()); !ok || c.Name != "carol" || len(next.Custodians) != 3 {
+		t.Errorf("next lists %v; want carol added to alice and bob", next.Custodians)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/airgap-byok/airgap-byok/offline/internal/hsm"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
-	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
 )
 
 // policyAmendOptions are the options of "policy amend".
@@ -230,32 +229,13 @@ func runPolicyAmend(ctx context.Context, o policyAmendOptions, env *clirun.Env) 
 	defer tok.Close()
 
 	// The new custodians' keys, on tokens of their own.
-	custs, err := sess.Store.Custodians()
+	added, err := sess.AddCustodians(ctx, custodianOpener(env, o.HSM.withDefaults(st).Module, files), next, adds, o.CustodianKeyLabel, o.ReuseCustodianKeys)
 	if err != nil {
 		return err
 	}
-	for _, spec := range adds {
-		taken := spec.Token == st.TokenLabel
-		for _, c := range custs {
-			_, inForce := cur.Policy.Custodian(c.Key.ID())
-			taken = taken || (inForce && c.TokenLabel == spec.Token)
-		}
-		if taken {
-			return clirun.Usagef("--add-custodian %s: token %q is the station's or another custodian's: each custodian needs a token of their own", spec.Name, spec.Token)
-		}
-	}
 	out := &policyResult{}
-	for _, spec := range adds {
-		cs, err := sess.EnrolCustodian(ctx, custodianOpener(env, o.HSM.withDefaults(st).Module, files), spec, o.CustodianKeyLabel+"-"+spec.Name, o.ReuseCustodianKeys)
-		if err != nil {
-			return err
-		}
-		_ = cs.Token.Close()
-		next.Custodians = append(next.Custodians, payload.Custodian{Name: spec.Name, Key: cs.Record.Key})
-		out.NewKeys = append(out.NewKeys, custodianInfo(cs.Record))
-	}
-	if err := next.Validate(); err != nil {
-		return clirun.Usagef("the new policy is not valid: %v", err)
+	for _, c := range added {
+		out.NewKeys = append(out.NewKeys, custodianInfo(c))
 	}
 
 	prop, err := sess.Propose(ctx, signer, next)
