@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/airgap-byok/airgap-byok/offline/internal/ceremony"
+	"github.com/airgap-byok/airgap-byok/offline/internal/store"
 	"github.com/airgap-byok/airgap-byok/shared/clirun"
 	"github.com/airgap-byok/airgap-byok/transfer-format/chain"
 	"github.com/airgap-byok/airgap-byok/transfer-format/payload"
@@ -46,6 +47,8 @@ type statusResult struct {
 	KEKs        []kekInfo       `json:"keks"`
 	Keys        []keyResult     `json:"keys"`
 	Packages    []packageStatus `json:"packages"`
+
+	now time.Time // the station's clock: what has expired by now (text only)
 }
 
 func runStatus(_ context.Context, o statusOptions, env *clirun.Env) error {
@@ -59,6 +62,7 @@ func runStatus(_ context.Context, o statusOptions, env *clirun.Env) error {
 		return err
 	}
 	out := statusResultOf(st)
+	out.now = now()
 	return env.Result(out, func(w io.Writer) error { return writeStatus(w, out) })
 }
 
@@ -133,7 +137,7 @@ func writeStatus(w io.Writer, r statusResult) error {
 		b.WriteString("          an interrupted write is pending: the next package or approve finishes it\n")
 	}
 	for _, k := range r.KEKs {
-		fmt.Fprintf(&b, "kek       %s  %s RSA-%d %s, expires %s; offer %s expires %s\n", k.KEK, k.State, k.Bits, k.KID, k.Expires, k.Offer.Fingerprint, k.OfferExpires)
+		fmt.Fprintf(&b, "kek       %s  %s RSA-%d %s, %s; offer %s %s\n", k.KEK, k.State, k.Bits, k.KID, expiryText(k.Expires, r.now), k.Offer.Fingerprint, expiryText(k.OfferExpires, r.now))
 	}
 	for _, k := range r.Keys {
 		fmt.Fprintf(&b, "key       %-20s %s %s (label %q)\n", k.Ident, k.Type, k.State, k.Label)
@@ -141,10 +145,29 @@ func writeStatus(w io.Writer, r statusResult) error {
 	if len(r.Packages) > 0 {
 		b.WriteString("packages\n")
 		writePackages(&b, r.Packages)
+		for _, p := range r.Packages {
+			if p.State == store.PackageOutstanding && expired(p.Expires, r.now) {
+				fmt.Fprintf(&b, "          %s expired at %s: package the key again\n", p.Package.Fingerprint, p.Expires)
+			}
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
 // when formats Unix seconds for people.
+// expiryText is "expires T", or "expired T" once the RFC 3339 time T is not after now.
+func expiryText(t string, now time.Time) string {
+	if expired(t, now) {
+		return "expired " + t
+	}
+	return "expires " + t
+}
+
+// expired reports whether the RFC 3339 time t is not after now.
+func expired(t string, now time.Time) bool {
+	e, err := time.Parse(time.RFC3339, t)
+	return err == nil && !now.Before(e)
+}
+
 func when(s int64) string { return time.Unix(s, 0).UTC().Format(time.RFC3339) }
