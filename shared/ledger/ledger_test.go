@@ -118,16 +118,23 @@ func TestOpenWaitForHolder(t *testing.T) {
 	}
 }
 
-// A holder that keeps the file past the wait is ErrLocked, saying how long it waited.
-func TestOpenWaitGivesUp(t *testing.T) {
-	shortLock(t)
+// held returns the path of a ledger that the test holds open until it ends.
+func held(t *testing.T) string {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), "state.db")
 	db, err := Open(p, schema(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	_, err = OpenWait(context.Background(), p, schema(1), WaitOptions{Wait: 120 * time.Millisecond})
+	t.Cleanup(func() { db.Close() })
+	return p
+}
+
+// A holder that keeps the file past the wait is ErrLocked, saying how long it waited.
+func TestOpenWaitGivesUp(t *testing.T) {
+	shortLock(t)
+	p := held(t)
+	_, err := OpenWait(context.Background(), p, schema(1), WaitOptions{Wait: 120 * time.Millisecond})
 	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "still locked after waiting 120ms") {
 		t.Fatalf("OpenWait() = %v, want ErrLocked after waiting 120ms", err)
 	}
@@ -136,14 +143,9 @@ func TestOpenWaitGivesUp(t *testing.T) {
 // An interrupted command stops waiting with the context's error.
 func TestOpenWaitInterrupted(t *testing.T) {
 	shortLock(t)
-	p := filepath.Join(t.TempDir(), "state.db")
-	db, err := Open(p, schema(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	p := held(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err = OpenWait(ctx, p, schema(1), WaitOptions{Wait: time.Hour, Waiting: cancel})
+	_, err := OpenWait(ctx, p, schema(1), WaitOptions{Wait: time.Hour, Waiting: cancel})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("OpenWait() = %v, want context.Canceled", err)
 	}

@@ -43,19 +43,13 @@ func (s *Session) AcceptKEKs(ctx context.Context, offer string, roots *x509.Cert
 		return nil, err
 	}
 	var offers []*chain.Verified
-	res, err := s.Replay(ctx, func(v *chain.Verified) error {
+	res, err := s.ReplayAndFinish(ctx, func(v *chain.Verified) error {
 		if _, ok := v.Payload.(*payload.KEKOffer); ok {
 			offers = append(offers, v)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
-	}
-	s.WarnFindings(res)
-	// The replay checked that the medium holds this station's chain: now finish the plain
-	// .byok copies an interrupted package did not write.
-	if err := s.EnsureByokCopies(); err != nil {
 		return nil, err
 	}
 	pol := res.State.Current()

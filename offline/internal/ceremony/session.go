@@ -150,6 +150,21 @@ func (s *Session) Replay(ctx context.Context, onBundle func(*chain.Verified) err
 	return res, replayErr(err)
 }
 
+// ReplayAndFinish is Replay for steps that write: it warns about the findings that did not
+// stop the replay and then, the medium being known to hold this station's chain, finishes
+// the plain .byok copies an interrupted package did not write (EnsureByokCopies).
+func (s *Session) ReplayAndFinish(ctx context.Context, onBundle func(*chain.Verified) error) (*chain.Result, error) {
+	res, err := s.Replay(ctx, onBundle)
+	if err != nil {
+		return nil, err
+	}
+	s.WarnFindings(res)
+	if err := s.EnsureByokCopies(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
 // ReplayState is Replay for steps that need only the state: it resumes from the ledger's
 // checkpoint (station.ReplayState).
 func (s *Session) ReplayState(ctx context.Context) (*chain.Result, error) {

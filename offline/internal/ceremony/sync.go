@@ -88,7 +88,7 @@ func (s *Session) Sync(ctx context.Context) (*SyncReport, error) {
 	receipts := map[bundle.ID][]store.Receipt{}
 	out := &SyncReport{}
 	named := map[string]bool{} // the plain copies' names of the packages on the medium
-	res, err := s.Replay(ctx, func(v *chain.Verified) error {
+	res, err := s.ReplayAndFinish(ctx, func(v *chain.Verified) error {
 		if k, ok := v.Payload.(*payload.KeyPackage); ok {
 			named[station.ByokCopyName(k.KeyName, v.Bundle.ID())] = true
 			if err := station.CheckByokCopy(s.Station.Media, k.KeyName, v.Bundle.ID(), k.BYOK); err != nil {
@@ -105,12 +105,6 @@ func (s *Session) Sync(ctx context.Context) (*SyncReport, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
-	}
-	s.WarnFindings(res)
-	// The replay checked that the medium holds this station's chain: now finish the plain
-	// .byok copies an interrupted package did not write.
-	if err := s.EnsureByokCopies(); err != nil {
 		return nil, err
 	}
 	if res.Complete {

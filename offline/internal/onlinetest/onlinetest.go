@@ -100,6 +100,11 @@ func (s *Station) head(c bundle.Chain) (chain.Head, *bundle.Bundle, error) {
 	if err != nil || !ok {
 		return chain.Head{}, nil, err
 	}
+	return s.headOf(e)
+}
+
+// headOf reads the bundle of entry e as a chain head.
+func (s *Station) headOf(e media.Entry) (chain.Head, *bundle.Bundle, error) {
 	data, err := s.C.M.Read(e)
 	if err != nil {
 		return chain.Head{}, nil, err
@@ -218,16 +223,9 @@ func (s *Station) Rewind(seq uint64) error {
 	if err != nil {
 		return err
 	}
-	data, err := s.C.M.Read(e)
-	if err != nil {
-		return err
-	}
-	b, err := bundle.Parse(data)
-	if err != nil {
-		return err
-	}
-	s.C.Heads.Online = chain.Head{Seq: b.Header.Seq, ID: b.ID(), Created: b.Header.Created}
-	return nil
+	h, _, err := s.headOf(e)
+	s.C.Heads.Online = h
+	return err
 }
 
 // AttestationRootPEM returns the certificate that the stand-in Managed HSM attestations of
