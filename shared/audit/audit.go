@@ -754,6 +754,7 @@ func (a *auditor) onBundle(v *chain.Verified) error {
 			info.KCV = hex.EncodeToString(p.KCV)
 		}
 		a.pending[v.Bundle.ID()] = info
+		si.pubSHA = info.PubSHA
 		a.named[station.ByokCopyName(p.KeyName, v.Bundle.ID())] = true
 		if err := station.CheckByokCopy(a.m, p.KeyName, v.Bundle.ID(), p.BYOK); err != nil {
 			// A check of the tools, not a verdict of the format (SPEC.md §8.1).

@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -194,17 +195,17 @@ prints the same digest. The report holds no time of its own: the same medium aud
 {{end}}
 
 {{- define "row" -}}
-<tr id="b-{{.ID}}"><td class="n">{{.Order}}</td><td class="t">{{time .Created}}</td>{{if .Online}}<td></td>{{end}}<td class="c"><span class="k">{{.Kind}}</span> · {{.Chain}} seq {{.Seq}} · bundle <span class="fp" title="{{.ID}}">{{.Short}}</span><br>signed by {{.Station}} <span class="fp">{{.Signer}}</span>; expires {{time .Expires}}
+<tr id="b-{{.ID}}"><td class="n">{{.Order}}</td><td class="t">{{.Created}}</td>{{if .Online}}<td></td>{{end}}<td class="c"><span class="k">{{.Kind}}</span> · {{.Place}} · bundle <span class="fp" title="{{.ID}}">{{.Short}}</span><br>signed by {{.Station}} <span class="fp">{{.Signer}}</span>; expires {{.Expires}}
 {{- if .PolicyID}}; under policy <a class="fp" href="#b-{{.PolicyID}}">{{.PolicyShort}}</a>{{end}}<br>
-{{- with .Enrollment}}station {{.Name}} enrolls key <span class="fp">{{.Key}}</span> ({{.Alg}}), software {{.Software}}{{with .HSM}}, HSM token {{.Label}} ({{.Manufacturer}} {{.Model}}){{end}}{{end}}
-{{- with .Policy}}policy version {{.Version}}{{if .PreviousID}} after <a class="fp" href="#b-{{.PreviousID}}">{{.Previous}}</a>{{end}}: {{.Threshold}} of {{len .Custodians}} custodians ({{template "approvers" .Custodians}}); vaults {{range $i, $v := .Vaults}}{{if $i}}, {{end}}{{$v.URL}} ({{$v.Kind}}, {{$v.Region}}){{end}}; KEK ≥ {{.MinKEKBits}} bits{{if .AllowWeakerKEK}}, weaker KEK allowed{{end}}{{end}}
-{{- with .Offer}}KEK {{.KID}} RSA-{{.KeySize}}, expires {{time .Expires}}{{if .Attestation}}, attestation {{.Attestation}}{{end}}{{end}}
-{{- with .Package}}key {{.KeyName}} {{.KeyType}} for {{.Vault}}, wrapped with KEK offer <a class="fp" href="#b-{{.OfferID}}">{{.Offer}}</a>{{if .PublicKeySHA256}}; public key SHA-256 <span class="hex">{{.PublicKeySHA256}}</span>{{end}}{{end}}
-{{- with .Approval}}approves {{.TargetKind}} <a class="fp" href="#b-{{.TargetID}}">{{.Target}}</a> by {{range $i, $s := .Signatures}}{{if $i}}, {{end}}{{$s.Name}} <span class="fp">{{$s.Fingerprint}}</span>{{if $s.NotCounted}} <span class="bad">(not counted)</span>{{end}}{{end}}{{end}}
-{{- with .Receipt}}upload of key package <a class="fp" href="#b-{{.PackageID}}">{{.Package}}</a>: {{.Outcome}}{{if .KID}} as {{.KID}}{{end}}{{if .Error}}; Key Vault said: {{.Error}}{{end}}
+{{- with .Enrollment}}station {{.Name}} enrolls key <span class="fp">{{.Key}}</span> ({{.Alg}}), software {{.Software}}{{with .HSM}}, HSM token {{.Label}} ({{.Manufacturer}} {{.Model}}){{end}}
+{{- else with .Policy}}policy version {{.Version}}{{if .PreviousID}} after <a class="fp" href="#b-{{.PreviousID}}">{{.Previous}}</a>{{end}}: {{.Threshold}} of {{len .Custodians}} custodians ({{template "approvers" .Custodians}}); vaults {{range $i, $v := .Vaults}}{{if $i}}, {{end}}{{$v.URL}} ({{$v.Kind}}, {{$v.Region}}){{end}}; KEK ≥ {{.MinKEKBits}} bits{{if .AllowWeakerKEK}}, weaker KEK allowed{{end}}
+{{- else with .Offer}}KEK {{.KID}} RSA-{{.KeySize}}, expires {{.Expires}}{{if .Attestation}}, attestation {{.Attestation}}{{end}}
+{{- else with .Package}}key {{.Key}} for {{.Vault}}, wrapped with KEK offer <a class="fp" href="#b-{{.OfferID}}">{{.Offer}}</a>{{if .PublicKeySHA256}}; public key SHA-256 <span class="hex">{{.PublicKeySHA256}}</span>{{end}}
+{{- else with .Approval}}approves {{.TargetKind}} <a class="fp" href="#b-{{.TargetID}}">{{.Target}}</a> by {{range $i, $s := .Signatures}}{{if $i}}, {{end}}{{$s.Name}} <span class="fp">{{$s.Fingerprint}}</span>{{if $s.NotCounted}} <span class="bad">(not counted)</span>{{end}}{{end}}
+{{- else with .Receipt}}upload of key package <a class="fp" href="#b-{{.PackageID}}">{{.Package}}</a>: {{.Result}}{{if .Error}}; Key Vault said: {{.Error}}{{end}}
 {{- with .Match}}{{if .}}; <span class="ok">public key matches the package</span>{{else}}; <span class="bad">public key differs from the package</span>{{end}}{{end}}{{end}}
 {{- if .Findings}}<ul class="f">{{range .Findings}}<li><span class="v">{{.Verdict}}</span> {{.Message}}</li>{{end}}</ul>{{end -}}
-</td>{{if not .Online}}<td></td>{{end}}</tr>
+</td>{{if .Online}}{{else}}<td></td>{{end}}</tr>
 {{end}}
 
 {{- define "failed" -}}
@@ -221,11 +222,13 @@ prints the same digest. The report holds no time of its own: the same medium aud
 `
 
 var pageTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"time":      formatTime,
 	"duration":  humanDuration,
 	"placement": placementText,
 	"seqs":      seqList,
 }).Parse(pageTemplates))
+
+// rowTmpl is the "row" template, looked up once.
+var rowTmpl = pageTmpl.Lookup("row")
 
 // formatTime shows a Unix time in UTC to the second.
 func formatTime(s int64) string { return time.Unix(s, 0).UTC().Format("2006-01-02 15:04:05") }
@@ -294,18 +297,26 @@ func (h *htmlWriter) abort() {
 type stepInfo struct {
 	counted []bool   // approvals: which signatures counted
 	receipt *Receipt // receipts: the inventory's view
+	pubSHA  string   // key packages: the SHA-256 of the public key, in hex, if it has one
 }
 
 // rowView is a verified bundle as the timeline shows it: the header, and the payload of its
 // kind (exactly one of Enrollment ... Receipt is set).
+//
+// The timeline has a row per bundle, so its template is the report's hot path: every action
+// costs a call of the escaper html/template puts after it (through reflection), and more for
+// a number or a function. Values are therefore formatted here, as text: numbers and times are
+// strings, and text that the row shows next to each other without markup between is one
+// field (Place, packageView.Key, receiptView.Result). The template still escapes all of it.
 type rowView struct {
-	ID, Short, Kind, Chain string
-	Order, Seq             uint64
-	Created, Expires       int64
-	Online                 bool
-	Station, Signer        string
-	PolicyID, PolicyShort  string
-	Findings               []Finding
+	ID, Short, Kind       string
+	Place                 string // "offline seq 5"
+	Order                 string
+	Created, Expires      string // formatTime
+	Online                bool
+	Station, Signer       string
+	PolicyID, PolicyShort string
+	Findings              []Finding
 
 	Enrollment *enrollmentView
 	Policy     *policyView
@@ -333,14 +344,15 @@ type policyView struct {
 type offerView struct {
 	KID         string
 	KeySize     int
-	Expires     int64
+	Expires     string // formatTime
 	Attestation string
 }
 
 type packageView struct {
-	KeyName, KeyType, Vault string
-	OfferID, Offer          string
-	PublicKeySHA256         string
+	Key             string // "payments-signing RSA-3072": the key's name and type
+	Vault           string
+	OfferID, Offer  string
+	PublicKeySHA256 string
 }
 
 type approvalView struct {
@@ -354,16 +366,19 @@ type signatureView struct {
 }
 
 type receiptView struct {
-	PackageID, Package, Outcome, KID, Error string
-	Match                                   *bool
+	PackageID, Package string
+	Result             string // the outcome, and " as " the key's ID if it has one
+	Error              string
+	Match              *bool
 }
 
 // step writes one verified bundle of the timeline.
 func (h *htmlWriter) step(a *auditor, v *chain.Verified, si stepInfo) error {
 	hd := &v.Bundle.Header
 	id := v.Bundle.ID()
-	r := rowView{ID: id.String(), Short: id.Short(), Kind: hd.Kind.String(), Chain: hd.Chain.String(),
-		Order: a.order, Seq: hd.Seq, Created: hd.Created, Expires: hd.Expires, Online: hd.Chain == bundle.ChainOnline,
+	r := rowView{ID: id.String(), Short: id.Short(), Kind: hd.Kind.String(),
+		Place: hd.Chain.String() + " seq " + strconv.FormatUint(hd.Seq, 10), Order: strconv.FormatUint(a.order, 10),
+		Created: formatTime(hd.Created), Expires: formatTime(hd.Expires), Online: hd.Chain == bundle.ChainOnline,
 		Station: a.stations[hd.Chain], Signer: hd.Signer.Short()}
 	if !hd.Policy.IsZero() {
 		r.PolicyID, r.PolicyShort = hd.Policy.String(), hd.Policy.Short()
@@ -384,18 +399,15 @@ func (h *htmlWriter) step(a *auditor, v *chain.Verified, si stepInfo) error {
 		}
 		r.Policy = pv
 	case *payload.KEKOffer:
-		o := &offerView{KID: p.KID, KeySize: p.KeySize, Expires: p.Expires}
+		o := &offerView{KID: p.KID, KeySize: p.KeySize, Expires: formatTime(p.Expires)}
 		if p.Attestation != nil {
 			o.Attestation = p.Attestation.Format
 		}
 		r.Offer = o
 	case *payload.KeyPackage:
 		kt, _ := p.Target.KeyType()
-		pk := &packageView{KeyName: p.KeyName, KeyType: string(kt), Vault: p.Vault, OfferID: p.KEK.Offer.String(), Offer: p.KEK.Offer.Short()}
-		if len(p.PublicKey) > 0 {
-			pk.PublicKeySHA256 = sha256Hex(p.PublicKey)
-		}
-		r.Package = pk
+		r.Package = &packageView{Key: p.KeyName + " " + string(kt), Vault: p.Vault, OfferID: p.KEK.Offer.String(), Offer: p.KEK.Offer.Short(),
+			PublicKeySHA256: si.pubSHA}
 	case *payload.Approval:
 		av := &approvalView{TargetKind: p.TargetKind, TargetID: p.Target.String(), Target: p.Target.Short()}
 		for i, s := range p.Signatures {
@@ -408,14 +420,17 @@ func (h *htmlWriter) step(a *auditor, v *chain.Verified, si stepInfo) error {
 		}
 		r.Approval = av
 	case *payload.Receipt:
-		rv := &receiptView{PackageID: p.Package.String(), Package: p.Package.Short(), Outcome: p.Outcome, KID: p.KID, Error: p.Error}
+		rv := &receiptView{PackageID: p.Package.String(), Package: p.Package.Short(), Result: p.Outcome, Error: p.Error}
+		if p.KID != "" {
+			rv.Result += " as " + p.KID
+		}
 		if si.receipt != nil {
 			rv.Match = si.receipt.PublicKeyMatch
 		}
 		r.Receipt = rv
 	}
 	h.rows++
-	return pageTmpl.ExecuteTemplate(h.w, "row", r)
+	return rowTmpl.Execute(h.w, r)
 }
 
 // failedView is a timeline row for a bundle the replay could not verify.

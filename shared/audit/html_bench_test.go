@@ -51,6 +51,10 @@ func rowsOfEveryKind(tb testing.TB) ([]benchRow, *auditor) {
 			a.stations[v.Bundle.Header.Chain] = p.Name
 		case *payload.Policy:
 			a.learnPolicy(p)
+		case *payload.KeyPackage:
+			if len(p.PublicKey) > 0 {
+				si.pubSHA = sha256Hex(p.PublicKey)
+			}
 		case *payload.Approval:
 			si.counted = make([]bool, len(p.Signatures))
 			for i := range si.counted {
