@@ -126,14 +126,14 @@ prints the same digest. The report holds no time of its own: the same medium aud
 
 {{- define "key" -}}
 <tr><td><a class="fp" href="#b-{{.Package}}">{{.PackageFingerprint}}</a>{{if .PackageSeq}} offline seq {{.PackageSeq}}{{end}}</td>
-<td class="nw">{{if .Name}}{{.Name}} {{.KeyType}}{{else}}<span class="bad">no key package awaiting upload</span>{{end}}</td>
+<td class="nw">{{if .Key}}{{.Key}}{{else}}<span class="bad">no key package awaiting upload</span>{{end}}</td>
 <td>{{template "approvers" .Approvals}}</td>
 <td>
 {{- if .ReceiptMissing}}<span class="warn">imported (the online station's ledger says so), receipt missing from this medium</span>
 {{- else if .NotUploaded}}<span class="warn">not uploaded</span>
 {{- if .Rejected}}; Key Vault refused it {{.Rejected}} time(s){{with .Receipt}}{{if .Error}}: {{.Error}}{{end}}{{end}}{{end}}
-{{- else}}{{with .Receipt}}{{.Vault}}{{if $.Region}} ({{$.Region}}){{end}}<br>kid {{.KID}}<br>receipt <a class="fp" href="#b-{{.ID}}">{{.Fingerprint}}</a> online seq {{.Seq}}: {{.Outcome}}
-{{- if gt (len .Versions) 1}}<br><span class="bad">duplicate: Key Vault holds {{len .Versions}} versions</span>{{range .Versions}}<br>{{.}}{{end}}{{end}}{{end}}
+{{- else}}{{with .Receipt}}{{$.Landed}}<br>kid {{.KID}}<br>receipt <a class="fp" href="#b-{{.ID}}">{{.Fingerprint}}</a> online seq {{$.ReceiptSeq}}: {{.Outcome}}
+{{- if $.Duplicate}}<br><span class="bad">duplicate: Key Vault holds {{$.Duplicate}} versions</span>{{range .Versions}}<br>{{.}}{{end}}{{end}}{{end}}
 {{- end}}</td>
 <td>
 {{- if .PublicKeySHA256}}packaged <span class="hex">{{.PublicKeySHA256}}</span>
@@ -227,8 +227,8 @@ var pageTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"seqs":      seqList,
 }).Parse(pageTemplates))
 
-// rowTmpl is the "row" template, looked up once.
-var rowTmpl = pageTmpl.Lookup("row")
+// rowTmpl and keyTmpl are the templates of the rows of the timeline and the key inventory.
+var rowTmpl, keyTmpl = pageTmpl.Lookup("row"), pageTmpl.Lookup("key")
 
 // formatTime shows a Unix time in UTC to the second.
 func formatTime(s int64) string { return time.Unix(s, 0).UTC().Format("2006-01-02 15:04:05") }
@@ -490,15 +490,47 @@ func writeHead(w *bufio.Writer, rep *Report, rows uint64) error {
 		if err != nil {
 			return err
 		}
-		if err := pageTmpl.ExecuteTemplate(w, "key", keyView{Key: k}); err != nil {
+		if err := keyTmpl.Execute(w, newKeyView(&k)); err != nil {
 			return err
 		}
 	}
 	return pageTmpl.ExecuteTemplate(w, "middle", v)
 }
 
-// keyView is a row of the key inventory.
-type keyView struct{ Key }
+// keyView is a row of the key inventory. Like rowView its values are formatted as text
+// beforehand: the inventory has a row per key package.
+type keyView struct {
+	Package, PackageFingerprint string
+	PackageSeq                  string // "" for none
+	Key                         string // "payments-signing RSA-3072"; "" without a key package
+	Approvals                   []Approver
+	ReceiptMissing, NotUploaded bool
+	Rejected                    int
+	Receipt                     *Receipt
+	Landed                      string // the receipt's vault, and the key's region in parentheses
+	ReceiptSeq                  string
+	Duplicate                   string // how many versions Key Vault holds, if more than one
+	PublicKeySHA256, KCV        string
+}
 
-func (k keyView) ReceiptMissing() bool { return k.Status == StatusReceiptMissing }
-func (k keyView) NotUploaded() bool    { return k.Status == StatusNotUploaded }
+func newKeyView(k *Key) keyView {
+	v := keyView{Package: k.Package, PackageFingerprint: k.PackageFingerprint, Approvals: k.Approvals,
+		ReceiptMissing: k.Status == StatusReceiptMissing, NotUploaded: k.Status == StatusNotUploaded,
+		Rejected: k.Rejected, Receipt: k.Receipt, PublicKeySHA256: k.PublicKeySHA256, KCV: k.KCV}
+	if k.PackageSeq != 0 {
+		v.PackageSeq = strconv.FormatUint(k.PackageSeq, 10)
+	}
+	if k.Name != "" {
+		v.Key = k.Name + " " + k.KeyType
+	}
+	if r := k.Receipt; r != nil {
+		v.Landed, v.ReceiptSeq = r.Vault, strconv.FormatUint(r.Seq, 10)
+		if k.Region != "" {
+			v.Landed += " (" + k.Region + ")"
+		}
+		if len(r.Versions) > 1 {
+			v.Duplicate = strconv.Itoa(len(r.Versions))
+		}
+	}
+	return v
+}
