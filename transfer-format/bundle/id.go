@@ -23,23 +23,24 @@ const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 // Short returns the fingerprint people compare: the first 80 bits of the ID in Crockford
 // base32, in four groups of four, e.g. "7KQ2-M9XD-4TNV-H3PA" (§4.4).
 func (id ID) Short() string {
-	var sb strings.Builder
+	var out [19]byte // 16 digits and 3 dashes
 	var acc uint64
-	bits := 0
-	n := 0
+	bits, n, o := 0, 0, 0
 	for _, b := range id[:10] {
 		acc = acc<<8 | uint64(b)
 		bits += 8
 		for bits >= 5 {
 			bits -= 5
 			if n > 0 && n%4 == 0 {
-				sb.WriteByte('-')
+				out[o] = '-'
+				o++
 			}
-			sb.WriteByte(crockford[(acc>>bits)&31])
+			out[o] = crockford[(acc>>bits)&31]
+			o++
 			n++
 		}
 	}
-	return sb.String()
+	return string(out[:o])
 }
 
 // MarshalText encodes the ID as hex.
