@@ -392,6 +392,54 @@ func TestKeyInventory(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
+// The HTML report says a key's public key matches only where Key Vault returned the packaged
+// one: in the key inventory ("match", "MISMATCH") and in the receipt's timeline row.
+func TestHTMLPublicKeyMismatch(t *testing.T) {
+	c := newCeremony(t, chaintest.Config{})
+	check(t, c.Setup())
+	off := must[*bundle.Bundle](t)(c.Offer())
+	good := must[*bundle.Bundle](t)(c.Package(off.ID(), payload.RSA3072, "good"))
+	bad := must[*bundle.Bundle](t)(c.Package(off.ID(), payload.RSA3072, "bad"))
+	for _, p := range []*bundle.Bundle{good, bad} {
+		must[*bundle.Bundle](t)(c.Approve(p.ID(), bundle.KindKeyPackage, 0, 1))
+	}
+	goodR := must[*bundle.Bundle](t)(c.Receipt(good))
+	r := must[*payload.Receipt](t)(c.ReceiptPayload(bad))
+	r.Outcome, r.PublicKey = payload.OutcomePublicKeyMismatch, must[*payload.Receipt](t)(c.ReceiptPayload(good)).PublicKey
+	badR := must[*bundle.Bundle](t)(c.Append(bundle.ChainOnline, r))
+
+	page := filepath.Join(t.TempDir(), "report.html")
+	rep := run(t, audit.Options{Media: c.M.Dir(), Policy: c.PolicyID.Short(), HTML: page})
+	byName := map[string]audit.Key{}
+	for k, err := range rep.Keys() {
+		check(t, err)
+		byName[k.Name] = k
+	}
+	if m := byName["bad"].Receipt.PublicKeyMatch; m == nil || *m {
+		t.Fatalf("bad: public key match %v, want false", m)
+	}
+	html := string(must[[]byte](t)(os.ReadFile(page)))
+	row := func(start string) string {
+		i := strings.Index(html, start)
+		if i < 0 {
+			t.Fatalf("the report has no %q", start)
+		}
+		return html[i : i+strings.Index(html[i:], "</tr>")]
+	}
+	for _, tt := range []struct {
+		row, want, not string
+	}{
+		{row(`<td class="nw">good RSA-3072</td>`), `<span class="ok">match</span>`, "MISMATCH"},
+		{row(`<td class="nw">bad RSA-3072</td>`), `<span class="bad">MISMATCH</span>`, `>match<`},
+		{row(`<tr id="b-` + goodR.ID().String() + `"`), "public key matches the package", "differs"},
+		{row(`<tr id="b-` + badR.ID().String() + `"`), "public key differs from the package", "matches"},
+	} {
+		if !strings.Contains(tt.row, tt.want) || strings.Contains(tt.row, tt.not) {
+			t.Errorf("row %q: want %q and no %q", tt.row, tt.want, tt.not)
+		}
+	}
+}
+
 // The text form: verdict first, then the counts, the keys and the findings.
 func TestTextOutput(t *testing.T) {
 	c := newCeremony(t, chaintest.Config{})

@@ -137,8 +137,8 @@ prints the same digest. The report holds no time of its own: the same medium aud
 {{- end}}</td>
 <td>
 {{- if .PublicKeySHA256}}packaged <span class="hex">{{.PublicKeySHA256}}</span>
-{{- with .Receipt}}{{if .PublicKeySHA256}}<br>Key Vault <span class="hex">{{.PublicKeySHA256}}</span>{{end}}
-{{- with .PublicKeyMatch}}{{if .}}<br><span class="ok">match</span>{{else}}<br><span class="bad">MISMATCH</span>{{end}}{{end}}{{end}}
+{{- with .Receipt}}{{if .PublicKeySHA256}}<br>Key Vault <span class="hex">{{.PublicKeySHA256}}</span>{{end}}{{end}}
+{{- if .Matches}}<br><span class="ok">match</span>{{else if .Differs}}<br><span class="bad">MISMATCH</span>{{end}}
 {{- else if .KCV}}AES, check value <span class="hex">{{.KCV}}</span> (Key Vault returns no key material){{end -}}
 </td></tr>
 {{end}}
@@ -203,7 +203,7 @@ prints the same digest. The report holds no time of its own: the same medium aud
 {{- else with .Package}}key {{.Key}} for {{.Vault}}, wrapped with KEK offer <a class="fp" href="#b-{{.OfferID}}">{{.Offer}}</a>{{if .PublicKeySHA256}}; public key SHA-256 <span class="hex">{{.PublicKeySHA256}}</span>{{end}}
 {{- else with .Approval}}approves {{.TargetKind}} <a class="fp" href="#b-{{.TargetID}}">{{.Target}}</a> by {{range $i, $s := .Signatures}}{{if $i}}, {{end}}{{$s.Name}} <span class="fp">{{$s.Fingerprint}}</span>{{if $s.NotCounted}} <span class="bad">(not counted)</span>{{end}}{{end}}
 {{- else with .Receipt}}upload of key package <a class="fp" href="#b-{{.PackageID}}">{{.Package}}</a>: {{.Result}}{{if .Error}}; Key Vault said: {{.Error}}{{end}}
-{{- with .Match}}{{if .}}; <span class="ok">public key matches the package</span>{{else}}; <span class="bad">public key differs from the package</span>{{end}}{{end}}{{end}}
+{{- if .Matches}}; <span class="ok">public key matches the package</span>{{else if .Differs}}; <span class="bad">public key differs from the package</span>{{end}}{{end}}
 {{- if .Findings}}<ul class="f">{{range .Findings}}<li><span class="v">{{.Verdict}}</span> {{.Message}}</li>{{end}}</ul>{{end -}}
 </td>{{if .Online}}{{else}}<td></td>{{end}}</tr>
 {{end}}
@@ -369,7 +369,7 @@ type receiptView struct {
 	PackageID, Package string
 	Result             string // the outcome, and " as " the key's ID if it has one
 	Error              string
-	Match              *bool
+	Matches, Differs   bool // Key Vault returned the packaged public key, or another one
 }
 
 // step writes one verified bundle of the timeline.
@@ -425,7 +425,7 @@ func (h *htmlWriter) step(a *auditor, v *chain.Verified, si stepInfo) error {
 			rv.Result += " as " + p.KID
 		}
 		if si.receipt != nil {
-			rv.Match = si.receipt.PublicKeyMatch
+			rv.Matches, rv.Differs = publicKeyMatch(si.receipt)
 		}
 		r.Receipt = rv
 	}
@@ -511,6 +511,7 @@ type keyView struct {
 	ReceiptSeq                  string
 	Duplicate                   string // how many versions Key Vault holds, if more than one
 	PublicKeySHA256, KCV        string
+	Matches, Differs            bool // Key Vault returned the packaged public key, or another one
 }
 
 func newKeyView(k *Key) keyView {
@@ -531,6 +532,17 @@ func newKeyView(k *Key) keyView {
 		if len(r.Versions) > 1 {
 			v.Duplicate = strconv.Itoa(len(r.Versions))
 		}
+		v.Matches, v.Differs = publicKeyMatch(r)
 	}
 	return v
+}
+
+// publicKeyMatch says whether the receipt's public key matches the packaged one, and whether
+// it differs; neither when there was nothing to compare (a template's {{if}} on the *bool
+// itself would be true for false).
+func publicKeyMatch(r *Receipt) (matches, differs bool) {
+	if r.PublicKeyMatch == nil {
+		return false, false
+	}
+	return *r.PublicKeyMatch, !*r.PublicKeyMatch
 }
