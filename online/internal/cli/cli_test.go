@@ -338,6 +338,54 @@ func TestKEKCreateRefusesAToolsetThePolicyDoesNotList(t *testing.T) {
 	}
 }
 
+// upload checks the policy's allowed toolsets before it imports anything: under a policy
+// version that no longer lists this binary it refuses (exit 7), Key Vault holds no key and
+// the online chain does not move.
+func TestUploadRefusesAToolsetThePolicyDoesNotList(t *testing.T) {
+	self, err := buildinfo.Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStation(t, payload.VaultPremium, func(p *payload.Policy) {
+		p.AllowedToolsets = payload.SortToolsets([]string{chaintest.TestToolset.SHA256, self.SHA256})
+	})
+	s.trust()
+	if code := s.kek(); code != 0 {
+		t.Fatalf("kek create: exit %d: %s", code, s.stderr.String())
+	}
+	s.takeOffer()
+	// Policy version 2 drops this binary; both custodians approve it.
+	s.c.Clock = time.Now()
+	p2 := *s.c.Policy
+	p2.Version, p2.Previous = 2, s.c.PolicyID
+	p2.AllowedToolsets = payload.SortToolsets([]string{chaintest.TestToolset.SHA256, strings.Repeat("ab", 32)})
+	b2, err := s.c.Append(bundle.ChainOffline, &p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.c.Approve(b2.ID(), bundle.KindPolicy, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	s.c.Policy, s.c.PolicyID = &p2, b2.ID()
+	pkg, err := s.c.Package(s.offer, payload.ECP256, "key-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.c.Approve(pkg.ID(), bundle.KindKeyPackage, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	before := s.onlineSeq()
+	if code := s.upload(uploadOptions{}); code != exitcode.Refused {
+		t.Fatalf("upload: exit %d, want %d: %s", code, exitcode.Refused, s.stderr.String())
+	}
+	if !strings.Contains(s.stderr.String(), "sha256 "+self.SHA256+") is not one of the 2 toolsets") {
+		t.Errorf("stderr = %s", s.stderr.String())
+	}
+	if n := s.vault.Calls(vaultfake.OpImport); n != 0 || s.vault.Imports() != 0 || s.onlineSeq() != before {
+		t.Errorf("a refused upload made %d import calls (%d imports) and moved the online chain from %d to %d", n, s.vault.Imports(), before, s.onlineSeq())
+	}
+}
+
 func TestKEKCreateFailures(t *testing.T) {
 	t.Run("lost response", func(t *testing.T) {
 		s := newStation(t, payload.VaultPremium, nil)
