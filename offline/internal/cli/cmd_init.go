@@ -311,8 +311,7 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 		return err
 	}
 	st := r.Station
-	res := initResult{Station: keyInfo{Name: st.Name, Token: st.TokenLabel, Label: st.KeyLabel, Fingerprint: st.Fingerprint(), KeyID: st.Key.ID().String(), Adopted: st.Adopted},
-		Online: keyInfo{Name: r.Online.Name, Fingerprint: r.Online.Key.ID().Short(), KeyID: r.Online.Key.ID().String()}, Vaults: p.vaults}
+	res := initResult{Station: stationInfo(st), Online: onlineInfo(r.Online), Vaults: p.vaults}
 	for _, c := range r.Custodians {
 		res.Custodians = append(res.Custodians, custodianInfo(c))
 	}
@@ -327,6 +326,16 @@ func runInit(ctx context.Context, o initOptions, env *clirun.Env) error {
 // custodianInfo describes an enrolled custodian's key for people.
 func custodianInfo(c *store.Custodian) keyInfo {
 	return keyInfo{Name: c.Name, Token: c.TokenLabel, Label: c.KeyLabel, Fingerprint: c.Fingerprint(), KeyID: c.Key.ID().String(), Adopted: c.Adopted}
+}
+
+// stationInfo is the keyInfo of this station's record.
+func stationInfo(st *store.Station) keyInfo {
+	return keyInfo{Name: st.Name, Token: st.TokenLabel, Label: st.KeyLabel, Fingerprint: st.Fingerprint(), KeyID: st.Key.ID().String(), Adopted: st.Adopted}
+}
+
+// onlineInfo is the keyInfo of the online station's record.
+func onlineInfo(on *store.Online) keyInfo {
+	return keyInfo{Name: on.Name, Fingerprint: on.Key.ID().Short(), KeyID: on.Key.ID().String()}
 }
 
 // confirmFingerprint has the operator confirm the online station's key fingerprint: the one

@@ -71,13 +71,15 @@ func statusResultOf(st *ceremony.Status) statusResult {
 	out := statusResult{Initialised: st.Initialised, Custodians: []keyInfo{}, Vaults: []payload.Vault{}, KEKs: []kekInfo{}, Keys: []keyResult{}, Packages: []packageStatus{},
 		Head: st.Head, Peer: st.Peer, Pending: st.Pending}
 	if s := st.Station; s != nil {
-		out.Station = &keyInfo{Name: s.Name, Token: s.TokenLabel, Label: s.KeyLabel, Fingerprint: s.Fingerprint(), KeyID: s.Key.ID().String(), Adopted: s.Adopted}
+		si := stationInfo(s)
+		out.Station = &si
 	}
 	if on := st.Online; on != nil {
-		out.Online = &keyInfo{Name: on.Name, Fingerprint: on.Key.ID().Short(), KeyID: on.Key.ID().String()}
+		oi := onlineInfo(on)
+		out.Online = &oi
 	}
 	for _, c := range st.Custodians {
-		out.Custodians = append(out.Custodians, keyInfo{Name: c.Name, Token: c.TokenLabel, Label: c.KeyLabel, Fingerprint: c.Fingerprint(), KeyID: c.Key.ID().String(), Adopted: c.Adopted})
+		out.Custodians = append(out.Custodians, custodianInfo(&c))
 	}
 	if p := st.Policy; p != nil {
 		sum := summarize(p.ID, p.Policy, st.InForce)

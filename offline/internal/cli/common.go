@@ -297,9 +297,3 @@ func splitList(vals []string) []string {
 
 // envSet reports whether the environment variable name is set and not empty.
 func envSet(name string) bool { return os.Getenv(name) != "" }
-
-// fileExists reports whether path exists.
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
