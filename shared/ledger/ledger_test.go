@@ -140,6 +140,18 @@ func TestOpenWaitGivesUp(t *testing.T) {
 	}
 }
 
+// Without a wait, a held file is ErrLocked after the first try, and nobody is told of a
+// wait.
+func TestOpenWaitZeroFailsAtOnce(t *testing.T) {
+	shortLock(t)
+	p := held(t)
+	waiting := 0
+	_, err := OpenWait(context.Background(), p, schema(1), WaitOptions{Waiting: func() { waiting++ }})
+	if !errors.Is(err, ErrLocked) || strings.Contains(err.Error(), "after waiting") || waiting != 0 {
+		t.Fatalf("OpenWait(no wait) = %v, Waiting called %d times; want ErrLocked at once, no wait said", err, waiting)
+	}
+}
+
 // An interrupted command stops waiting with the context's error.
 func TestOpenWaitInterrupted(t *testing.T) {
 	shortLock(t)
